@@ -1,0 +1,100 @@
+"""The season axis: which week of which season a date falls in, and which places exist.
+
+A season starts on a fixed month-day (``08-01`` for US flu) and is cut into 7-day bins numbered
+from 1; a date before the start belongs to the previous season. Places are taken from the
+bundled location table in ascending FIPS order; ``US`` and territories can be removed, as the
+training arrays hold the 50 states and DC only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from trainset.errors import TrainsetError
+from trainset.locations import load_locations
+
+
+@dataclass(frozen=True)
+class SeasonAxis:
+    """Weeks and places of the dense frame grid.
+
+    Parameters
+    ----------
+    start : str
+        Month-day ``MM-DD`` on which every season starts.
+    weeks : int
+        Number of 7-day bins per season (53 covers every year).
+    places : tuple of str
+        Location codes on the place axis, in axis order.
+    """
+
+    start: str = "08-01"
+    weeks: int = 53
+    places: tuple[str, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any] | None = None) -> "SeasonAxis":
+        """Build the axis from the ``season_axis`` config section."""
+        cfg = dict(cfg or {})
+        if cfg.get("places", "flusight") != "flusight":
+            raise TrainsetError(
+                f"season_axis.places: unknown place set {cfg['places']!r}; use 'flusight'"
+            )
+        table = load_locations()
+        keep = table["kind"].eq("state")
+        if not cfg.get("remove_us", True):
+            keep |= table["kind"].eq("national")
+        if not cfg.get("remove_territories", True):
+            keep |= table["kind"].eq("territory")
+        codes = sorted(table.loc[keep, "location_code"], key=_fips_order)
+        return cls(start=cfg.get("start", "08-01"), weeks=int(cfg.get("weeks", 53)), places=tuple(codes))
+
+    @property
+    def week_numbers(self) -> np.ndarray:
+        """Season weeks 1..weeks."""
+        return np.arange(1, self.weeks + 1)
+
+    @property
+    def states_mask(self) -> np.ndarray:
+        """Boolean mask over the place axis: True for the 50 states and DC (national-sum places)."""
+        kind = load_locations().set_index("location_code")["kind"]
+        return np.array([kind[code] == "state" for code in self.places])
+
+    def place_index(self, codes: pd.Series | np.ndarray) -> np.ndarray:
+        """Position of each code on the place axis, -1 where the code is not on the axis."""
+        lookup = pd.Index(self.places)
+        return lookup.get_indexer(pd.Index(np.asarray(codes, dtype=object)))
+
+    def season_and_week(self, dates: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Season (start year) and 1-based season week of each date, vectorised.
+
+        ``week = floor(days since the season start / 7) + 1``; a date before this year's start
+        belongs to the previous season.
+        """
+        stamps = pd.DatetimeIndex(pd.to_datetime(np.asarray(dates)))
+        month, day = (int(part) for part in self.start.split("-"))
+        year = stamps.year.to_numpy()
+        before = (stamps.month.to_numpy() < month) | (
+            (stamps.month.to_numpy() == month) & (stamps.day.to_numpy() < day)
+        )
+        season = year - before.astype(int)
+        starts = pd.to_datetime(
+            pd.DataFrame({"year": season, "month": month, "day": day})
+        ).to_numpy()
+        days = (stamps.to_numpy() - starts) // np.timedelta64(1, "D")
+        return season.astype(np.int64), (days // 7 + 1).astype(np.int64)
+
+    def week_end(self, season: int, week: int, weekday: int = 5) -> pd.Timestamp:
+        """A date inside ``week`` of ``season`` falling on ``weekday`` (Mon=0 .. Sun=6)."""
+        month, day = (int(part) for part in self.start.split("-"))
+        first = pd.Timestamp(year=season, month=month, day=day) + pd.Timedelta(days=7 * (week - 1))
+        return first + pd.Timedelta(days=(weekday - first.weekday()) % 7)
+
+
+def _fips_order(code: str) -> tuple[int, str]:
+    """Numeric FIPS codes ascending; non-numeric codes such as ``US`` last."""
+    return (0, code) if code.isdigit() else (1, code)
