@@ -106,3 +106,9 @@ def write_json(obj: Any, target: str | os.PathLike) -> None:
     """Write pretty, key-sorted JSON atomically (stable bytes for equal content)."""
     with atomic_path(target) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def copy_file(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Copy a file atomically."""
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)

@@ -1,0 +1,7 @@
+"""Allow ``python -m trainset``."""
+
+import sys
+
+from trainset.cli import main
+
+sys.exit(main())

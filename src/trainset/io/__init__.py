@@ -1,0 +1,1 @@
+"""File formats: one small adapter module per format, all writing atomically."""

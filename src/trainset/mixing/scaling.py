@@ -1,0 +1,60 @@
+"""Rescaling frames so their national peak matches a target drawn from a distribution.
+
+The national curve is the sum over the 50 states and DC only: the old code summed national and
+territory rows too and got targets about twice a 51-state peak.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from trainset.errors import TrainsetError
+
+
+def national_peaks(values: np.ndarray, states: np.ndarray) -> np.ndarray:
+    """Max over weeks of the sum over state places, per frame of ``values`` [n, weeks, places]."""
+    return np.nansum(values[:, :, states], axis=2).max(axis=1)
+
+
+def scaling_targets(
+    cfg: dict | None, keys: pd.DataFrame, values: np.ndarray, states: np.ndarray, mix: str
+) -> np.ndarray:
+    """The 1-D distribution of target peaks named by a mix's ``scaling_distribution``.
+
+    ``{from_families: [...]}`` uses the national peaks of every group of those families,
+    ``{values: [...]}`` a list, ``{path: file}`` a text file of numbers (one per line).
+    """
+    where = f"mixes.{mix}.scaling_distribution"
+    if not cfg:
+        raise TrainsetError(f"{where}: a family has to_scale: true but no distribution is given. "
+                            "Fix: set from_families, values or path")
+    if "from_families" in cfg:
+        families = list(cfg["from_families"])
+        chosen = keys["datasetH1"].isin(families).to_numpy()
+        missing = sorted(set(families) - set(keys["datasetH1"]))
+        if missing:
+            raise TrainsetError(f"{where}.from_families: {missing} not in the table. "
+                                f"Fix: use some of {sorted(keys['datasetH1'].unique())}")
+        targets = national_peaks(values[chosen], states)
+    elif "values" in cfg:
+        targets = np.asarray(cfg["values"], dtype=float)
+    elif "path" in cfg:
+        targets = _read_targets(Path(cfg["path"]), where)
+    else:
+        raise TrainsetError(f"{where}: give from_families, values or path")
+    targets = targets[np.isfinite(targets) & (targets > 0)]
+    if targets.size == 0:
+        raise TrainsetError(f"{where}: no positive finite target peak. Fix: check its source")
+    return np.sort(targets)
+
+
+def _read_targets(path: Path, where: str) -> np.ndarray:
+    if not path.exists():
+        raise TrainsetError(f"{where}.path: {path} not found")
+    try:
+        return np.loadtxt(path, dtype=float, ndmin=1, delimiter=",")
+    except ValueError as error:
+        raise TrainsetError(f"{where}.path: {path} must hold one number per line ({error})") from error

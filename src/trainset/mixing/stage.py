@@ -1,0 +1,44 @@
+"""The frames stage: validated table file -> frames Parquet file + summary JSON."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+
+from trainset.mixing.build import build_frames
+from trainset.mixing.store import write_frames
+from trainset.provenance import file_sha256, provenance, write_json
+from trainset.seasons import SeasonAxis
+from trainset.table.io import read_table
+
+logger = logging.getLogger(__name__)
+
+
+def mix_frames(
+    table_path: str | os.PathLike,
+    output: str | os.PathLike,
+    summary_path: str | os.PathLike,
+    mix: str,
+    mix_cfg: dict[str, Any],
+    season_axis: dict[str, Any],
+    seed: int,
+    table_summary: str | os.PathLike | None = None,
+) -> dict:
+    """Build one mix's frames from a table written by the ingest stage; return its summary."""
+    axis = SeasonAxis.from_config(season_axis)
+    table = read_table(table_path)
+    frames = build_frames(table, mix_cfg, mix, axis, seed)
+    del table
+    record = provenance(config={"mix": mix_cfg, "season_axis": season_axis}, seed=seed,
+                        inputs={"table": file_sha256(table_path)})
+    write_frames(frames, output, record)
+    summary = {"mix": mix, **frames.summary, "provenance": record}
+    if table_summary is not None:
+        with open(table_summary) as handle:
+            table_report = json.load(handle)
+        summary["table"] = {k: table_report.get(k) for k in ("source", "rows_in", "rows_out", "dropped_places",
+                                                             "dropped_missing_value")}
+    write_json(summary, summary_path)
+    return summary

@@ -1,0 +1,101 @@
+# Helpers shared by every rule file: config loading and validation, config slices for params,
+# the library files each stage imports (declared as inputs so an edit reruns the stage), and
+# the list of final outputs.
+
+import datetime
+import glob
+import os
+from pathlib import Path
+
+import yaml
+from snakemake.utils import validate
+
+REPO = Path(workflow.basedir)
+LIBRARY = REPO / "src" / "trainset"
+
+
+def merge_config(defaults, user):
+    """Merge ``user`` over ``defaults``: dicts recursively; a null under tables/mixes removes the entry."""
+    merged = dict(defaults)
+    for key, value in user.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_config(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def drop_removed(cfg):
+    for section in ("tables", "mixes"):
+        cfg[section] = {k: v for k, v in (cfg.get(section) or {}).items() if v is not None}
+    return cfg
+
+
+with open(REPO / "config" / "config.yaml") as _defaults:
+    _merged = drop_removed(merge_config(yaml.safe_load(_defaults), dict(config)))
+config.clear()
+config.update(_merged)
+validate(config, schema="../schemas/config.schema.yaml")
+
+
+wildcard_constraints:
+    table=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
+    mix=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
+    date=r"\d{4}-\d{2}-\d{2}",
+
+
+def library_files(*parts):
+    """Source files of trainset modules or subpackages (relative to src/trainset).
+
+    Declared as rule inputs: Snakemake reruns a job whose inputs are newer than its outputs,
+    so editing a stage's library code reruns that stage and everything downstream.
+    """
+    files = {str(LIBRARY / "__init__.py"), str(LIBRARY / "errors.py"), str(LIBRARY / "provenance.py")}
+    files.add(str(LIBRARY / "workflow.py"))
+    for part in parts:
+        path = LIBRARY / part
+        if path.is_dir():
+            files.update(glob.glob(str(path / "*.py")))
+        else:
+            files.add(str(path))
+    return sorted(files)
+
+
+def mix_config(wildcards):
+    """The config of one mix (a tracked param: editing it reruns only that mix)."""
+    return config["mixes"][wildcards.mix]
+
+
+def table_config(wildcards):
+    return config["tables"][wildcards.table]
+
+
+def table_inputs(wildcards):
+    """The raw file of a table, when it is one (demo tables have none)."""
+    cfg = config["tables"][wildcards.table]
+    return [cfg["path"]] if "path" in cfg else []
+
+
+def mix_table_files(wildcards):
+    """The validated table (and its summary) a mix is built from."""
+    table = config["mixes"][wildcards.mix]["table"]
+    if table not in config["tables"]:
+        raise ValueError(f"mixes.{wildcards.mix}.table: no table named {table!r}; tables are {sorted(config['tables'])}")
+    return {"table": f"results/tables/{table}.parquet", "table_summary": f"results/tables/{table}.summary.json"}
+
+
+def export_date():
+    """Today's date (or SOURCE_DATE_EPOCH's) for the dated export names."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    when = datetime.datetime.fromtimestamp(int(epoch), tz=datetime.timezone.utc) if epoch else datetime.datetime.now()
+    return when.strftime("%Y-%m-%d")
+
+
+def final_outputs():
+    """Every dataset, summary and plot the config asks for."""
+    outputs = []
+    for mix in config["mixes"]:
+        outputs.append(f"results/frames/{mix}.summary.json")
+        outputs.append(f"results/datasets/{mix}/TS_{mix}.nc")
+        outputs.append(f"results/plots/{mix}_us_grid.png")
+    return outputs

@@ -1,0 +1,26 @@
+# Stage 2: validated table -> mixed frames of one mix (with provenance for every cell).
+
+
+rule build_frames:
+    input:
+        unpack(mix_table_files),
+        code=library_files("mixing", "table/io.py", "seasons.py", "locations.py"),
+    output:
+        frames="results/frames/{mix}.parquet",
+        summary="results/frames/{mix}.summary.json",
+    log:
+        "results/logs/build_frames/{mix}.log",
+    benchmark:
+        "results/benchmarks/build_frames/{mix}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        mix=mix_config,
+        season_axis=config["season_axis"],
+        seed=config["seed"],
+    message:
+        "Mixing frames of {wildcards.mix}"
+    script:
+        "../../src/scripts/build_frames.py"

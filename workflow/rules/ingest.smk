@@ -1,0 +1,26 @@
+# Stage 1: raw long table (file or demo generator) -> validated Parquet table.
+
+
+rule ingest_table:
+    input:
+        raw=table_inputs,
+        code=library_files("table", "demo", "seasons.py", "locations.py", "data/locations.csv"),
+    output:
+        table="results/tables/{table}.parquet",
+        summary="results/tables/{table}.summary.json",
+    log:
+        "results/logs/ingest_table/{table}.log",
+    benchmark:
+        "results/benchmarks/ingest_table/{table}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    params:
+        table=table_config,
+        season_axis=config["season_axis"],
+        seed=config["seed"],
+    message:
+        "Validating table {wildcards.table}"
+    script:
+        "../../src/scripts/ingest_table.py"

@@ -1,0 +1,23 @@
+# Visual checks of the datasets.
+
+
+rule plot_frames:
+    input:
+        netcdf=rules.write_netcdf.output.netcdf,
+        code=library_files("plots", "io/netcdf.py", "locations.py"),
+    output:
+        png="results/plots/{mix}_us_grid.png",
+    log:
+        "results/logs/plot_frames/{mix}.log",
+    benchmark:
+        "results/benchmarks/plot_frames/{mix}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        samples=config.get("plots", {}).get("samples", 12),
+    message:
+        "Plotting {wildcards.mix} on the US tile grid"
+    script:
+        "../../src/scripts/plot_frames.py"
