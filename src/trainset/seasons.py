@@ -67,6 +67,10 @@ class SeasonAxis:
     def place_index(self, codes: pd.Series | np.ndarray) -> np.ndarray:
         """Position of each code on the place axis, -1 where the code is not on the axis."""
         lookup = pd.Index(self.places)
+        if isinstance(getattr(codes, "dtype", None), pd.CategoricalDtype):
+            # Look up each category once, then index by the integer codes (no string hashing).
+            by_category = np.append(lookup.get_indexer(codes.cat.categories), -1)
+            return by_category[codes.cat.codes.to_numpy()]
         return lookup.get_indexer(pd.Index(np.asarray(codes, dtype=object)))
 
     def season_and_week(self, dates: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:

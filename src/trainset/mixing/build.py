@@ -51,14 +51,18 @@ class Frames:
     summary: dict
 
 
-def build_frames(table: pd.DataFrame, mix_cfg: dict[str, Any], mix: str, axis: SeasonAxis, seed: int) -> Frames:
-    """Turn a validated table into the frames a mix config asks for.
+def build_frames(
+    table: pd.DataFrame | GroupCube, mix_cfg: dict[str, Any], mix: str, axis: SeasonAxis, seed: int
+) -> Frames:
+    """Turn a validated table (or its :class:`GroupCube`) into the frames a mix config asks for.
+
+    Passing the cube lets callers free the long table before the frames are allocated.
 
     Every random draw of a frame comes from its own generator, ``named_rng(seed, mix, group
     label, copy)``: fill sources first (in place order), then the scaling target.
     """
     policy = _policies(mix_cfg, mix)
-    cube = build_cube(table, axis)
+    cube = table if isinstance(table, GroupCube) else build_cube(table, axis)
     filled, kind = fill_gaps(cube.values, policy["interior"], policy["exterior"])
     plan = plan_frames(cube.keys, mix_cfg["families"], mix, seed)
     values, kinds = filled[plan.group], kind[plan.group]

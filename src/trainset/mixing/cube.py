@@ -54,13 +54,23 @@ def build_cube(table: pd.DataFrame, axis: SeasonAxis) -> GroupCube:
         column_codes, column_uniques = pd.factorize(table[column], sort=True)
         codes = codes * len(column_uniques) + column_codes
         uniques.append(column_uniques)
-    group_codes, group = np.unique(codes, return_inverse=True)
+    group_codes, group = _dense_unique(codes, int(np.prod([len(u) for u in uniques], dtype=float)))
     keys = _decode_keys(group_codes, uniques)
-    place = axis.place_index(table["location_code"].to_numpy(dtype=object))
+    place = axis.place_index(table["location_code"])
     week = table["season_week"].to_numpy(dtype=np.int64) - 1
     values = np.full((len(keys), axis.weeks, len(axis.places)), np.nan)
     values[group, week, place] = table["value"].to_numpy(dtype=np.float64)
     return GroupCube(keys=keys, values=values)
+
+
+def _dense_unique(codes: np.ndarray, n_possible: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(codes, return_inverse=True)`` in O(n) time and memory for small code spaces."""
+    if n_possible > 50_000_000:
+        return np.unique(codes, return_inverse=True)
+    present = np.zeros(n_possible, dtype=bool)
+    present[codes] = True
+    position = np.cumsum(present, dtype=np.int64) - 1
+    return np.flatnonzero(present), position[codes]
 
 
 def _decode_keys(group_codes: np.ndarray, uniques: list) -> pd.DataFrame:

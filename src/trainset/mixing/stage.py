@@ -8,12 +8,16 @@ import os
 from typing import Any
 
 from trainset.mixing.build import build_frames
+from trainset.mixing.cube import build_cube
 from trainset.mixing.store import write_frames
 from trainset.provenance import file_sha256, provenance, write_json
 from trainset.seasons import SeasonAxis
 from trainset.table.io import read_table
 
 logger = logging.getLogger(__name__)
+
+TABLE_COLUMNS_USED = ["datasetH1", "datasetH2", "fluseason", "sample", "location_code", "season_week", "value"]
+"""Columns mixing reads; week_enddate is not needed once weeks are validated."""
 
 
 def mix_frames(
@@ -28,9 +32,9 @@ def mix_frames(
 ) -> dict:
     """Build one mix's frames from a table written by the ingest stage; return its summary."""
     axis = SeasonAxis.from_config(season_axis)
-    table = read_table(table_path)
-    frames = build_frames(table, mix_cfg, mix, axis, seed)
-    del table
+    cube = build_cube(read_table(table_path, columns=TABLE_COLUMNS_USED), axis)
+    frames = build_frames(cube, mix_cfg, mix, axis, seed)
+    del cube
     record = provenance(config={"mix": mix_cfg, "season_axis": season_axis}, seed=seed,
                         inputs={"table": file_sha256(table_path)})
     write_frames(frames, output, record)

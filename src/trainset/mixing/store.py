@@ -75,27 +75,48 @@ def _schema(provenance: dict) -> pa.Schema:
 def read_frame_values(path: str | os.PathLike, weeks: int, places: tuple[str, ...]) -> tuple[np.ndarray, pd.DataFrame]:
     """Read a frames file back as a dense float64 [frames, weeks, places] array + frame table.
 
-    Cells are scattered by their (frame, week, place) codes, so row order does not matter; a
-    file whose grid is incomplete or whose places are not on the axis is refused.
+    Row groups are read one at a time and scattered by their (frame, week, place) codes, so
+    memory stays near the size of the result and row order does not matter. A file whose grid
+    is incomplete, has a cell twice, or has places off the axis is refused.
     """
     try:
-        table = pq.read_table(path, columns=["frame", "season_week", "location_code", "value", *FRAME_COLUMNS])
+        parquet = pq.ParquetFile(path)
     except (OSError, pa.ArrowInvalid) as error:
         raise TrainsetError(f"{path}: not a readable frames file ({error})") from error
-    frame = table.column("frame").to_numpy()
-    n_frames = int(frame.max()) + 1 if len(frame) else 0
-    if len(frame) != n_frames * weeks * len(places):
-        raise TrainsetError(f"{path}: {len(frame)} cells do not fill {n_frames} frames x {weeks} weeks x "
+    n_frames, remainder = divmod(parquet.metadata.num_rows, weeks * len(places))
+    if remainder:
+        raise TrainsetError(f"{path}: {parquet.metadata.num_rows} cells do not fill whole frames of {weeks} weeks x "
                             f"{len(places)} places. Fix: rebuild the frames with the same season_axis")
-    place = _place_codes(table.column("location_code"), places, path)
-    week = table.column("season_week").to_numpy().astype(np.int64) - 1
     values = np.empty((n_frames, weeks, len(places)))
-    values[frame, week, place] = table.column("value").to_numpy()
-    first = np.unique(frame, return_index=True)[1]
-    frames = table.select(FRAME_COLUMNS).take(first).to_pandas()
+    seen = np.zeros(values.shape, dtype=bool)
+    frame_rows = []
+    columns = ["frame", "season_week", "location_code", "value", *FRAME_COLUMNS]
+    for group in range(parquet.num_row_groups):
+        block = parquet.read_row_group(group, columns=columns)
+        cell = _cell_index(block, weeks, places, n_frames, path)
+        if seen[cell].any():
+            raise TrainsetError(f"{path}: some (frame, season_week, place) cells appear twice. Fix: rebuild the frames")
+        seen[cell] = True
+        values[cell] = block.column("value").to_numpy()
+        first = np.unique(cell[0], return_index=True)[1]
+        frame_rows.append(block.select(["frame", *FRAME_COLUMNS]).take(first).to_pandas())
+    if not seen.all():
+        raise TrainsetError(f"{path}: {int((~seen).sum())} cells of the frame grid are missing. Fix: rebuild the frames")
+    frames = pd.concat(frame_rows, ignore_index=True).drop_duplicates("frame").sort_values("frame")
+    frames = frames.drop(columns="frame").reset_index(drop=True)
     for column in ("datasetH1", "datasetH2"):
         frames[column] = frames[column].astype(str)
     return values, frames
+
+
+def _cell_index(block: pa.Table, weeks: int, places: tuple[str, ...], n_frames: int, path) -> tuple[np.ndarray, ...]:
+    """(frame, week, place) integer indices of a block's cells, checked against the grid."""
+    frame = block.column("frame").to_numpy().astype(np.int64)
+    week = block.column("season_week").to_numpy().astype(np.int64) - 1
+    place = _place_codes(block.column("location_code"), places, path)
+    if frame.min() < 0 or frame.max() >= n_frames or week.min() < 0 or week.max() >= weeks:
+        raise TrainsetError(f"{path}: frame or season_week codes outside the grid. Fix: rebuild the frames")
+    return frame, week, place
 
 
 def _place_codes(column: pa.ChunkedArray, places: tuple[str, ...], path) -> np.ndarray:
@@ -103,10 +124,10 @@ def _place_codes(column: pa.ChunkedArray, places: tuple[str, ...], path) -> np.n
     lookup = pd.Index(places)
     parts = []
     for chunk in column.chunks:
-        dictionary_position = lookup.get_indexer(chunk.dictionary.to_pylist())
-        if (dictionary_position < 0).any():
+        position = lookup.get_indexer(chunk.dictionary.to_pylist())
+        if (position < 0).any():
             raise TrainsetError(f"{path}: places {chunk.dictionary.to_pylist()} not all on the axis {list(places)}")
-        parts.append(dictionary_position[chunk.indices.to_numpy()])
+        parts.append(position[chunk.indices.to_numpy()])
     return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
 

@@ -50,8 +50,14 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike, provenance: dict) 
 
 
 def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pd.DataFrame:
-    """Read a validated table written by :func:`write_table` (strings as categoricals)."""
-    return pq.read_table(path, columns=columns).to_pandas()
+    """Read a validated table written by :func:`write_table` (strings as categoricals).
+
+    Columns are read and converted one at a time, so peak memory stays near the size of the
+    resulting frame instead of twice it (Arrow buffers plus pandas copies).
+    """
+    parquet = pq.ParquetFile(path)
+    columns = columns or parquet.schema_arrow.names
+    return pd.DataFrame({c: parquet.read(columns=[c]).column(0).to_pandas() for c in columns}, copy=False)
 
 
 def read_provenance(path: str | os.PathLike) -> dict:

@@ -1,0 +1,205 @@
+"""The Snakemake workflow end to end on a tiny config, run from a temporary folder the way
+users of a deployed workflow run it (-s path/to/Snakefile --directory DIR --configfile ...).
+
+The workflow is copied to a temporary folder first, so tests can edit its library files to
+check what reruns without touching the checkout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+
+pytestmark = pytest.mark.workflow
+
+REPO = Path(__file__).resolve().parents[2]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+TINY = {
+    "seed": 3,
+    "tables": {"flu_demo": None, "tiny": {"demo": "flu", "size": "small"}},
+    "mixes": {
+        "SURV_ONLY": None,
+        "MIX_70S30M": None,
+        "TINY_A": {
+            "table": "tiny",
+            "families": {"fluview": {"multiplier": 1, "to_scale": True}, "flusurv": {"multiplier": 1}},
+            "scaling_distribution": {"from_families": ["SMH_R4-R5"]},
+        },
+        "TINY_B": {
+            "table": "tiny",
+            "families": {"flepiR1": {"proportion": 0.5, "total": 20}, "SMH_R4-R5": {"proportion": 0.5, "total": 20}},
+            "pad_to": [64, 64],
+        },
+    },
+    "plots": {"samples": 3},
+}
+OUTPUTS = [
+    "results/tables/tiny.parquet",
+    "results/frames/TINY_A.parquet",
+    "results/frames/TINY_A.summary.json",
+    "results/datasets/TINY_A/TS_TINY_A.nc",
+    "results/datasets/TINY_B/TS_TINY_B.nc",
+    "results/plots/TINY_A_us_grid.png",
+    "results/plots/TINY_B_us_grid.png",
+]
+
+
+def copy_workflow(target: Path) -> Path:
+    target.mkdir(parents=True)
+    for name in ("Snakefile", "workflow", "config", "src"):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(source, target / name)
+    return target / "Snakefile"
+
+
+def snakemake(snakefile: Path, workdir: Path, configfile: Path, *args: str, env: dict | None = None):
+    command = [*SNAKEMAKE, "-s", str(snakefile), "--directory", str(workdir), "--configfile", str(configfile),
+               "--cores", "2", *args]
+    environment = {**os.environ, "SOURCE_DATE_EPOCH": "1764000000", **(env or {})}
+    return subprocess.run(command, capture_output=True, text=True, env=environment, timeout=600)
+
+
+def planned_jobs(result) -> dict[str, int]:
+    """Rule -> job count from a dry run's 'Job stats' table."""
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = result.stdout + result.stderr
+    if "Nothing to be done" in text:
+        return {}
+    table = text.split("Job stats:")[1].split("total")[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One full run of the tiny config; returns (snakefile, workdir, configfile)."""
+    root = tmp_path_factory.mktemp("workflow")
+    snakefile = copy_workflow(root / "repo")
+    config = root / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY, sort_keys=False))
+    workdir = root / "work"
+    result = snakemake(snakefile, workdir, config, env={"PYTHONHASHSEED": "1"})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return snakefile, workdir, config
+
+
+def test_outputs_exist_in_the_working_directory(run):
+    _, workdir, _ = run
+    for output in OUTPUTS:
+        assert (workdir / output).stat().st_size > 0, output
+    assert not (workdir / "results/datasets/SURV_ONLY").exists()
+
+
+def test_dataset_layout_and_attributes(run):
+    _, workdir, _ = run
+    with xr.open_dataset(workdir / "results/datasets/TINY_A/TS_TINY_A.nc") as ds:
+        frames = ds["frames"]
+        assert frames.dims == ("sample", "feature", "season_week", "place")
+        assert frames.dtype == np.float32
+        assert frames.shape[1:] == (1, 53, 51)
+        assert list(frames["place"].values[:3]) == ["01", "02", "04"]
+        attrs = frames.attrs
+        assert json.loads(attrs["mix_cfg"])["families"]["fluview"]["multiplier"] == 1
+        assert attrs["seed"] == 3 and len(attrs["input_table_sha256"]) == 64
+        assert attrs["creation_date"] == "2025-11-24" and attrs["trainset_version"]
+        assert len(attrs["main_origins"]) == frames.sizes["sample"]
+        assert str(frames["origin"].values[0]).startswith("fluview/fluview/2010/0#0")
+        assert np.isfinite(frames.values).all() and (frames.values >= 0).all()
+    with xr.open_dataset(workdir / "results/datasets/TINY_B/TS_TINY_B.nc") as ds:
+        assert ds["frames"].shape == (20, 1, 64, 64)
+        assert (ds["frames"].values[:, :, 53:, :] == 0).all()
+
+
+def test_summary_reports_realised_shares(run):
+    _, workdir, _ = run
+    summary = json.loads((workdir / "results/frames/TINY_B.summary.json").read_text())
+    assert summary["frames"] == 20
+    for family in ("flepiR1", "SMH_R4-R5"):
+        assert summary["families"][family]["frames"] == 10
+        assert summary["families"][family]["share_realised"] == summary["families"][family]["share_target"] == 0.5
+    assert summary["table"]["dropped_places"]["US"] > 0
+
+
+def test_noop_rerun_does_nothing(run):
+    assert planned_jobs(snakemake(*run, "-n")) == {}
+
+
+def test_changing_one_mix_reruns_only_that_mix(run, tmp_path):
+    snakefile, workdir, _ = run
+    changed = yaml.safe_load(yaml.safe_dump(TINY, sort_keys=False))
+    changed["mixes"]["TINY_B"]["families"]["flepiR1"]["proportion"] = 0.25
+    config = tmp_path / "changed.yaml"
+    config.write_text(yaml.safe_dump(changed, sort_keys=False))
+    jobs = planned_jobs(snakemake(snakefile, workdir, config, "-n"))
+    assert jobs == {"build_frames": 1, "write_netcdf": 1, "plot_frames": 1, "all": 1}
+
+
+def test_editing_a_stage_module_reruns_that_stage_and_downstream(run):
+    snakefile, workdir, config = run
+    module = snakefile.parent / "src/trainset/mixing/build.py"
+    original = module.read_text()
+    try:
+        module.write_text(original + "\n# an edit\n")
+        jobs = planned_jobs(snakemake(snakefile, workdir, config, "-n"))
+        assert jobs == {"build_frames": 2, "write_netcdf": 2, "plot_frames": 2, "all": 1}
+    finally:
+        module.write_text(original)
+    assert planned_jobs(snakemake(snakefile, workdir, config, "-n")) == {}
+
+
+def test_byte_identical_across_runs_hash_seeds_and_cores(run, tmp_path):
+    snakefile, workdir, config = run
+    other = tmp_path / "again"
+    result = snakemake(snakefile, other, config, "--cores", "1", env={"PYTHONHASHSEED": "4242"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    for output in OUTPUTS:
+        assert (workdir / output).read_bytes() == (other / output).read_bytes(), output
+
+
+def test_export_copies_to_the_dated_name(run):
+    snakefile, workdir, config = run
+    result = snakemake(snakefile, workdir, config, "export")
+    assert result.returncode == 0, result.stderr[-3000:]
+    exported = workdir / "results/export/TS_TINY_A_2025-11-24.nc"
+    assert exported.read_bytes() == (workdir / "results/datasets/TINY_A/TS_TINY_A.nc").read_bytes()
+
+
+def test_bad_table_fails_cleanly_without_outputs(tmp_path):
+    raw = tmp_path / "work" / "data" / "bad.csv"
+    raw.parent.mkdir(parents=True)
+    raw.write_text(
+        "datasetH1,datasetH2,sample,fluseason,location_code,season_week,value,week_enddate\n"
+        "fluview,fluview,0,2015,06,1,-3.0,2015-08-01\n"
+    )
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml.safe_dump({
+        "tables": {"flu_demo": None, "mine": {"path": "data/bad.csv"}},
+        "mixes": {"SURV_ONLY": None, "MIX_70S30M": None,
+                  "M": {"table": "mine", "families": {"fluview": {"multiplier": 1}}}},
+    }))  # fmt: skip
+    result = snakemake(REPO / "Snakefile", tmp_path / "work", config)
+    assert result.returncode != 0
+    log = (tmp_path / "work/results/logs/ingest_table/mine.log").read_text()
+    assert "data/bad.csv" in log and "column 'value'" in log and "negative" in log
+    assert "Traceback" not in log
+    assert not (tmp_path / "work/results/tables").exists() or not any((tmp_path / "work/results/tables").iterdir())
+
+
+def test_wrong_config_key_is_refused_with_its_name(tmp_path):
+    config = tmp_path / "typo.yaml"
+    config.write_text(yaml.safe_dump({"mixes": {"SURV_ONLY": {"pad_too": [64, 64]}}}))
+    result = snakemake(REPO / "Snakefile", tmp_path / "work", config, "-n")
+    assert result.returncode != 0
+    assert "'pad_too' was unexpected" in result.stderr + result.stdout
