@@ -3,24 +3,25 @@
 Outputs
 -------
 png : results/plots/{mix}_us_grid.png
-    One panel per state in its map position and a national-sum panel, the first N samples as
-    thin lines; provenance (dataset hash, trainset version) in the PNG's text chunks.
+    One panel per state in its map position and a national-sum panel, N samples spread evenly
+    through the mix as thin lines; provenance (dataset hash, trainset version) in the PNG's text chunks.
 """
 
 from trainset.io.netcdf import open_netcdf_array
-from trainset.plots.us_grid import plot_us_grid
+from trainset.plots.us_grid import evenly_spaced, plot_us_grid
 from trainset.provenance import code_version, file_sha256
 from trainset.workflow import run_rule
 
 
 def main(snakemake) -> None:
     data = open_netcdf_array(snakemake.input.netcdf)
-    n = min(int(snakemake.params.samples), data.sizes["sample"])
+    total = data.sizes["sample"]
+    shown = evenly_spaced(total, int(snakemake.params.samples))
     plot_us_grid(
         data,
         snakemake.output.png,
-        sample_idx=list(range(n)),
-        title=f"{snakemake.wildcards.mix}: first {n} of {data.sizes['sample']} samples",
+        sample_idx=shown,
+        title=f"{snakemake.wildcards.mix}: {len(shown)} of {total} samples, evenly spaced through the mix",
         metadata={"dataset_sha256": file_sha256(snakemake.input.netcdf), "trainset_version": code_version()},
     )
 

@@ -282,3 +282,8 @@ def _png_metadata(metadata: dict[str, str] | None) -> dict[str, str | None]:
                                 "Latin-1 characters (PNG text chunk rules)")
         meta[key] = value
     return meta
+
+
+def evenly_spaced(total: int, count: int) -> list[int]:
+    """``count`` sample indices spread evenly over ``range(total)``, so a plot shows every family."""
+    return sorted({int(i) for i in np.linspace(0, total - 1, num=min(count, total))})
