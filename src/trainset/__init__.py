@@ -13,4 +13,13 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 
 from trainset.errors import TrainsetError
 
-__all__ = ["TrainsetError", "__version__"]
+__all__ = ["TrainsetError", "__version__", "open_dataset"]
+
+
+def __getattr__(name: str):
+    """Import heavy entry points (torch) only when they are used."""
+    if name == "open_dataset":
+        from trainset.open import open_dataset
+
+        return open_dataset
+    raise AttributeError(f"module 'trainset' has no attribute {name!r}")

@@ -3,7 +3,7 @@
 The array is float32 on the season axis (53 weeks x 51 places) or, with ``pad_to``, zero-padded
 to a larger grid for image models (e.g. 64 x 64), with padding places named ``PAD_<i>``. Each
 sample keeps its provenance as coordinates (family, sub-dataset, season, sample, copy, scale,
-origin).
+origin, and group: the origin without the copy, for leak-free splits).
 """
 
 from __future__ import annotations
@@ -45,17 +45,18 @@ def frames_to_dataarray(
     data = values.astype(np.float32)[:, None, :, :]
     if pad_to is not None:
         data, weeks, places = _pad(data, weeks, places, pad_to)
-    origin = (
+    group = (
         frames["datasetH1"].astype(str) + "/" + frames["datasetH2"].astype(str) + "/"
         + frames["fluseason"].astype(str) + "/" + frames["sample"].astype(str)
-        + "#" + frames["copy"].astype(str)
-    ).to_numpy(dtype=str)  # fmt: skip
+    )  # fmt: skip
+    origin = (group + "#" + frames["copy"].astype(str)).to_numpy(dtype=str)
     coords = {
         "sample": np.arange(len(frames)),
         "feature": ["value"],
         "season_week": np.asarray(weeks, dtype=np.int64),
         "place": np.asarray(places, dtype=str),
         "origin": ("sample", origin),
+        "group": ("sample", group.to_numpy(dtype=str)),
         "datasetH1": ("sample", frames["datasetH1"].astype(str).to_numpy(dtype=str)),
         "datasetH2": ("sample", frames["datasetH2"].astype(str).to_numpy(dtype=str)),
         "fluseason": ("sample", frames["fluseason"].to_numpy(dtype=np.int64)),

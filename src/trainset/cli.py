@@ -6,6 +6,9 @@ demo
     Write a bundled demo table (e.g. the ~2.6M-row flu table) to CSV or Parquet.
 ingest
     Validate a raw table and write the canonical Parquet table and its summary.
+validate
+    Check a stored dataset (NetCDF, HDF5, Zarr or WebDataset) against its task type and print
+    every problem with its fix.
 
 Bad input prints one message naming the file, the field and the fix, exits 1, and leaves no
 output file behind.
@@ -42,6 +45,17 @@ def _ingest(args: argparse.Namespace) -> None:
     ingest_table(table_cfg, {}, args.seed, output, summary)
 
 
+def _validate(args: argparse.Namespace) -> None:
+    from trainset.validate import validate_dataset
+
+    report = validate_dataset(args.path, task=args.task, format=args.format, vocab_size=args.vocab_size,
+                              num_classes=args.num_classes)
+    if not report["valid"]:
+        problems = "\n".join(f"  - {p}" for p in report["problems"])
+        raise TrainsetError(f"{args.path}: {len(report['problems'])} problem(s) for task {report['task']}:\n{problems}")
+    print(f"OK: {args.path} is a valid {report['task']} dataset ({report['format']}, {report['samples']} samples)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m trainset``."""
     parser = argparse.ArgumentParser(prog="trainset", description=__doc__.split("\n")[0])
@@ -61,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--drop-unknown-places", action="store_true", help="drop unknown location codes")
     ingest.add_argument("--seed", type=int, default=42)
     ingest.set_defaults(func=_ingest)
+
+    validate = commands.add_parser("validate", help="check a stored dataset against its task type")
+    validate.add_argument("path", help="a .nc or .h5 file, a .zarr folder or a -wds folder")
+    validate.add_argument("--task", help="task type (default: the one stored with the dataset)")
+    validate.add_argument("--format", help="force a format: netcdf, hdf5, zarr or webdataset")
+    validate.add_argument("--vocab-size", type=int, help="token inputs: ids must lie in 0..vocab_size-1")
+    validate.add_argument("--num-classes", type=int, help="classification labels must lie in 0..num_classes-1")
+    validate.set_defaults(func=_validate)
     return parser
 
 

@@ -7,7 +7,8 @@ import os
 from typing import Any
 
 from trainset.arrays import frames_to_dataarray
-from trainset.io.netcdf import write_netcdf
+from trainset.collection import Collection
+from trainset.io.netcdf import NetCDFFormat
 from trainset.mixing.store import read_frame_values, read_frames_provenance
 from trainset.provenance import file_sha256, provenance
 from trainset.seasons import SeasonAxis
@@ -39,5 +40,59 @@ def write_mix_netcdf(
         "creation_date": record["creation_date"],
     }
     array = frames_to_dataarray(values, frames, axis.week_numbers, axis.places, mix_cfg.get("pad_to"), attrs)
-    write_netcdf(array, output)
+    collection = Collection.single(array.to_dataset(), name=mix, attrs={"task": "frames", "name": mix})
+    NetCDFFormat().write(collection, output)
     logger.info("wrote %s: %s", output, dict(array.sizes))
+
+
+def split_dataset(source: str | os.PathLike, output: str | os.PathLike, splits_cfg: dict[str, Any], seed: int) -> dict:
+    """Write ``splits.json`` for a stored dataset from the mix's ``splits`` config.
+
+    ``group`` and ``time`` splits read the per-sample coordinate named by ``splits_cfg["by"]``
+    (for flu mixes ``group``, the origin without its copy number, keeps every copy of a curve in
+    one split).
+    """
+    from trainset.io.base import guess_format
+    from trainset.splits import make_splits, write_splits
+
+    collection, _ = guess_format(source).load(source)
+    method, by = splits_cfg.get("method", "group"), splits_cfg.get("by", "group")
+    labels = None
+    if method in ("group", "time"):
+        labels = _per_sample(collection, by, source)
+    splits = make_splits(len(collection), splits_cfg,
+                         seed, groups=labels if method == "group" else None, times=labels if method == "time" else None)
+    write_splits(splits, output, method=method, by=by if labels is not None else None, seed=seed,
+                 sizes={name: int(ix.size) for name, ix in splits.items()})
+    logger.info("splits of %s: %s", source, {name: int(ix.size) for name, ix in splits.items()})
+    return splits
+
+
+def _per_sample(collection: Collection, name: str, source) -> Any:
+    """A per-sample coordinate across all parts (the part name itself for ``part``)."""
+    import numpy as np
+
+    from trainset.errors import TrainsetError
+
+    values = []
+    for part_name, part in collection.parts.items():
+        if name == "part":
+            values.append(np.full(part.sizes["sample"], part_name))
+        elif name in part.coords and part[name].dims == ("sample",):
+            values.append(part[name].values)
+        else:
+            raise TrainsetError(f"{source}: splits.by '{name}' is not a per-sample coordinate. "
+                                f"Fix: use one of {sorted(c for c in part.coords if part[c].dims == ('sample',))} or 'part'")
+    return np.concatenate(values)
+
+
+def convert_dataset(source: str | os.PathLike, splits_path: str | os.PathLike | None, format_name: str,
+                    output: str | os.PathLike, options: dict[str, Any] | None = None) -> None:
+    """Write the dataset stored at ``source`` (and its splits) in another format."""
+    from trainset.io.base import get_format, guess_format
+    from trainset.splits import read_splits
+
+    collection, stored = guess_format(source).load(source)
+    splits = read_splits(splits_path) if splits_path else stored
+    get_format(format_name).write(collection, output, splits, **(options or {}))
+    logger.info("wrote %s as %s", output, format_name)

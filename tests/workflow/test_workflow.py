@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 import xarray as xr
 import yaml
@@ -39,6 +40,9 @@ TINY = {
             "table": "tiny",
             "families": {"flepiR1": {"proportion": 0.5, "total": 20}, "SMH_R4-R5": {"proportion": 0.5, "total": 20}},
             "pad_to": [64, 64],
+            "formats": ["netcdf", "hdf5", "zarr", "webdataset"],
+            "splits": {"method": "group", "by": "datasetH1", "fractions": {"train": 0.5, "test": 0.5}},
+            "format_options": {"webdataset": {"samples_per_member": 4, "samples_per_shard": 8}},
         },
     },
     "plots": {"samples": 3},
@@ -51,6 +55,11 @@ OUTPUTS = [
     "results/datasets/TINY_B/TS_TINY_B.nc",
     "results/plots/TINY_A_us_grid.png",
     "results/plots/TINY_B_us_grid.png",
+    "results/datasets/TINY_B/splits.json",
+    "results/datasets/TINY_B/TS_TINY_B.h5",
+    "results/datasets/TINY_B/TS_TINY_B.zarr",
+    "results/datasets/TINY_B/TS_TINY_B-wds",
+    "results/datasets/TINY_B/validation/webdataset.json",
 ]
 
 
@@ -70,6 +79,23 @@ def snakemake(snakefile: Path, workdir: Path, configfile: Path, *args: str, env:
                "--cores", "2", *args]
     environment = {**os.environ, "SOURCE_DATE_EPOCH": "1764000000", **(env or {})}
     return subprocess.run(command, capture_output=True, text=True, env=environment, timeout=600)
+
+
+def data_files(path: Path) -> list[Path]:
+    """The file itself, or every file below a folder except Snakemake's directory marker."""
+    if path.is_file():
+        return [path]
+    return [p for p in sorted(path.rglob("*")) if p.is_file() and p.name != ".snakemake_timestamp"]
+
+
+def any_bytes(path: Path) -> bool:
+    files = data_files(path)
+    return bool(files) and all(p.stat().st_size > 0 for p in files)
+
+
+def tree_bytes(path: Path) -> dict[str, bytes]:
+    """Every file below ``path`` (or the file itself) by relative name."""
+    return {str(p.relative_to(path)) if p != path else "": p.read_bytes() for p in data_files(path)}
 
 
 def planned_jobs(result) -> dict[str, int]:
@@ -98,7 +124,7 @@ def run(tmp_path_factory):
 def test_outputs_exist_in_the_working_directory(run):
     _, workdir, _ = run
     for output in OUTPUTS:
-        assert (workdir / output).stat().st_size > 0, output
+        assert (workdir / output).exists() and any_bytes(workdir / output), output
     assert not (workdir / "results/datasets/SURV_ONLY").exists()
 
 
@@ -143,7 +169,8 @@ def test_changing_one_mix_reruns_only_that_mix(run, tmp_path):
     config = tmp_path / "changed.yaml"
     config.write_text(yaml.safe_dump(changed, sort_keys=False))
     jobs = planned_jobs(snakemake(snakefile, workdir, config, "-n"))
-    assert jobs == {"build_frames": 1, "write_netcdf": 1, "plot_frames": 1, "all": 1}
+    downstream = {"make_splits": 1, "write_hdf5": 1, "write_zarr": 1, "write_webdataset": 1, "validate_dataset": 4}
+    assert jobs == {"build_frames": 1, "write_netcdf": 1, "plot_frames": 1, **downstream, "all": 1}
 
 
 def test_editing_a_stage_module_reruns_that_stage_and_downstream(run):
@@ -153,7 +180,9 @@ def test_editing_a_stage_module_reruns_that_stage_and_downstream(run):
     try:
         module.write_text(original + "\n# an edit\n")
         jobs = planned_jobs(snakemake(snakefile, workdir, config, "-n"))
-        assert jobs == {"build_frames": 2, "write_netcdf": 2, "plot_frames": 2, "all": 1}
+        formats = {"write_hdf5": 1, "write_zarr": 1, "write_webdataset": 1}
+        assert jobs == {"build_frames": 2, "write_netcdf": 2, "plot_frames": 2, "make_splits": 2, **formats,
+                        "validate_dataset": 5, "all": 1}
     finally:
         module.write_text(original)
     assert planned_jobs(snakemake(snakefile, workdir, config, "-n")) == {}
@@ -165,7 +194,30 @@ def test_byte_identical_across_runs_hash_seeds_and_cores(run, tmp_path):
     result = snakemake(snakefile, other, config, "--cores", "1", env={"PYTHONHASHSEED": "4242"})
     assert result.returncode == 0, result.stderr[-3000:]
     for output in OUTPUTS:
-        assert (workdir / output).read_bytes() == (other / output).read_bytes(), output
+        assert tree_bytes(workdir / output) == tree_bytes(other / output), output
+
+
+def test_every_format_yields_the_same_samples_and_splits(run):
+    import json as _json
+
+    import trainset
+
+    _, workdir, _ = run
+    folder = workdir / "results/datasets/TINY_B"
+    splits = _json.loads((folder / "splits.json").read_text())["splits"]
+    assert sorted(splits) == ["test", "train"] and all(splits.values())
+    reference = trainset.open_dataset(folder / "TS_TINY_B.nc", split="test")
+    want = [reference[i] for i in range(len(reference))]
+    for name in ("TS_TINY_B.h5", "TS_TINY_B.zarr", "TS_TINY_B-wds"):
+        dataset = trainset.open_dataset(folder / name, split="test")
+        iterable = isinstance(dataset, torch.utils.data.IterableDataset)
+        got = list(dataset) if iterable else [dataset[i] for i in range(len(dataset))]
+        assert [int(s["index"]) for s in got] == splits["test"]
+        for a, b in zip(want, got):
+            assert set(a) == set(b)
+            assert all(np.array_equal(np.asarray(a[k]), np.asarray(b[k])) for k in a)
+    report = _json.loads((folder / "validation/zarr.json").read_text())
+    assert report["valid"] and report["task"] == "frames"
 
 
 def test_export_copies_to_the_dated_name(run):

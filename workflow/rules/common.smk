@@ -42,6 +42,7 @@ wildcard_constraints:
     table=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
     mix=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
     date=r"\d{4}-\d{2}-\d{2}",
+    format=r"netcdf|hdf5|zarr|webdataset",
 
 
 def library_files(*parts):
@@ -64,6 +65,38 @@ def library_files(*parts):
 def mix_config(wildcards):
     """The config of one mix (a tracked param: editing it reruns only that mix)."""
     return config["mixes"][wildcards.mix]
+
+
+def splits_config(wildcards):
+    """The ``splits`` section of one mix."""
+    return config["mixes"][wildcards.mix].get("splits", {})
+
+
+FORMAT_SUFFIX = {"netcdf": ".nc", "hdf5": ".h5", "zarr": ".zarr", "webdataset": "-wds"}
+
+
+def dataset_file(mix, fmt):
+    return f"results/datasets/{mix}/TS_{mix}{FORMAT_SUFFIX[fmt]}"
+
+
+def dataset_path(wildcards):
+    """The stored dataset a validation job checks."""
+    return dataset_file(wildcards.mix, wildcards.format)
+
+
+def conversion_inputs(wildcards):
+    """What a format writer reads: the canonical NetCDF, the splits, and the library code."""
+    return {
+        "source": f"results/datasets/{wildcards.mix}/TS_{wildcards.mix}.nc",
+        "splits": f"results/datasets/{wildcards.mix}/splits.json",
+        "code": library_files("datasets.py", "collection.py", "splits.py", "io"),
+    }
+
+
+def format_options(wildcards, output):
+    """Writer options of the format a job writes (read from its output's name)."""
+    fmt = next(name for name, suffix in FORMAT_SUFFIX.items() if str(output[0]).endswith(suffix))
+    return config["mixes"][wildcards.mix].get("format_options", {}).get(fmt, {})
 
 
 def table_config(wildcards):
@@ -94,8 +127,11 @@ def export_date():
 def final_outputs():
     """Every dataset, summary and plot the config asks for."""
     outputs = []
-    for mix in config["mixes"]:
+    for mix, cfg in config["mixes"].items():
         outputs.append(f"results/frames/{mix}.summary.json")
-        outputs.append(f"results/datasets/{mix}/TS_{mix}.nc")
         outputs.append(f"results/plots/{mix}_us_grid.png")
+        outputs.append(f"results/datasets/{mix}/splits.json")
+        for fmt in dict.fromkeys(["netcdf", *cfg.get("formats", ["netcdf"])]):
+            outputs.append(dataset_file(mix, fmt))
+            outputs.append(f"results/datasets/{mix}/validation/{fmt}.json")
     return outputs

@@ -1,0 +1,103 @@
+"""Benchmark the four dataset formats on a [20000, 64, 16] float32 dataset (+ int64 labels).
+
+    python benchmarks/bench_formats.py [--samples 20000] [--workdir results/bench_formats]
+
+For each format: write speed (MB/s of raw array bytes), size on disk, loader samples/s for one
+shuffled epoch as a ratio to the same loader over the array in memory, and one full sequential
+read as a ratio to copying the in-RAM array. Goals (issue 3, 2 cores): HDF5 and NetCDF >= 0.5 of
+the in-memory loader, Zarr >= 0.3, WebDataset >= 0.3; full sequential reads >= 0.5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+
+import trainset
+from trainset.collection import Collection
+from trainset.io.base import get_format
+from trainset.loaders.mapped import MappedDataset, make_loader
+from trainset.loaders.memory import MemoryReader
+
+REPO = Path(__file__).resolve().parents[1]
+BATCH = 256
+SUFFIX = {"netcdf": ".nc", "hdf5": ".h5", "zarr": ".zarr", "webdataset": "-wds"}
+OPTIONS = {"webdataset": {"samples_per_member": 256, "samples_per_shard": 5120}}
+
+
+def collection(n: int) -> Collection:
+    rng = np.random.default_rng(0)
+    data = xr.Dataset({"data": (("sample", "time", "feature"), rng.normal(size=(n, 64, 16)).astype(np.float32)),
+                       "labels": (("sample",), rng.integers(0, 10, size=n).astype(np.int64))})
+    return Collection.single(data, attrs={"task": "seq2static_classification"})
+
+
+def epoch_rate(dataset, shuffle: bool = True) -> float:
+    """Samples per second for one epoch through make_loader (best of two runs)."""
+    best = 0.0
+    for epoch in range(2):
+        loader = make_loader(dataset, BATCH, shuffle=shuffle, seed=0, epoch=epoch)
+        start, count = time.perf_counter(), 0
+        for batch in loader:
+            count += len(batch["index"])
+        best = max(best, count / (time.perf_counter() - start))
+    return best
+
+
+def sequential_seconds(name: str, path: Path, n: int) -> float:
+    """Time to read every sample once, in stored order, in large blocks."""
+    start = time.perf_counter()
+    if name == "webdataset":
+        source = get_format(name).reader(path)
+        for shard in range(len(source.shards)):
+            for _ in source.iter_blocks(shard, ["data"]):
+                pass
+    else:
+        reader = get_format(name).reader(path)
+        for begin in range(0, n, 4096):
+            reader.read(0, np.arange(begin, min(begin + 4096, n)), ["data"])
+    return time.perf_counter() - start
+
+
+def size_mb(path: Path) -> float:
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    return sum(p.stat().st_size for p in files) / 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--samples", type=int, default=20000)
+    parser.add_argument("--workdir", type=Path, default=REPO / "results" / "bench_formats")
+    args = parser.parse_args()
+    shutil.rmtree(args.workdir, ignore_errors=True)
+    args.workdir.mkdir(parents=True)
+    torch.set_num_threads(1)
+    data = collection(args.samples)
+    raw_mb = data.parts["all"]["data"].nbytes / 1e6
+    array = data.parts["all"]["data"].values
+    start = time.perf_counter()
+    array.copy()
+    copy_seconds = time.perf_counter() - start
+    memory = epoch_rate(MappedDataset(MemoryReader(data)))
+    print(f"in-memory loader: {memory:,.0f} samples/s; in-RAM copy of {raw_mb:.0f} MB: {copy_seconds * 1000:.0f} ms")
+    print(f"{'format':<11}{'write MB/s':>11}{'size MB':>9}{'loader/s':>11}{'ratio':>7}{'seq ratio':>10}")
+    for name in SUFFIX:
+        path = args.workdir / f"TS_bench{SUFFIX[name]}"
+        start = time.perf_counter()
+        get_format(name).write(data, path, None, **OPTIONS.get(name, {}))
+        write = raw_mb / (time.perf_counter() - start)
+        options = {"shuffle": True, "batch_size": BATCH, "shuffle_buffer": 4096} if name == "webdataset" else {}
+        dataset = trainset.open_dataset(path, **options)
+        rate = epoch_rate(dataset)
+        sequential = copy_seconds / sequential_seconds(name, path, args.samples)
+        print(f"{name:<11}{write:>11.0f}{size_mb(path):>9.1f}{rate:>11,.0f}{rate / memory:>7.2f}{sequential:>10.2f}")
+
+
+if __name__ == "__main__":
+    main()

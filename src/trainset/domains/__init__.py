@@ -1,0 +1,1 @@
+"""Domain simulators that generate training sets from real models (macro worlds, ...)."""

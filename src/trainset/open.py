@@ -1,0 +1,62 @@
+"""``trainset.open_dataset``: any stored dataset as a torch dataset, whatever its format."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from trainset.errors import TrainsetError
+from trainset.io.base import Splits, get_format, guess_format
+from trainset.splits import read_splits
+
+
+def open_dataset(path: str | os.PathLike, split: str | None = None, variables: Sequence[str] | None = None,
+                 format: str | None = None, **options: Any) -> Any:
+    """Open a NetCDF, HDF5, Zarr or WebDataset dataset written by trainset.
+
+    Parameters
+    ----------
+    path : path
+        ``TS_<name>.nc``, ``TS_<name>.h5``, the ``TS_<name>.zarr`` folder or the
+        ``TS_<name>-wds`` folder.
+    split : str, optional
+        A split name; without one, every sample in stored order.
+    variables : list of str, optional
+        Only these variables (WebDataset then skips the other members without decoding them).
+    format : str, optional
+        Force a format instead of recognising it.
+    options
+        For WebDataset: ``shuffle``, ``seed``, ``shuffle_buffer``.
+
+    Returns
+    -------
+    MappedDataset or WdsDataset
+        Map-style (``len``, indexing, whole-batch fetches) for NetCDF, HDF5 and Zarr; an
+        iterable dataset for WebDataset. All yield the same sample dicts in the same order.
+    """
+    fmt = get_format(format) if format else guess_format(path)
+    source = fmt.reader(path)
+    if fmt.name == "webdataset":
+        from trainset.loaders.wds import WdsDataset
+
+        return WdsDataset(source, split=split, variables=variables, **options)
+    from trainset.loaders.mapped import MappedDataset
+
+    indices = None
+    if split is not None:
+        indices = dataset_splits(path, source.splits).get(split)
+        if indices is None:
+            raise TrainsetError(f"{path}: no split {split!r}. Fix: use one of {sorted(dataset_splits(path, source.splits))}")
+    return MappedDataset(source, indices, variables)
+
+
+def dataset_splits(path: str | os.PathLike, stored: Splits | None) -> Splits:
+    """The splits stored in a dataset, else those of a ``splits.json`` beside it."""
+    if stored:
+        return stored
+    beside = Path(path).parent / "splits.json"
+    if beside.exists():
+        return read_splits(beside)
+    raise TrainsetError(f"{path}: has no splits and there is no splits.json beside it. "
+                        "Fix: run the make_splits rule or pass split=None")

@@ -1,0 +1,312 @@
+"""Task types: which variables a dataset for each task needs, with their shapes, dtypes and values.
+
+The sequence-task guide (seed 001) defines six task types by the shape and dtype of ``labels``
+next to ``data`` [N, T, D] float32; the other seeds add flu ``frames``, the macro emulator's
+``theta``/``irfs`` and the flight ``features``/``targets``. The old code found mismatches late
+and badly: regression labels cast to integers, token layouts the guide documents rejected, bad
+token ids clipped. :func:`check_task` instead lists every problem before training, each with its
+fix, for any format (it reads only :class:`~trainset.io.base.PartInfo` metadata, and values
+through a reader in whole blocks).
+
+Shapes are symbolic: ``("N", "T", "K")`` means rank 3, samples first; a letter seen twice in one
+part (``T`` in ``data`` and in seq2seq classification ``labels``) must have the same size, and a
+digit is a literal size (the ``1`` of ``[N, T, 1]`` tokens).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from trainset.errors import TrainsetError
+from trainset.io.base import PartInfo
+from trainset.tokens import check_vocab_size
+
+logger = logging.getLogger(__name__)
+
+_SCAN_BYTES = 32 << 20
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one variable of a task must look like.
+
+    ``shapes`` are the accepted symbolic shapes (None: anything); ``dtype`` is an exact dtype name
+    or ``"integer"`` (any integer kind); ``values`` names the value check: ``finite`` (no NaN or
+    inf), ``classes`` (0..num_classes-1), ``tokens`` (0..vocab_size-1), ``binary`` (0 or 1).
+    """
+
+    name: str
+    shapes: tuple[tuple[str, ...], ...] | None
+    dtype: str | None
+    values: str | None = "finite"
+    required: bool = True
+    meaning: str = ""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task type: its rules, the names it is also known by, and whether inputs may be tokens."""
+
+    name: str
+    description: str
+    rules: tuple[Rule, ...]
+    aliases: tuple[str, ...] = ()
+    tokens: bool = False
+
+    def layout(self) -> str:
+        """One-line summary of the variables, e.g. ``data [N, T, D] float32; labels [N] int64``."""
+        return "; ".join(_expected(rule, {}) for rule in self.rules)
+
+
+_DATA = Rule("data", (("N", "T", "D"),), "float32", meaning="input sequences")
+_TOKENS = Rule("data", (("N", "T"), ("N", "T", "1")), "integer", "tokens", meaning="token ids")
+
+
+def _seq(name: str, description: str, labels: Rule | None, *aliases: str) -> TaskSpec:
+    rules = (_DATA,) if labels is None else (_DATA, labels)
+    return TaskSpec(name, description, rules, aliases, tokens=True)
+
+
+TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (
+    _seq("seq2static_classification", "one class per sequence (cross entropy)",
+         Rule("labels", (("N",),), "int64", "classes", meaning="one class id per sequence"),
+         "supervised_seq2static_classification"),
+    _seq("seq2static_regression", "K targets per sequence (MSE)",
+         Rule("labels", (("N", "K"),), "float32", meaning="K float targets per sequence"),
+         "supervised_seq2static_regression"),
+    _seq("seq2seq_classification", "one class per time step (cross entropy)",
+         Rule("labels", (("N", "T"),), "int64", "classes", meaning="one class id per time step of data"),
+         "supervised_seq2seq_classification"),
+    _seq("seq2seq_regression", "K targets per step of a horizon T' (forecasting, MSE)",
+         Rule("labels", (("N", "T'", "K"),), "float32", meaning="K float targets per forecast step"),
+         "supervised_seq2seq_regression", "forecasting"),
+    _seq("reconstruction", "the inputs are the targets (autoencoder); labels ignored",
+         Rule("labels", None, None, None, required=False, meaning="ignored"),
+         "self_supervised_seq2seq_reconstruction", "self_supervised_reconstruction", "autoencoder"),
+    _seq("summary", "K float summaries derived from each sequence (MSE)",
+         Rule("labels", (("N", "K"),), "float32", meaning="K float summaries per sequence"),
+         "self_supervised_seq2static_summary", "self_supervised_seq2static_summary_learning",
+         "summary_learning"),
+    TaskSpec("frames", "flu frames: feature x season week x place images",
+             (Rule("frames", (("N", "F", "W", "P"),), "float32", meaning="frames [sample, feature, week, place]"),),
+             ("flu_frames",)),
+    TaskSpec("irf", "macro emulator: parameters -> impulse responses, one part per world",
+             (Rule("theta", (("N", "P"),), "float32", meaning="model parameters"),
+              Rule("irfs", (("N", "S", "H+1", "V"),), "float32",
+                   meaning="impulse responses [shock, horizon, variable]")),
+             ("macro_irf", "emulator")),
+    TaskSpec("thresholds", "flight scores: K binary 'score exceeds t' targets per site-day (BCE)",
+             (Rule("features", (("N", "F"),), "float32", meaning="features per site-day"),
+              Rule("targets", (("N", "K"),), "float32", "binary", meaning="0/1 threshold exceedances")),
+             ("flight_thresholds",)),
+)}
+
+_ALIASES = {alias: spec.name for spec in TASKS.values() for alias in (spec.name, *spec.aliases)}
+
+
+def get_task(task: str) -> TaskSpec:
+    """The spec of ``task`` (a name or an alias such as ``supervised_seq2static_classification``)."""
+    key = str(task).strip().lower().replace("-", "_").replace(" ", "_")
+    if key not in _ALIASES:
+        raise TrainsetError(f"unknown task type {task!r}. Fix: use one of {sorted(TASKS)} "
+                            f"(also accepted: {sorted(set(_ALIASES) - set(TASKS))})")
+    return TASKS[_ALIASES[key]]
+
+
+def check_task(parts: list[PartInfo], task: str, reader: Any = None, vocab_size: int | None = None,
+               num_classes: int | None = None) -> list[str]:
+    """Every problem that keeps ``parts`` from being a dataset for ``task``, each with its fix.
+
+    Parameters
+    ----------
+    parts : list of PartInfo
+        The parts as a reader describes them (names, sizes, per-sample shapes and dtypes).
+    task : str
+        A task name or alias (see :data:`TASKS`).
+    reader : Reader, optional
+        When given, values are checked too (NaN/inf in float variables, class ids, token ids,
+        binary targets), reading whole blocks of ``reader.block_size`` samples.
+    vocab_size : int, optional
+        Inputs are token ids, ``data`` int ``[N, T]`` or ``[N, T, 1]`` in ``0..vocab_size-1``.
+    num_classes : int, optional
+        Classification labels must lie in ``0..num_classes-1`` (otherwise only ``>= 0``).
+
+    Returns
+    -------
+    list of str
+        Empty when the dataset fits the task.
+
+    Raises
+    ------
+    TrainsetError
+        Unknown task, or a ``vocab_size`` / ``num_classes`` that is not a positive integer.
+    """
+    spec = get_task(task)
+    if vocab_size is not None:
+        vocab_size = check_vocab_size(vocab_size)
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer))
+                                    or num_classes < 1):
+        raise TrainsetError(f"num_classes must be a positive integer, got {num_classes!r}. Fix: set data.num_classes")
+    rules = _rules(spec, vocab_size)
+    problems: list[str] = []
+    for number, part in enumerate(parts):
+        found, sound = _check_structure(spec, rules, part)
+        problems += found
+        if reader is not None and sound:
+            problems += _check_values(spec, reader, number, part, sound, vocab_size, num_classes)
+    return problems
+
+
+def _rules(spec: TaskSpec, vocab_size: int | None) -> tuple[Rule, ...]:
+    if not spec.tokens or vocab_size is None:
+        return spec.rules
+    return tuple(_TOKENS if rule.name == "data" else rule for rule in spec.rules)
+
+
+def _check_structure(spec: TaskSpec, rules: tuple[Rule, ...], part: PartInfo) -> tuple[list[str], list[Rule]]:
+    """Shape/dtype problems of one part, and the rules whose variables passed (to scan values)."""
+    problems, sound, sizes = [], [], {"N": part.size}
+    for rule in rules:
+        where = f"part {part.name!r}, variable {rule.name!r}"
+        info = part.variables.get(rule.name)
+        if info is None:
+            if rule.required:
+                problems.append(f"{where}: missing; {spec.name} needs {_expected(rule, sizes)} ({rule.meaning}). "
+                                f"Fix: store it under the name {rule.name!r}")
+            continue
+        shape, dtype = (part.size, *info.shape), np.dtype(info.dtype)
+        fits = _fits(spec, rule.name, shape, dtype, sizes)
+        found = [p for p in (_dtype_problem(spec, rule, dtype, where, fits),
+                             _shape_problem(spec, rule, shape, sizes, where, fits)) if p]
+        problems += found[:1]  # one message per variable: the dtype one already names the fitting task
+        if not found and rule.values:
+            sound.append(rule)
+    return problems, sound
+
+
+def _expected(rule: Rule, sizes: dict[str, int]) -> str:
+    if rule.shapes is None:
+        return f"{rule.name} (any shape)"
+    shapes = " or ".join("[" + ", ".join(f"{s}={sizes[s]}" if s in sizes and s != "N" else s for s in shape) + "]"
+                         for shape in rule.shapes)
+    return f"{rule.name} {shapes} {rule.dtype}"
+
+
+def _fits(spec: TaskSpec, name: str, shape: tuple[int, ...], dtype: np.dtype, sizes: dict[str, int]) -> str:
+    """Other tasks whose rule for ``name`` accepts this exact shape and dtype (another task was meant?)."""
+    others = [t.name for t in TASKS.values() if t is not spec for r in t.rules
+              if r.name == name and r.shapes and r.dtype == str(dtype)
+              and any(_match(p, shape, sizes) is not None for p in r.shapes)]
+    return f"; as stored, {name} would fit {' or '.join(others)}" if others else ""
+
+
+def _dtype_problem(spec: TaskSpec, rule: Rule, dtype: np.dtype, where: str, fits: str) -> str | None:
+    if rule.dtype is None or (dtype.kind in "iu" if rule.dtype == "integer" else dtype == np.dtype(rule.dtype)):
+        return None
+    wanted = "an integer dtype" if rule.dtype == "integer" else rule.dtype
+    head = f"{where}: dtype {dtype}, but {spec.name} needs {wanted} ({rule.meaning})"
+    if rule.dtype in ("int64", "integer") and dtype.kind == "f":
+        return (f"{head}. Fix: if the values are ids, store them with .astype('int64'); "
+                f"if they are continuous values, use a regression task{fits}")
+    if rule.dtype == "float32" and dtype.kind in "iub":
+        return (f"{head}; integer regression targets are usually truncated floats. Fix: store the original "
+                f"float values as float32 (never cast them to integers){fits}")
+    return f"{head}. Fix: store it with .astype('{'int64' if rule.dtype == 'integer' else rule.dtype}'){fits}"
+
+
+def _shape_problem(spec: TaskSpec, rule: Rule, shape: tuple[int, ...], sizes: dict[str, int], where: str,
+                   fits: str) -> str | None:
+    if rule.shapes is None:
+        return None
+    for pattern in rule.shapes:
+        bound = _match(pattern, shape, sizes)
+        if bound is not None:
+            sizes.update(bound)
+            return None
+    return (f"{where}: shape {list(shape)}, but {spec.name} needs {_expected(rule, sizes)} ({rule.meaning}). "
+            f"Fix: store {rule.name} with that shape{fits}")
+
+
+def _match(pattern: tuple[str, ...], shape: tuple[int, ...], sizes: dict[str, int]) -> dict[str, int] | None:
+    if len(pattern) != len(shape):
+        return None
+    bound = dict(sizes)
+    for symbol, size in zip(pattern, shape):
+        if symbol.isdigit():
+            if size != int(symbol):
+                return None
+        elif bound.setdefault(symbol, size) != size:
+            return None
+    return bound
+
+
+def _check_values(spec: TaskSpec, reader: Any, number: int, part: PartInfo, rules: list[Rule],
+                  vocab_size: int | None, num_classes: int | None) -> list[str]:
+    """Scan the values of ``rules``' variables in whole blocks; one message per kind of bad value."""
+    names = [rule.name for rule in rules]
+    per_sample = sum(np.dtype(part.variables[n].dtype).itemsize * int(np.prod(part.variables[n].shape))
+                     for n in names)
+    block = max(1, int(getattr(reader, "block_size", 256)))
+    step = block * max(1, _SCAN_BYTES // max(1, per_sample * block))
+    tallies: dict[tuple[str, str], list] = {}
+    for start in range(0, part.size, step):
+        arrays = reader.read(number, np.arange(start, min(part.size, start + step)), names)
+        for rule in rules:
+            for kind, bad in _bad_values(rule, np.asarray(arrays[rule.name]), vocab_size, num_classes):
+                _tally(tallies, (rule.name, kind), bad, start)
+    return [_describe(spec, part.name, name, kind, tally, vocab_size, num_classes)
+            for (name, kind), tally in tallies.items()]
+
+
+def _bad_values(rule: Rule, values: np.ndarray, vocab_size: int | None, num_classes: int | None):
+    if rule.values == "finite" and values.dtype.kind in "fc":
+        yield "nonfinite", ~np.isfinite(values)
+    elif rule.values == "classes":
+        yield "negative", values < 0
+        if num_classes is not None:
+            yield "classes", values >= num_classes
+    elif rule.values == "tokens" and vocab_size is not None:
+        yield "tokens", (values < 0) | (values >= vocab_size)
+    elif rule.values == "binary":
+        yield "binary", (values != 0) & (values != 1)
+
+
+def _tally(tallies: dict, key: tuple[str, str], bad: np.ndarray, start: int) -> None:
+    count = int(np.count_nonzero(bad))
+    if not count:
+        return
+    tally = tallies.setdefault(key, [0, None])
+    tally[0] += count
+    if tally[1] is None:
+        position = np.unravel_index(int(np.argmax(bad)), bad.shape)
+        tally[1] = (start + int(position[0]), *(int(p) for p in position[1:]))
+
+
+def _describe(spec: TaskSpec, part: str, name: str, kind: str, tally: list, vocab_size: int | None,
+              num_classes: int | None) -> str:
+    count, position = tally
+    where = f"part {part!r}, variable {name!r}: {count} value(s)"
+    at = f"(first at sample {position[0]}{', position ' + str(list(position[1:])) if len(position) > 1 else ''})"
+    text = {
+        "nonfinite": f"are NaN or infinite {at}. Fix: repair or drop those samples before writing; "
+                     "a single NaN turns the loss into NaN",
+        "negative": f"are negative class ids {at}. Fix: classes are numbered 0..num_classes-1; "
+                    "use the reconstruction task if the labels are dummies",
+        "classes": f"are >= num_classes={num_classes} {at}. Fix: raise num_classes or renumber the classes",
+        "tokens": f"are token ids outside 0..{(vocab_size or 0) - 1} {at}. Fix: raise vocab_size or repair "
+                  "the ids; they are never clipped",
+        "binary": f"are neither 0 nor 1 {at}. Fix: {spec.name} targets are 0/1 exceedance indicators",
+    }[kind]
+    return f"{where} {text}"
+
+
+def describe_tasks() -> list[str]:
+    """One line per task for the CLI: name, description and expected variables."""
+    return [f"{spec.name}: {spec.description} -- {spec.layout()}" for spec in TASKS.values()]
+
+
+__all__ = ["TASKS", "Rule", "TaskSpec", "check_task", "describe_tasks", "get_task"]
