@@ -14,6 +14,7 @@ include: "workflow/rules/common.smk"
 # Stages, in data-flow order
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/frames.smk"
+include: "workflow/rules/domains.smk"
 include: "workflow/rules/datasets.smk"
 include: "workflow/rules/plots.smk"
 # Aggregate targets

@@ -2,7 +2,7 @@
 
 Outputs
 -------
-dataset : results/datasets/{mix}/TS_{mix}.h5 | TS_{mix}.zarr/ | TS_{mix}-wds/
+dataset : results/datasets/{name}/TS_{name}.h5 | .presplit.h5 | .zarr/ | -wds/
     The same samples, variables, coordinates, attributes and splits as the NetCDF source.
 """
 

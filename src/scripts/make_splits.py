@@ -2,7 +2,7 @@
 
 Outputs
 -------
-splits : results/datasets/{mix}/splits.json
+splits : results/datasets/{name}/splits.json
     ``{"splits": {name: [global sample indices]}, "method", "by", "seed", "sizes"}``.
 """
 

@@ -2,7 +2,7 @@
 
 Outputs
 -------
-report : results/datasets/{mix}/validation/{format}.json
+report : results/datasets/{name}/validation/{format}.json
     ``{"path", "format", "task", "samples", "problems", "valid"}`` (written only when valid).
 """
 
@@ -13,7 +13,8 @@ from trainset.workflow import run_rule
 
 
 def main(snakemake) -> None:
-    report = validate_dataset(snakemake.input.dataset, format=snakemake.wildcards.format)
+    fmt = "hdf5" if snakemake.wildcards.format == "hdf5_presplit" else snakemake.wildcards.format
+    report = validate_dataset(snakemake.input.dataset, format=fmt)
     if not report["valid"]:
         raise TrainsetError("\n".join([f"{snakemake.input.dataset} is not valid:", *report["problems"]]))
     write_json(report, snakemake.output.report)

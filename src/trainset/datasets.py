@@ -46,8 +46,9 @@ def write_mix_netcdf(
 
 
 def split_dataset(source: str | os.PathLike, output: str | os.PathLike, splits_cfg: dict[str, Any], seed: int) -> dict:
-    """Write ``splits.json`` for a stored dataset from the mix's ``splits`` config.
+    """Write ``splits.json`` for a stored dataset from its ``splits`` config.
 
+    ``extrapolation`` (macro worlds) adds parameter-slice and corner test splits per world.
     ``group`` and ``time`` splits read the per-sample coordinate named by ``splits_cfg["by"]``
     (for flu mixes ``group``, the origin without its copy number, keeps every copy of a curve in
     one split).
@@ -57,6 +58,12 @@ def split_dataset(source: str | os.PathLike, output: str | os.PathLike, splits_c
 
     collection, _ = guess_format(source).load(source)
     method, by = splits_cfg.get("method", "group"), splits_cfg.get("by", "group")
+    if method == "extrapolation":
+        from trainset.domains.macro import extrapolation_splits
+
+        splits = extrapolation_splits(collection, seed, fractions=splits_cfg.get("fractions"))
+        write_splits(splits, output, method=method, seed=seed, sizes={k: int(v.size) for k, v in splits.items()})
+        return splits
     labels = None
     if method in ("group", "time"):
         labels = _per_sample(collection, by, source)
@@ -88,11 +95,19 @@ def _per_sample(collection: Collection, name: str, source) -> Any:
 
 def convert_dataset(source: str | os.PathLike, splits_path: str | os.PathLike | None, format_name: str,
                     output: str | os.PathLike, options: dict[str, Any] | None = None) -> None:
-    """Write the dataset stored at ``source`` (and its splits) in another format."""
+    """Write the dataset stored at ``source`` (and its splits) in another format.
+
+    For IRF datasets the per-world, per-variable scale statistics of the training split go in
+    the dataset's attributes (the Zarr manifest's store), computed here from ``train`` only.
+    """
     from trainset.io.base import get_format, guess_format
     from trainset.splits import read_splits
 
     collection, stored = guess_format(source).load(source)
     splits = read_splits(splits_path) if splits_path else stored
+    if collection.attrs.get("task") == "irf" and splits and "train" in splits:
+        from trainset.domains.macro import scale_statistics
+
+        collection.attrs["scale_statistics"] = scale_statistics(collection, splits["train"])
     get_format(format_name).write(collection, output, splits, **(options or {}))
     logger.info("wrote %s as %s", output, format_name)

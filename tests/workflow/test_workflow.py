@@ -25,28 +25,7 @@ pytestmark = pytest.mark.workflow
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-TINY = {
-    "seed": 3,
-    "tables": {"flu_demo": None, "tiny": {"demo": "flu", "size": "small"}},
-    "mixes": {
-        "SURV_ONLY": None,
-        "MIX_70S30M": None,
-        "TINY_A": {
-            "table": "tiny",
-            "families": {"fluview": {"multiplier": 1, "to_scale": True}, "flusurv": {"multiplier": 1}},
-            "scaling_distribution": {"from_families": ["SMH_R4-R5"]},
-        },
-        "TINY_B": {
-            "table": "tiny",
-            "families": {"flepiR1": {"proportion": 0.5, "total": 20}, "SMH_R4-R5": {"proportion": 0.5, "total": 20}},
-            "pad_to": [64, 64],
-            "formats": ["netcdf", "hdf5", "zarr", "webdataset"],
-            "splits": {"method": "group", "by": "datasetH1", "fractions": {"train": 0.5, "test": 0.5}},
-            "format_options": {"webdataset": {"samples_per_member": 4, "samples_per_shard": 8}},
-        },
-    },
-    "plots": {"samples": 3},
-}
+TINY = yaml.safe_load((REPO / "config/test/config.yaml").read_text())
 OUTPUTS = [
     "results/tables/tiny.parquet",
     "results/frames/TINY_A.parquet",
@@ -60,6 +39,11 @@ OUTPUTS = [
     "results/datasets/TINY_B/TS_TINY_B.zarr",
     "results/datasets/TINY_B/TS_TINY_B-wds",
     "results/datasets/TINY_B/validation/webdataset.json",
+    "results/datasets/T_PULSES/TS_T_PULSES.h5",
+    "results/datasets/T_PULSES/TS_T_PULSES.presplit.h5",
+    "results/datasets/T_FLIGHTS/TS_T_FLIGHTS-wds",
+    "results/datasets/T_MACRO/TS_T_MACRO.zarr",
+    "results/datasets/T_MACRO/validation/zarr.json",
 ]
 
 
@@ -220,6 +204,29 @@ def test_every_format_yields_the_same_samples_and_splits(run):
     assert report["valid"] and report["task"] == "frames"
 
 
+def test_every_domain_dataset_is_built_and_valid(run):
+    import json as _json
+
+    import trainset
+
+    _, workdir, _ = run
+    for name, cfg in TINY["datasets"].items():
+        if cfg is None:
+            continue
+        folder = workdir / "results/datasets" / name
+        for fmt in ["netcdf", *cfg["formats"]]:
+            report = _json.loads((folder / "validation" / f"{fmt}.json").read_text())
+            assert report["valid"], (name, fmt, report)
+    pulses = trainset.open_dataset(workdir / "results/datasets/T_PULSES/TS_T_PULSES.presplit.h5", split="train")
+    assert pulses[0]["data"].shape == (32, 1) and pulses[0]["labels"].dtype == torch.int64
+    splits = _json.loads((workdir / "results/datasets/T_MACRO/splits.json").read_text())["splits"]
+    assert all(splits[k] for k in ("test_extrapolation_slice", "test_extrapolation_corner"))
+    flights = trainset.open_dataset(workdir / "results/datasets/T_FLIGHTS/TS_T_FLIGHTS-wds", split="val")
+    days = {int(sample["date"]) for sample in flights}
+    train = trainset.open_dataset(workdir / "results/datasets/T_FLIGHTS/TS_T_FLIGHTS-wds", split="train")
+    assert days and not days & {int(sample["date"]) for sample in train}
+
+
 def test_export_copies_to_the_dated_name(run):
     snakefile, workdir, config = run
     result = snakemake(snakefile, workdir, config, "export")
@@ -238,6 +245,7 @@ def test_bad_table_fails_cleanly_without_outputs(tmp_path):
     config = tmp_path / "bad.yaml"
     config.write_text(yaml.safe_dump({
         "tables": {"flu_demo": None, "mine": {"path": "data/bad.csv"}},
+        "datasets": {name: None for name in yaml.safe_load((REPO / "config/config.yaml").read_text())["datasets"]},
         "mixes": {"SURV_ONLY": None, "MIX_70S30M": None,
                   "M": {"table": "mine", "families": {"fluview": {"multiplier": 1}}}},
     }))  # fmt: skip

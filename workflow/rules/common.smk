@@ -5,6 +5,7 @@
 import datetime
 import glob
 import os
+import re
 from pathlib import Path
 
 import yaml
@@ -26,7 +27,7 @@ def merge_config(defaults, user):
 
 
 def drop_removed(cfg):
-    for section in ("tables", "mixes"):
+    for section in ("tables", "mixes", "datasets"):
         cfg[section] = {k: v for k, v in (cfg.get(section) or {}).items() if v is not None}
     return cfg
 
@@ -38,11 +39,18 @@ config.update(_merged)
 validate(config, schema="../schemas/config.schema.yaml")
 
 
+def alternatives(names):
+    """A regex matching exactly these names (nothing when there are none)."""
+    return "|".join(re.escape(n) for n in names) or "(?!x)x"
+
+
 wildcard_constraints:
     table=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
-    mix=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
+    mix=alternatives(config["mixes"]),
+    dataset=alternatives(config.get("datasets", {})),
+    name=alternatives([*config["mixes"], *config.get("datasets", {})]),
     date=r"\d{4}-\d{2}-\d{2}",
-    format=r"netcdf|hdf5|zarr|webdataset",
+    format=r"netcdf|hdf5|hdf5_presplit|zarr|webdataset",
 
 
 def library_files(*parts):
@@ -67,36 +75,64 @@ def mix_config(wildcards):
     return config["mixes"][wildcards.mix]
 
 
+def dataset_config(wildcards):
+    """The config of a flu mix or a domain dataset, by name (a tracked param)."""
+    name = wildcards.name
+    return config["mixes"][name] if name in config["mixes"] else config["datasets"][name]
+
+
 def splits_config(wildcards):
-    """The ``splits`` section of one mix."""
-    return config["mixes"][wildcards.mix].get("splits", {})
+    """The ``splits`` section of one dataset."""
+    return dataset_config(wildcards).get("splits", {})
 
 
-FORMAT_SUFFIX = {"netcdf": ".nc", "hdf5": ".h5", "zarr": ".zarr", "webdataset": "-wds"}
+FORMAT_SUFFIX = {"netcdf": ".nc", "hdf5": ".h5", "hdf5_presplit": ".presplit.h5", "zarr": ".zarr", "webdataset": "-wds"}
 
 
-def dataset_file(mix, fmt):
-    return f"results/datasets/{mix}/TS_{mix}{FORMAT_SUFFIX[fmt]}"
+def dataset_file(name, fmt):
+    return f"results/datasets/{name}/TS_{name}{FORMAT_SUFFIX[fmt]}"
 
 
 def dataset_path(wildcards):
     """The stored dataset a validation job checks."""
-    return dataset_file(wildcards.mix, wildcards.format)
+    return dataset_file(wildcards.name, wildcards.format)
 
 
 def conversion_inputs(wildcards):
     """What a format writer reads: the canonical NetCDF, the splits, and the library code."""
     return {
-        "source": f"results/datasets/{wildcards.mix}/TS_{wildcards.mix}.nc",
-        "splits": f"results/datasets/{wildcards.mix}/splits.json",
-        "code": library_files("datasets.py", "collection.py", "splits.py", "io"),
+        "source": dataset_file(wildcards.name, "netcdf"),
+        "splits": f"results/datasets/{wildcards.name}/splits.json",
+        "code": library_files("datasets.py", "collection.py", "splits.py", "io", "domains/macro"),
     }
 
 
-def format_options(wildcards, output):
-    """Writer options of the format a job writes (read from its output's name)."""
-    fmt = next(name for name, suffix in FORMAT_SUFFIX.items() if str(output[0]).endswith(suffix))
-    return config["mixes"][wildcards.mix].get("format_options", {}).get(fmt, {})
+def options_for(fmt):
+    """A params function giving the writer options of ``fmt`` for a dataset."""
+    base = "hdf5" if fmt == "hdf5_presplit" else fmt
+
+    def options(wildcards):
+        chosen = dict(dataset_config(wildcards).get("format_options", {}).get(base, {}))
+        if fmt == "hdf5_presplit":
+            chosen["layout"] = "presplit"
+        return chosen
+
+    return options
+
+
+def domain_config(wildcards):
+    """The config of one domain dataset."""
+    return config["datasets"][wildcards.dataset]
+
+
+def domain_files(wildcards):
+    """The user's own tables of a domain dataset (none for demo data)."""
+    return list(domain_config(wildcards).get("files", {}).values())
+
+
+def canonical_dataset(wildcards):
+    """The canonical NetCDF copy of a dataset, which splits and conversions read."""
+    return dataset_file(wildcards.name, "netcdf")
 
 
 def table_config(wildcards):
@@ -130,8 +166,16 @@ def final_outputs():
     for mix, cfg in config["mixes"].items():
         outputs.append(f"results/frames/{mix}.summary.json")
         outputs.append(f"results/plots/{mix}_us_grid.png")
-        outputs.append(f"results/datasets/{mix}/splits.json")
-        for fmt in dict.fromkeys(["netcdf", *cfg.get("formats", ["netcdf"])]):
-            outputs.append(dataset_file(mix, fmt))
-            outputs.append(f"results/datasets/{mix}/validation/{fmt}.json")
+        outputs += dataset_outputs(mix, cfg)
+    for name, cfg in config.get("datasets", {}).items():
+        outputs += dataset_outputs(name, cfg)
+    return outputs
+
+
+def dataset_outputs(name, cfg):
+    """Splits, every format and its validation report of one dataset."""
+    outputs = [f"results/datasets/{name}/splits.json"]
+    for fmt in dict.fromkeys(["netcdf", *cfg.get("formats", ["netcdf"])]):
+        outputs.append(dataset_file(name, fmt))
+        outputs.append(f"results/datasets/{name}/validation/{fmt}.json")
     return outputs

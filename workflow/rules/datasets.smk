@@ -1,5 +1,6 @@
-# Stage 3: mixed frames -> the training dataset of each mix, in each configured format.
-# The NetCDF file is always written: it is the canonical copy the other formats convert from.
+# Stage 3: the training dataset of each flu mix and domain dataset, in each configured format.
+# The NetCDF file is always written (by write_netcdf for mixes, frame_dataset for domain
+# datasets): it is the canonical copy that splits and the other formats are made from.
 
 
 rule write_netcdf:
@@ -28,14 +29,14 @@ rule write_netcdf:
 
 rule make_splits:
     input:
-        netcdf=rules.write_netcdf.output.netcdf,
-        code=library_files("splits.py", "datasets.py", "collection.py", "io"),
+        netcdf=canonical_dataset,
+        code=library_files("splits.py", "datasets.py", "collection.py", "io", "domains/macro"),
     output:
-        splits="results/datasets/{mix}/splits.json",
+        splits="results/datasets/{name}/splits.json",
     log:
-        "results/logs/make_splits/{mix}.log",
+        "results/logs/make_splits/{name}.log",
     benchmark:
-        "results/benchmarks/make_splits/{mix}.tsv"
+        "results/benchmarks/make_splits/{name}.tsv"
     threads: 1
     resources:
         mem_mb=2000,
@@ -44,7 +45,7 @@ rule make_splits:
         splits=splits_config,
         seed=config["seed"],
     message:
-        "Splitting {wildcards.mix} into train/val/test"
+        "Splitting {wildcards.name} into train/val/test"
     script:
         "../../src/scripts/make_splits.py"
 
@@ -53,20 +54,42 @@ rule write_hdf5:
     input:
         unpack(conversion_inputs),
     output:
-        dataset="results/datasets/{mix}/TS_{mix}.h5",
+        dataset="results/datasets/{name}/TS_{name}.h5",
     log:
-        "results/logs/write_hdf5/{mix}.log",
+        "results/logs/write_hdf5/{name}.log",
     benchmark:
-        "results/benchmarks/write_hdf5/{mix}.tsv"
+        "results/benchmarks/write_hdf5/{name}.tsv"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
     params:
         format="hdf5",
-        options=format_options,
+        options=options_for("hdf5"),
     message:
-        "Writing the HDF5 dataset of {wildcards.mix}"
+        "Writing the HDF5 dataset of {wildcards.name}"
+    script:
+        "../../src/scripts/convert_dataset.py"
+
+
+rule write_hdf5_presplit:
+    input:
+        unpack(conversion_inputs),
+    output:
+        dataset="results/datasets/{name}/TS_{name}.presplit.h5",
+    log:
+        "results/logs/write_hdf5_presplit/{name}.log",
+    benchmark:
+        "results/benchmarks/write_hdf5_presplit/{name}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        format="hdf5",
+        options=options_for("hdf5_presplit"),
+    message:
+        "Writing the pre-split HDF5 dataset of {wildcards.name}"
     script:
         "../../src/scripts/convert_dataset.py"
 
@@ -75,20 +98,20 @@ rule write_zarr:
     input:
         unpack(conversion_inputs),
     output:
-        dataset=directory("results/datasets/{mix}/TS_{mix}.zarr"),
+        dataset=directory("results/datasets/{name}/TS_{name}.zarr"),
     log:
-        "results/logs/write_zarr/{mix}.log",
+        "results/logs/write_zarr/{name}.log",
     benchmark:
-        "results/benchmarks/write_zarr/{mix}.tsv"
+        "results/benchmarks/write_zarr/{name}.tsv"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
     params:
         format="zarr",
-        options=format_options,
+        options=options_for("zarr"),
     message:
-        "Writing the Zarr dataset of {wildcards.mix}"
+        "Writing the Zarr dataset of {wildcards.name}"
     script:
         "../../src/scripts/convert_dataset.py"
 
@@ -97,20 +120,20 @@ rule write_webdataset:
     input:
         unpack(conversion_inputs),
     output:
-        dataset=directory("results/datasets/{mix}/TS_{mix}-wds"),
+        dataset=directory("results/datasets/{name}/TS_{name}-wds"),
     log:
-        "results/logs/write_webdataset/{mix}.log",
+        "results/logs/write_webdataset/{name}.log",
     benchmark:
-        "results/benchmarks/write_webdataset/{mix}.tsv"
+        "results/benchmarks/write_webdataset/{name}.tsv"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
     params:
         format="webdataset",
-        options=format_options,
+        options=options_for("webdataset"),
     message:
-        "Writing the WebDataset shards of {wildcards.mix}"
+        "Writing the WebDataset shards of {wildcards.name}"
     script:
         "../../src/scripts/convert_dataset.py"
 
@@ -121,14 +144,14 @@ rule validate_dataset:
         splits=rules.make_splits.output.splits,
         code=library_files("validate.py", "tasks.py", "io"),
     output:
-        report="results/datasets/{mix}/validation/{format}.json",
+        report="results/datasets/{name}/validation/{format}.json",
     log:
-        "results/logs/validate_dataset/{mix}_{format}.log",
+        "results/logs/validate_dataset/{name}_{format}.log",
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
     message:
-        "Validating the {wildcards.format} dataset of {wildcards.mix}"
+        "Validating the {wildcards.format} dataset of {wildcards.name}"
     script:
         "../../src/scripts/validate_dataset.py"

@@ -65,6 +65,7 @@ class NetCDFFormat(Format):
             if multi:
                 root.to_netcdf(tmp, mode="w", engine="netcdf4")
             for number, (name, part) in enumerate(collection.parts.items()):
+                part = _encode_attrs(part)
                 part = part if multi else part.assign_attrs(**root.attrs)
                 mode = "a" if multi or number else "w"
                 part.to_netcdf(tmp, mode=mode, engine="netcdf4", group=name if multi else None,
@@ -103,11 +104,10 @@ class NetCDFFormat(Format):
         names = [p.name for p in reader.parts]
         multi = len(names) > 1
         parts = {}
-        for name in names:
-            with xr.open_dataset(path, engine="netcdf4", group=name if multi else None) as part:
-                part = part.load()
-            part.attrs = {k: v for k, v in part.attrs.items() if not k.startswith("trainset_")}
-            parts[name] = part
+        with xr.open_datatree(path, engine="netcdf4") as tree:
+            for name in names:
+                part = (tree[name] if multi else tree).to_dataset().load()
+                parts[name] = _decode_attrs(part)
         return Collection(parts, reader.attrs), reader.splits
 
 
@@ -163,21 +163,27 @@ class NetCDFReader(Reader):
 
 
 def _read_metadata(path: Path) -> dict:
-    """Parts, variables, attrs, splits and chunk size, without reading data."""
+    """Parts, variables, attrs, splits and chunk size, without reading data.
+
+    Everything is read through one ``open_datatree`` handle: opening the same file several
+    times at once through netCDF4 (root and groups) crashed the process on some files.
+    """
     if not path.exists():
         raise TrainsetError(f"{path}: file not found")
     try:
-        with xr.open_dataset(path, engine="netcdf4") as root:
-            attrs = dict(root.attrs)
+        with xr.open_datatree(path, engine="netcdf4") as tree:
+            attrs = dict(tree.attrs)
             names = json.loads(attrs.get("trainset_parts", '["all"]'))
             collection_attrs = json.loads(attrs.get("trainset_attrs", "{}"))
             parts, chunk = [], 256
             for name in names:
-                group = name if len(names) > 1 else None
-                with xr.open_dataset(path, engine="netcdf4", group=group) as part:
-                    parts.append(_part_info(name, part, path))
-                    chunk = _chunk_of(part, chunk)
-        splits = _read_splits(path)
+                part = tree[name].to_dataset() if len(names) > 1 else tree.to_dataset()
+                parts.append(_part_info(name, part, path))
+                chunk = _chunk_of(part, chunk)
+            splits = None
+            if SPLITS_GROUP in tree.children:
+                group = tree[SPLITS_GROUP].to_dataset()
+                splits = {str(k): group[k].values.astype(np.int64) for k in group.data_vars}
     except (OSError, ValueError, KeyError) as error:
         raise TrainsetError(f"{path}: not a readable NetCDF dataset ({error}). Fix: rewrite it with trainset") from error
     return {"parts": parts, "attrs": collection_attrs, "splits": splits, "chunk": chunk}
@@ -201,13 +207,30 @@ def _chunk_of(part: xr.Dataset, default: int) -> int:
     return default
 
 
-def _read_splits(path: Path) -> Splits | None:
-    with h5py.File(path, "r") as handle:
-        if SPLITS_GROUP not in handle:
-            return None
-        group = handle[SPLITS_GROUP]
-        return {name: group[name][()].astype(np.int64) for name in group if isinstance(group[name], h5py.Dataset)
-                and not name.endswith("_n")}
+JSON_ATTRS = "trainset_json_attrs"
+
+
+def _netcdf_attr(value: Any) -> bool:
+    """Whether NetCDF can store an attribute value as it is (text, numbers, flat lists)."""
+    if isinstance(value, (str, int, float, np.integer, np.floating, np.ndarray)):
+        return True
+    return isinstance(value, (list, tuple)) and all(isinstance(v, (str, int, float)) for v in value) and (
+        len({type(v) for v in value}) <= 1)
+
+
+def _encode_attrs(part: xr.Dataset) -> xr.Dataset:
+    """Nested attributes (dicts, lists of lists) as JSON text, their names in ``trainset_json_attrs``."""
+    nested = sorted(k for k, v in part.attrs.items() if not _netcdf_attr(v))
+    if not nested:
+        return part
+    attrs = {k: canonical_json(v) if k in nested else v for k, v in part.attrs.items()}
+    return part.assign_attrs(**attrs, **{JSON_ATTRS: canonical_json(nested)})
+
+
+def _decode_attrs(part: xr.Dataset) -> xr.Dataset:
+    nested = json.loads(part.attrs.get(JSON_ATTRS, "[]"))
+    part.attrs = {k: json.loads(v) if k in nested else v for k, v in part.attrs.items() if not k.startswith("trainset_")}
+    return part
 
 
 def _splits_dataset(splits: Splits) -> xr.Dataset:

@@ -1,0 +1,48 @@
+# Stages 1-2 of the other domains: demo generator or user tables -> long tables -> canonical
+# NetCDF dataset (sequence tasks, flight forecasts, macro worlds). Splits, formats and
+# validation then follow the same rules as the flu mixes (datasets.smk).
+
+
+rule ingest_domain:
+    input:
+        files=domain_files,
+        code=library_files("domains", "domains/macro", "table/io.py"),
+    output:
+        tables=directory("results/tables/{dataset}"),
+    log:
+        "results/logs/ingest_domain/{dataset}.log",
+    benchmark:
+        "results/benchmarks/ingest_domain/{dataset}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    params:
+        dataset=domain_config,
+        seed=config["seed"],
+    message:
+        "Writing the long tables of {wildcards.dataset}"
+    script:
+        "../../src/scripts/ingest_domain.py"
+
+
+rule frame_dataset:
+    input:
+        tables=rules.ingest_domain.output.tables,
+        code=library_files("domains", "domains/macro", "collection.py", "io"),
+    output:
+        netcdf="results/datasets/{dataset}/TS_{dataset}.nc",
+    log:
+        "results/logs/frame_dataset/{dataset}.log",
+    benchmark:
+        "results/benchmarks/frame_dataset/{dataset}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    params:
+        dataset=domain_config,
+    message:
+        "Framing {wildcards.dataset} into its canonical dataset"
+    script:
+        "../../src/scripts/frame_dataset.py"
