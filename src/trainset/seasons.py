@@ -51,7 +51,9 @@ class SeasonAxis:
         if not cfg.get("remove_territories", True):
             keep |= table["kind"].eq("territory")
         codes = sorted(table.loc[keep, "location_code"], key=_fips_order)
-        return cls(start=cfg.get("start", "08-01"), weeks=int(cfg.get("weeks", 53)), places=tuple(codes))
+        start = str(cfg.get("start", "08-01"))
+        _check_start(start)
+        return cls(start=start, weeks=int(cfg.get("weeks", 53)), places=tuple(codes))
 
     @property
     def week_numbers(self) -> np.ndarray:
@@ -93,10 +95,25 @@ class SeasonAxis:
         return season.astype(np.int64), (days // 7 + 1).astype(np.int64)
 
     def week_end(self, season: int, week: int, weekday: int = 5) -> pd.Timestamp:
-        """A date inside ``week`` of ``season`` falling on ``weekday`` (Mon=0 .. Sun=6)."""
+        """A date inside ``week`` of ``season`` falling on ``weekday`` (Mon=0 .. Sun=6).
+
+        Week 53 is a one- or two-day stub; when it has no such weekday, the season's last day
+        is returned, so the date never falls into the next season.
+        """
         month, day = (int(part) for part in self.start.split("-"))
         first = pd.Timestamp(year=season, month=month, day=day) + pd.Timedelta(days=7 * (week - 1))
-        return first + pd.Timedelta(days=(weekday - first.weekday()) % 7)
+        last_day = pd.Timestamp(year=season + 1, month=month, day=day) - pd.Timedelta(days=1)
+        return min(first + pd.Timedelta(days=(weekday - first.weekday()) % 7), last_day)
+
+
+def _check_start(start: str) -> None:
+    """A month-day every year has (so not 02-29)."""
+    try:
+        month, day = (int(part) for part in start.split("-"))
+        pd.Timestamp(year=2001, month=month, day=day)
+    except ValueError as error:
+        raise TrainsetError(f"season_axis.start {start!r} is not a month-day every year has ({error}). "
+                            "Fix: use MM-DD such as 08-01") from error
 
 
 def _fips_order(code: str) -> tuple[int, str]:

@@ -118,5 +118,5 @@ def read_splits(path: str | os.PathLike) -> Splits:
     try:
         with open(path) as handle:
             return splits_from_json(json.load(handle))
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise TrainsetError(f"{path}: not a readable splits.json ({error}). Fix: rebuild it with the splits rule") from error

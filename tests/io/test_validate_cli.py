@@ -51,3 +51,27 @@ def test_out_of_range_labels_and_damaged_file(tmp_path):
         del handle["labels"]
     result = validate(path)
     assert result.returncode == 1 and "labels" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_value_checks_cover_webdataset_too(tmp_path):
+    """NaN features and non-binary targets are found in every format, streamed ones included."""
+    from trainset.validate import validate_dataset
+
+    n = 120
+    features = np.random.default_rng(1).random((n, 4)).astype(np.float32)
+    features[7, 2], features[n - 1, 0] = np.nan, np.inf
+    targets = np.ones((n, 11), dtype=np.float32)
+    targets[3, 1] = 0.5
+    data = xr.Dataset({"features": (("sample", "feature"), features),
+                       "site": (("sample",), np.zeros(n, np.int64)),
+                       "targets": (("sample", "threshold"), targets),
+                       "date": (("sample",), np.arange(n))})
+    collection = Collection.single(data, attrs={"task": "thresholds"})
+    for name, ext, options in (("webdataset", "-wds", {"samples_per_member": 7, "samples_per_shard": 50}),
+                               ("zarr", ".zarr", {}), ("hdf5", ".h5", {})):
+        path = tmp_path / f"TS_v{ext}"
+        get_format(name).write(collection, path, **options)
+        report = validate_dataset(path)
+        assert not report["valid"], name
+        text = " ".join(report["problems"])
+        assert "2 value(s) are NaN or infinite" in text and "neither 0 nor 1" in text, (name, text)

@@ -70,9 +70,19 @@ def library_files(*parts):
     return sorted(files)
 
 
+DATASET_KEYS = ("formats", "format_options", "splits")
+"""Keys that decide how a dataset is stored and split, not how it is mixed or framed."""
+
+
+def stage_slice(cfg):
+    """A dataset's config without its storage keys: the params of the mixing/framing stages,
+    so changing formats or splits reruns only the writers and splits, not the frames."""
+    return {key: value for key, value in cfg.items() if key not in DATASET_KEYS}
+
+
 def mix_config(wildcards):
-    """The config of one mix (a tracked param: editing it reruns only that mix)."""
-    return config["mixes"][wildcards.mix]
+    """The mixing config of one mix (a tracked param: editing it reruns only that mix)."""
+    return stage_slice(config["mixes"][wildcards.mix])
 
 
 def dataset_config(wildcards):
@@ -121,8 +131,8 @@ def options_for(fmt):
 
 
 def domain_config(wildcards):
-    """The config of one domain dataset."""
-    return config["datasets"][wildcards.dataset]
+    """The generation/framing config of one domain dataset (storage keys excluded)."""
+    return stage_slice(config["datasets"][wildcards.dataset])
 
 
 def domain_files(wildcards):
@@ -150,13 +160,18 @@ def mix_table_files(wildcards):
     table = config["mixes"][wildcards.mix]["table"]
     if table not in config["tables"]:
         raise ValueError(f"mixes.{wildcards.mix}.table: no table named {table!r}; tables are {sorted(config['tables'])}")
-    return {"table": f"results/tables/{table}.parquet", "table_summary": f"results/tables/{table}.summary.json"}
+    files = {"table": f"results/tables/{table}.parquet", "table_summary": f"results/tables/{table}.summary.json"}
+    scaling = config["mixes"][wildcards.mix].get("scaling_distribution") or {}
+    if "path" in scaling:
+        files["scaling_targets"] = scaling["path"]  # an input: editing the file reruns the mix
+    return files
 
 
 def export_date():
     """Today's date (or SOURCE_DATE_EPOCH's) for the dated export names."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    when = datetime.datetime.fromtimestamp(int(epoch), tz=datetime.timezone.utc) if epoch else datetime.datetime.now()
+    utc = datetime.timezone.utc
+    when = datetime.datetime.fromtimestamp(int(epoch), tz=utc) if epoch else datetime.datetime.now(tz=utc)
     return when.strftime("%Y-%m-%d")
 
 

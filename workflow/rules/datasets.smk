@@ -142,7 +142,7 @@ rule validate_dataset:
     input:
         dataset=dataset_path,
         splits=rules.make_splits.output.splits,
-        code=library_files("validate.py", "tasks.py", "io"),
+        code=library_files("validate.py", "tasks.py", "tokens.py", "splits.py", "collection.py", "io"),
     output:
         report="results/datasets/{name}/validation/{format}.json",
     log:

@@ -6,7 +6,7 @@
 rule ingest_domain:
     input:
         files=domain_files,
-        code=library_files("domains", "domains/macro", "table/io.py"),
+        code=library_files("domains", "domains/macro", "table/io.py", "mixing/rng.py", "splits.py", "collection.py"),
     output:
         tables=directory("results/tables/{dataset}"),
     log:

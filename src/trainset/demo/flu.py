@@ -264,14 +264,15 @@ def _week_ends(axis: SeasonAxis, seasons: np.ndarray, weeks: np.ndarray,
                weekday: int) -> tuple[np.ndarray, np.ndarray]:
     """Week-end dates [S, W] and whether each really lies in that season week.
 
-    Week 53 holds only one or two days of a season, so its ``weekday`` often falls in the next
-    season; such (season, week) cells do not exist in the source and are marked invalid.
+    Week 53 holds only one or two days of a season, so it often has no such ``weekday`` (the
+    axis then returns the season's last day); such (season, week) cells do not exist in the
+    source and are marked invalid.
     """
     stamps = [axis.week_end(int(s), int(w), weekday) for s in seasons for w in weeks]
     dates = pd.DatetimeIndex(stamps).as_unit("ns").to_numpy()
     got_season, got_week = axis.season_and_week(dates)
     valid = (got_season == np.repeat(seasons, len(weeks))) & (
-        got_week == np.tile(weeks, len(seasons)))
+        got_week == np.tile(weeks, len(seasons))) & (pd.DatetimeIndex(dates).dayofweek == weekday)
     shape = (len(seasons), len(weeks))
     return dates.reshape(shape), valid.reshape(shape)
 

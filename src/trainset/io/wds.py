@@ -477,6 +477,17 @@ def _walk(tar: tarfile.TarFile, handle: Any, rec: dict[str, Any], layout: _Layou
         yield f"shard has {members} members, index.json says {rec['members']}"
 
 
+def _file_size(handle: Any) -> int:
+    """Size of the open shard, so a forged member size cannot make us allocate more than the file."""
+    try:
+        return os.fstat(handle.fileno()).st_size
+    except (AttributeError, OSError, ValueError):
+        position = handle.tell()
+        size = handle.seek(0, 2)
+        handle.seek(position)
+        return size
+
+
 def _read_member(handle: Any, info: tarfile.TarInfo, var: str, group: tuple, layout: _Layout,
                  wanted: set[str] | None, check: bool) -> Iterator[str]:
     """Check one member of the current group; read and decode it if wanted (yields problems)."""
@@ -493,6 +504,9 @@ def _read_member(handle: Any, info: tarfile.TarInfo, var: str, group: tuple, lay
     read_all = not check and (wanted is None or var in wanted or var == "index")
     if info.size > _NPY_HEADER_MAX + nbytes:
         yield f"{where}: {info.size} bytes, more than its shape {shape} needs"
+        return
+    if info.offset_data + info.size > _file_size(handle):
+        yield f"{where}: claims {info.size} bytes past the end of the shard (truncated or forged header)"
         return
     if not (read_all or check):
         return

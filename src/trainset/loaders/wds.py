@@ -182,7 +182,7 @@ class WdsDataset(IterableDataset):
         pending.clear()
         n = len(pool["index"])
         order = rng.permutation(n) if self.shuffle else np.arange(n)
-        stop = n if final or self.shuffle else (n // size) * size
+        stop = n if final else (n // size) * size  # a short batch only at the very end
         for begin in range(0, stop, size):
             take = order[begin:begin + size]
             yield {k: torch.from_numpy(v[take]) for k, v in pool.items()}

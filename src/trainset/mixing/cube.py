@@ -51,7 +51,11 @@ def build_cube(table: pd.DataFrame, axis: SeasonAxis) -> GroupCube:
     codes = np.zeros(len(table), dtype=np.int64)
     uniques = []
     for column in GROUP_COLUMNS:
-        column_codes, column_uniques = pd.factorize(table[column], sort=True)
+        values = table[column]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            # a Parquet dictionary keeps first-appearance order; sort like plain strings
+            values = values.cat.reorder_categories(sorted(values.cat.categories))
+        column_codes, column_uniques = pd.factorize(values, sort=True)
         codes = codes * len(column_uniques) + column_codes
         uniques.append(column_uniques)
     group_codes, group = _dense_unique(codes, int(np.prod([len(u) for u in uniques], dtype=float)))
@@ -65,7 +69,7 @@ def build_cube(table: pd.DataFrame, axis: SeasonAxis) -> GroupCube:
 
 def _dense_unique(codes: np.ndarray, n_possible: int) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(codes, return_inverse=True)`` in O(n) time and memory for small code spaces."""
-    if n_possible > 50_000_000:
+    if n_possible > max(1_000_000, 4 * codes.size):
         return np.unique(codes, return_inverse=True)
     present = np.zeros(n_possible, dtype=bool)
     present[codes] = True

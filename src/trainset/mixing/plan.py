@@ -58,6 +58,8 @@ def plan_frames(keys: pd.DataFrame, families: dict[str, dict], mix: str, seed: i
             "to_scale": bool(spec.get("to_scale", False)),
         }
     group, copy, to_scale = (np.concatenate(columns) for columns in zip(*parts))
+    if group.size == 0:
+        raise TrainsetError(f"mixes.{mix}: every family rounds to zero frames. Fix: raise total or the proportions")
     for entry in summary.values():
         entry["share_realised"] = entry["frames"] / group.size
     return FramePlan(group=group, copy=copy, to_scale=to_scale, families=summary)

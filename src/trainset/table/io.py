@@ -33,7 +33,7 @@ def read_raw_table(path: str | os.PathLike) -> pd.DataFrame:
         if suffix in {".csv", ".gz", ".tsv"}:
             sep = "\t" if ".tsv" in path.suffixes else ","
             return pd.read_csv(path, sep=sep, dtype=_TEXT)
-    except (pa.ArrowInvalid, pd.errors.ParserError, UnicodeDecodeError) as error:
+    except (pa.ArrowInvalid, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise TrainsetError(f"{path}: cannot be read as {suffix[1:]}: {error}") from error
     raise TrainsetError(f"{path}: unknown table format '{suffix}'. Fix: use .csv, .tsv or .parquet")
 

@@ -184,6 +184,10 @@ def _check_keys_and_values(table: pd.DataFrame, axis: SeasonAxis) -> list[str]:
         nan = table[column].isna()
         if nan.any():
             problems.append(_rows(table, nan, column, "are empty (NaN)", "fill in or remove those rows"))
+    values = table["value"].to_numpy(dtype=float, na_value=np.nan)
+    infinite = pd.Series(np.isinf(values), index=table.index)
+    if infinite.any():
+        problems.append(_rows(table, infinite, "value", "are infinite", "store finite numbers (NaN marks a missing week)"))
     negative = table["value"].lt(0).fillna(False)
     if negative.any():
         problems.append(_rows(table, negative, "value", "are negative", "counts and rates must be >= 0"))
