@@ -17,6 +17,7 @@ include: "workflow/rules/frames.smk"
 include: "workflow/rules/domains.smk"
 include: "workflow/rules/datasets.smk"
 include: "workflow/rules/plots.smk"
+include: "workflow/rules/train.smk"
 # Aggregate targets
 include: "workflow/rules/targets.smk"
 

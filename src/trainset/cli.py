@@ -6,6 +6,8 @@ demo
     Write a bundled demo table (e.g. the ~2.6M-row flu table) to CSV or Parquet.
 ingest
     Validate a raw table and write the canonical Parquet table and its summary.
+train
+    Train a model from a YAML run config (the same trainer the ``train_model`` rule runs).
 validate
     Check a stored dataset (NetCDF, HDF5, Zarr or WebDataset) against its task type and print
     every problem with its fix.
@@ -56,6 +58,20 @@ def _validate(args: argparse.Namespace) -> None:
     print(f"OK: {args.path} is a valid {report['task']} dataset ({report['format']}, {report['samples']} samples)")
 
 
+def _train(args: argparse.Namespace) -> None:
+    from trainset.train.config import TrainingConfig
+    from trainset.train.run import train_run
+
+    cfg = TrainingConfig.from_yaml(args.config)
+    dataset = args.dataset or cfg.dataset
+    if not dataset or not Path(dataset).exists():
+        raise TrainsetError(f"{args.config}: dataset {dataset!r} is not a stored dataset. "
+                            "Fix: set dataset: to a .nc/.h5/.zarr/-wds path, or pass --dataset")
+    folder = Path(args.out or Path("results") / "models" / cfg.name)
+    train_run(cfg, dataset, folder, args.scalers, threads=args.threads)
+    print(f"trained {cfg.name}: checkpoints and history in {folder}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m trainset``."""
     parser = argparse.ArgumentParser(prog="trainset", description=__doc__.split("\n")[0])
@@ -75,6 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--drop-unknown-places", action="store_true", help="drop unknown location codes")
     ingest.add_argument("--seed", type=int, default=42)
     ingest.set_defaults(func=_ingest)
+
+    train = commands.add_parser("train", help="train a model from a YAML run config")
+    train.add_argument("--config", required=True, help="YAML training config (model, training, data sections)")
+    train.add_argument("--dataset", help="stored dataset path (default: the config's dataset)")
+    train.add_argument("--scalers", help="scalers JSON fitted on the training split (results/scalers/<name>.json)")
+    train.add_argument("--out", help="run folder (default results/models/<name>)")
+    train.add_argument("--threads", type=int, default=1, help="torch threads (fixed, so results do not depend on cores)")
+    train.set_defaults(func=_train)
 
     validate = commands.add_parser("validate", help="check a stored dataset against its task type")
     validate.add_argument("path", help="a .nc or .h5 file, a .zarr folder or a -wds folder")

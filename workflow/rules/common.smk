@@ -27,7 +27,7 @@ def merge_config(defaults, user):
 
 
 def drop_removed(cfg):
-    for section in ("tables", "mixes", "datasets"):
+    for section in ("tables", "mixes", "datasets", "runs"):
         cfg[section] = {k: v for k, v in (cfg.get(section) or {}).items() if v is not None}
     return cfg
 
@@ -51,6 +51,7 @@ wildcard_constraints:
     name=alternatives([*config["mixes"], *config.get("datasets", {})]),
     date=r"\d{4}-\d{2}-\d{2}",
     format=r"netcdf|hdf5|hdf5_presplit|zarr|webdataset",
+    run=alternatives(config.get("runs", {})),
 
 
 def library_files(*parts):
@@ -70,7 +71,7 @@ def library_files(*parts):
     return sorted(files)
 
 
-DATASET_KEYS = ("formats", "format_options", "splits")
+DATASET_KEYS = ("formats", "format_options", "splits", "scalers")
 """Keys that decide how a dataset is stored and split, not how it is mixed or framed."""
 
 
@@ -175,6 +176,48 @@ def export_date():
     return when.strftime("%Y-%m-%d")
 
 
+def run_config(wildcards):
+    """The training config of one run, as a plain dict (a tracked param)."""
+    return {"name": wildcards.run, **config["runs"][wildcards.run]}
+
+
+def run_inputs(wildcards):
+    """The stored dataset (in the run's format), its splits and its scalers."""
+    cfg = config["runs"][wildcards.run]
+    name = cfg["dataset"]
+    return {
+        "dataset": dataset_file(name, cfg.get("format", "netcdf")),
+        "splits": f"results/datasets/{name}/splits.json",
+        "scalers": f"results/scalers/{name}.json",
+        "code": library_files("train", "models", "scalers.py", "transforms.py", "tokens.py", "loaders", "io",
+                              "open.py", "collection.py", "splits.py"),
+    }
+
+
+def run_threads(wildcards):
+    """Torch threads of a run: fixed by its config so results do not depend on --cores."""
+    return int(config["runs"][wildcards.run].get("training", {}).get("threads", 1))
+
+
+def scaler_spec(wildcards):
+    """A dataset's ``scalers`` config (None: the task's defaults)."""
+    cfg = config["mixes"].get(wildcards.name) or config.get("datasets", {}).get(wildcards.name, {})
+    return cfg.get("scalers")
+
+
+def check_runs():
+    """Refuse a bad run config at start-up, naming the key (as the schema does for the rest)."""
+    if not config.get("runs"):
+        return
+    from trainset.train.config import TrainingConfig
+
+    known = {*config["mixes"], *config.get("datasets", {})}
+    for name, cfg in config["runs"].items():
+        if cfg.get("dataset") not in known:
+            raise ValueError(f"runs.{name}.dataset: {cfg.get('dataset')!r} is not a mix or dataset; use one of {sorted(known)}")
+        TrainingConfig.from_dict({"name": name, **cfg})
+
+
 def final_outputs():
     """Every dataset, summary and plot the config asks for."""
     outputs = []
@@ -184,6 +227,9 @@ def final_outputs():
         outputs += dataset_outputs(mix, cfg)
     for name, cfg in config.get("datasets", {}).items():
         outputs += dataset_outputs(name, cfg)
+    check_runs()
+    for run in config.get("runs", {}):
+        outputs += [f"results/models/{run}/final.pt", f"results/models/{run}/history.json"]
     return outputs
 
 

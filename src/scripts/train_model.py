@@ -1,0 +1,24 @@
+"""Train one run (model, losses, optimiser, schedule and seed from its config).
+
+Outputs
+-------
+results/models/{run}/ : best.pt, final.pt, epoch_N.pt, last.pt, history.json, config.json
+    Checkpoints are state dicts (model, optimiser, scheduler, RNG states, epoch, dataset and
+    scaler hashes, world list), loadable with ``torch.load(weights_only=True)``.
+"""
+
+from pathlib import Path
+
+from trainset.train.config import TrainingConfig
+from trainset.train.run import train_run
+from trainset.workflow import run_rule
+
+
+def main(snakemake) -> None:
+    cfg = TrainingConfig.from_dict(snakemake.params.run)
+    train_run(cfg, snakemake.input.dataset, Path(snakemake.output.final).parent, snakemake.input.scalers,
+              threads=snakemake.params.threads)
+
+
+if __name__ == "__main__":
+    run_rule(main, snakemake)  # noqa: F821 - injected by Snakemake's script directive

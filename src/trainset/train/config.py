@@ -1,0 +1,548 @@
+"""One training configuration, read from YAML or a dict, validated whole before anything runs.
+
+A :class:`TrainingConfig` has a ``model``, a ``training`` and a ``data`` section (frozen
+dataclasses; every field has a default and a description below). :meth:`TrainingConfig.from_dict`
+reports *every* problem at once, each naming its dotted key: an unknown key (``training.lr_max``,
+with the valid keys and a close match), a wrong type (``training.epochs: expected an integer``),
+a value out of range, an unregistered loss (with the registered names). :meth:`~TrainingConfig.
+to_dict` gives plain JSON, and ``from_dict(to_dict(cfg)) == cfg`` exactly; :func:`config_hash`
+hashes that JSON.
+
+Two older layouts are accepted and translated (the seeds' users have such files):
+
+- **seed 001** (sequence tasks): ``training: {paradigm, mapping, losses: [{name, weight,
+  params}]}``, ``data: {data_path, num_classes, target_seq_len, input_encoding, vocab_size}``,
+  ``model: {time_pooling: {name, params: {scale}}}``. ``data.data_path`` becomes ``dataset``;
+  ``model.time_pooling`` is folded into ``model.params["time_pooling"]`` (a bare name becomes
+  ``{name, params: {}}``). ``target_seq_len`` no longer resamples silently: the policy is
+  ``data.target_seq_policy`` (default ``truncate``).
+- **seed 003** (macro emulator), flat keys at the top level (or inside ``training``): ``lr,
+  weight_decay, batch_size, epochs, grad_clip, warmup_epochs, scheduler, patience, min_delta,
+  save_every_n_epochs, log_every_n_steps, seed`` map to the same ``training`` fields (note
+  ``min_delta`` is now *relative*); ``loss_fn`` (mse|mae), ``horizon_weights`` and
+  ``lambda_smooth`` become one loss ``horizon_<loss_fn>`` with params ``{weights, lambda_smooth}``
+  (seed-003 defaults: mse, uniform, 0.01); ``checkpoint_dir`` and ``wandb_project`` are ignored
+  with a warning (the workflow decides paths; nothing logs to W&B), ``save_best`` is ignored
+  (the best checkpoint is always kept) and ``use_wandb`` must be false.
+
+PyYAML reads ``1e-3`` (no dot) as a string; float fields accept such numeric strings.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+import logging
+import math
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, Literal, Union
+
+import yaml
+
+from trainset.errors import TrainsetError
+from trainset.train.losses import LOSSES, LossSpec
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DataSection", "LossSpec", "ModelSection", "TrainingConfig", "TrainingSection", "config_hash"]
+
+_EXTRA_FORMATS = ("hdf5_presplit",)  # workflow format names that are layouts of a FORMATS entry
+
+
+class _Mismatch(TrainsetError):
+    def __init__(self, key: str, hint: Any, value: Any) -> None:
+        self.key = key
+        super().__init__(f"{key}: expected {_describe(hint)}, got {value!r} ({type(value).__name__})")
+
+
+def _describe(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        return "null or " + " or ".join(_describe(a) for a in inner)
+    if origin is Literal:
+        return f"one of {list(args)}"
+    if origin is tuple:
+        return "a list of strings" if args[0] is str else "a list of losses {name, weight, params}"
+    if origin is dict:
+        return "a mapping"
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+            LossSpec: "a loss {name, weight, params}"}.get(hint, str(hint))
+
+
+def _json_value(value: Any, key: str) -> Any:
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as err:
+        raise TrainsetError(f"{key}: must hold plain JSON values (strings, numbers, lists, mappings): {err}") from None
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """``value`` checked against (and normalised to) the type ``hint``; errors name ``key``."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        try:
+            return _coerce(value, inner[0], key)
+        except _Mismatch as err:
+            if err.key == key:
+                raise _Mismatch(key, hint, value) from None
+            raise
+    if origin is Literal:
+        if isinstance(value, str) and value in args:
+            return value
+        raise _Mismatch(key, hint, value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise _Mismatch(key, hint, value)
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise _Mismatch(key, hint, value)
+    if hint is float:
+        if isinstance(value, str):  # PyYAML reads 1e-3 as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise _Mismatch(key, hint, value) from None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+        raise _Mismatch(key, hint, value)
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise _Mismatch(key, hint, value)
+    if origin is dict:
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+            raise _Mismatch(key, hint, value)
+        return _json_value(dict(value), key)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise _Mismatch(key, hint, value)
+        return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+    if isinstance(hint, type) and hasattr(hint, "__dataclass_fields__") and hint is not LossSpec:
+        if isinstance(value, hint):
+            return value
+        raise _Mismatch(key, hint, value)
+    if hint is LossSpec:
+        try:
+            return LossSpec.from_dict(value)
+        except TrainsetError as err:
+            raise TrainsetError(f"{key}: {err}") from None
+    raise TypeError(f"config type {hint!r} is not supported")  # a bug here, not bad input
+
+
+def _validate(obj: Any, section: str) -> None:
+    """Coerce every field of the dataclass ``obj`` in place, then run its value checks."""
+    hints = typing.get_type_hints(type(obj))
+    problems: list[str] = []
+    failed: list[str] = []
+    for f in fields(obj):
+        key = f"{section}.{f.name}" if section else f.name
+        try:
+            object.__setattr__(obj, f.name, _coerce(getattr(obj, f.name), hints[f.name], key))
+        except TrainsetError as err:
+            problems.append(str(err))
+            failed.append(key)
+            default = f.default_factory() if f.default_factory is not MISSING else f.default
+            object.__setattr__(obj, f.name, default)  # so the value checks below can still run
+    problems += [p for p in obj._problems() if not any(p.startswith(k + ":") for k in failed)]
+    if problems:
+        raise TrainsetError("\n".join(problems))
+
+
+def _range(problems: list[str], key: str, value: float | None, lo: float | None = None,
+           hi: float | None = None, lo_open: bool = False, hi_open: bool = False, fix: str = "") -> None:
+    if value is None:
+        return
+    bad = (lo is not None and (value <= lo if lo_open else value < lo)) or \
+          (hi is not None and (value >= hi if hi_open else value > hi))
+    if bad:
+        low = "" if lo is None else f"{'>' if lo_open else '>='} {lo}"
+        high = "" if hi is None else f"{'<' if hi_open else '<='} {hi}"
+        problems.append(f"{key}: must be {' and '.join(p for p in (low, high) if p)}, got {value}"
+                        + (f". Fix: {fix}" if fix else ""))
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    """Which model to build (a registered name) and its parameters (checked by the model itself)."""
+
+    name: str = "mlp"
+    """A model name in :data:`trainset.models.MODELS`."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """Keyword parameters of the model, plain JSON; seed-001 ``time_pooling`` lands here."""
+
+    def __post_init__(self) -> None:
+        _validate(self, "model")
+
+    def _problems(self) -> list[str]:
+        try:
+            from trainset.models import MODELS
+        except ImportError:  # pragma: no cover - the model registry is optional here
+            return [] if self.name else ["model.name: must not be empty"]
+        if self.name not in MODELS:
+            return [f"model.name: unknown model {self.name!r}. Fix: use one of {sorted(MODELS)}"]
+        return []
+
+
+@dataclass(frozen=True)
+class TrainingSection:
+    """How to optimise: task framing, objective, optimiser, schedule, stopping, runtime."""
+
+    paradigm: Literal["supervised", "self_supervised"] = "supervised"
+    """``self_supervised``: the targets are derived from the inputs (seed 001)."""
+    mapping: Literal["seq2static", "seq2seq"] | None = None
+    """Sequence tasks: one output per sequence or per step; null for non-sequence data."""
+    losses: tuple[LossSpec, ...] = (LossSpec("mse"),)
+    """Weighted terms of the objective (losses and penalties), summed."""
+    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    """Optimiser; ``weight_decay`` is decoupled for adamw, L2-in-gradient for adam/sgd."""
+    lr: float = 1e-3
+    """Peak learning rate (reached at the end of warm-up)."""
+    weight_decay: float = 0.01
+    """Weight decay."""
+    batch_size: int = 64
+    """Samples per optimisation step."""
+    epochs: int = 20
+    """Maximum number of epochs."""
+    warmup_epochs: int = 1
+    """Epochs of linear warm-up from ``lr / warmup_steps`` to ``lr`` (0: none)."""
+    scheduler: Literal["cosine", "exponential", "none"] = "cosine"
+    """LR after warm-up: cosine to ``final_lr_fraction * lr``, ``lr * gamma**epoch``, or constant."""
+    gamma: float = 0.95
+    """Per-epoch decay factor of the exponential scheduler (seed 002)."""
+    final_lr_fraction: float = 0.01
+    """Cosine floor as a fraction of ``lr``."""
+    grad_clip: float | None = 1.0
+    """Max global gradient norm; null disables clipping."""
+    patience: int | None = 5
+    """Epochs without improvement before stopping; null never stops early."""
+    min_delta: float = 1e-3
+    """Relative improvement needed: an epoch improves when ``val < best * (1 - min_delta)``."""
+    save_every_n_epochs: int = 5
+    """Keep a periodic checkpoint every n epochs (0: only the best and the last)."""
+    log_every_n_steps: int = 50
+    """Log the training loss every n optimisation steps."""
+    seed: int = 42
+    """Seed for weight init, shuffling and augmentation."""
+    amp: bool = False
+    """bf16 autocast (on CPU)."""
+    num_workers: int = 0
+    """DataLoader worker processes (on 2 cores they only help for costly batches)."""
+    deterministic: bool = True
+    """Use deterministic torch algorithms."""
+    train_split: str = "train"
+    """Split trained on."""
+    val_split: str = "val"
+    """Split used for early stopping and the best checkpoint."""
+
+    def __post_init__(self) -> None:
+        _validate(self, "training")
+
+    def _problems(self) -> list[str]:
+        p: list[str] = []
+        if not self.losses:
+            p.append(f"training.losses: needs at least one loss; registered: {sorted(LOSSES)}")
+        _range(p, "training.lr", self.lr, 0, lo_open=True)
+        _range(p, "training.weight_decay", self.weight_decay, 0)
+        _range(p, "training.batch_size", self.batch_size, 1)
+        _range(p, "training.epochs", self.epochs, 1)
+        _range(p, "training.warmup_epochs", self.warmup_epochs, 0, self.epochs,
+               fix="warm-up cannot be longer than training (training.epochs)")
+        _range(p, "training.gamma", self.gamma, 0, 1, lo_open=True)
+        _range(p, "training.final_lr_fraction", self.final_lr_fraction, 0, 1)
+        _range(p, "training.grad_clip", self.grad_clip, 0, lo_open=True, fix="use null to disable clipping")
+        _range(p, "training.patience", self.patience, 1, fix="use null to never stop early")
+        _range(p, "training.min_delta", self.min_delta, 0, 1, hi_open=True,
+               fix="min_delta is relative, e.g. 1e-3 = 0.1%")
+        _range(p, "training.save_every_n_epochs", self.save_every_n_epochs, 0)
+        _range(p, "training.log_every_n_steps", self.log_every_n_steps, 1)
+        _range(p, "training.seed", self.seed, 0)
+        _range(p, "training.num_workers", self.num_workers, 0)
+        if self.train_split == self.val_split:
+            p.append(f"training.val_split: must differ from training.train_split ({self.train_split!r})")
+        return p
+
+
+@dataclass(frozen=True)
+class DataSection:
+    """How samples become model inputs: sequence length, token encoding, scaling, variables."""
+
+    target_seq_len: int | None = None
+    """Bring every sequence (inputs and labels alike) to this length; null keeps it."""
+    target_seq_policy: Literal["truncate", "pad", "resample"] = "truncate"
+    """How ``target_seq_len`` is reached; the old code always resampled, silently."""
+    input_encoding: Literal["one_hot"] | None = None
+    """``one_hot``: ``data`` holds token ids, encoded over ``vocab_size`` before any scaling."""
+    vocab_size: int | None = None
+    """Number of token ids (required with ``one_hot``)."""
+    num_classes: int | None = None
+    """Classes of a classification task."""
+    scaler: str | None = None
+    """Scaler kind fitted on the training split (:data:`trainset.scalers.KINDS`); null: none."""
+    variables: tuple[str, ...] | None = None
+    """Dataset variables to read; null reads all."""
+
+    def __post_init__(self) -> None:
+        _validate(self, "data")
+
+    def _problems(self) -> list[str]:
+        p: list[str] = []
+        _range(p, "data.target_seq_len", self.target_seq_len, 1)
+        _range(p, "data.num_classes", self.num_classes, 2)
+        _range(p, "data.vocab_size", self.vocab_size, 2)
+        if self.input_encoding == "one_hot" and self.vocab_size is None:
+            p.append("data.vocab_size: required when data.input_encoding is one_hot. "
+                     "Fix: set data.vocab_size to the number of token ids")
+        if self.scaler is not None:
+            try:
+                from trainset.scalers import KINDS
+            except ImportError:  # pragma: no cover - the scaler registry is optional here
+                KINDS = None
+            if not self.scaler or (KINDS is not None and self.scaler not in KINDS):
+                p.append(f"data.scaler: unknown scaler {self.scaler!r}. Fix: use one of {KINDS} "
+                         "or null for no scaling")
+        if self.variables is not None:
+            if not self.variables:
+                p.append("data.variables: must not be empty; use null to read every variable")
+            dup = sorted({v for v in self.variables if self.variables.count(v) > 1})
+            if dup:
+                p.append(f"data.variables: listed twice: {dup}")
+        return p
+
+
+_SECTIONS: dict[str, type] = {"model": ModelSection, "training": TrainingSection, "data": DataSection}
+_FLAT_TRAINING = ("lr", "weight_decay", "batch_size", "epochs", "grad_clip", "warmup_epochs", "scheduler",
+                  "patience", "min_delta", "save_every_n_epochs", "log_every_n_steps", "seed")
+_LEGACY_TRAINING = ("checkpoint_dir", "save_best", "use_wandb", "wandb_project", "loss_fn",
+                    "horizon_weights", "lambda_smooth")
+
+
+def _field_names(cls: type) -> list[str]:
+    return [f.name for f in fields(cls)]
+
+
+def _unknown(key: str, valid: list[str]) -> str:
+    leaf = key.rsplit(".", 1)[-1]
+    close = difflib.get_close_matches(leaf, valid, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    where = key.rsplit(".", 1)[0] if "." in key else "the top level"
+    return f"unknown key {key!r}{hint}. Valid keys in {where}: {', '.join(valid)}"
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """A whole training run: what to train (model) on what (dataset, data) and how (training)."""
+
+    name: str = "default"
+    """Run name (results/train/<name>/...)."""
+    dataset: str | None = None
+    """Dataset name in the workflow config, or a path to a dataset trainset wrote."""
+    format: str = "netcdf"
+    """Dataset format: netcdf, hdf5, hdf5_presplit, zarr or webdataset."""
+    model: ModelSection = field(default_factory=ModelSection)
+    """Model section."""
+    training: TrainingSection = field(default_factory=TrainingSection)
+    """Training section."""
+    data: DataSection = field(default_factory=DataSection)
+    """Data section."""
+
+    def __post_init__(self) -> None:
+        for key, cls in _SECTIONS.items():
+            value = getattr(self, key)
+            if isinstance(value, Mapping):
+                unknown = [k for k in value if k not in _field_names(cls)]
+                if unknown:
+                    raise TrainsetError("\n".join(_unknown(f"{key}.{k}", _field_names(cls)) for k in unknown))
+                object.__setattr__(self, key, cls(**value))
+            elif not isinstance(value, cls):
+                raise TrainsetError(f"{key}: expected a {cls.__name__} or a mapping, got {type(value).__name__}")
+        _validate(self, "")
+
+    def _problems(self) -> list[str]:
+        import trainset.io  # noqa: F401  (lazy: registers every format adapter)
+        from trainset.io.base import FORMATS
+
+        known = sorted(FORMATS) + list(_EXTRA_FORMATS)
+        p = [] if self.name else ["name: must not be empty"]
+        if self.format not in known:
+            p.append(f"format: unknown dataset format {self.format!r}. Fix: use one of {known}")
+        if self.dataset == "":
+            p.append("dataset: must not be empty")
+        return p
+
+    # ----------------------------------------------------------------- dict / YAML
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> TrainingConfig:
+        """Validate and build a config from a nested dict (seed-001 and seed-003 layouts accepted).
+
+        Raises
+        ------
+        TrainsetError
+            Listing every problem, one per line, each naming its dotted key and the fix.
+        """
+        if d is None:
+            d = {}
+        if not isinstance(d, Mapping):
+            raise TrainsetError(f"a training config must be a mapping, got {type(d).__name__}")
+        d = copy.deepcopy(dict(d))
+        problems: list[str] = []
+        sections: dict[str, dict[str, Any]] = {}
+        for key in _SECTIONS:
+            value = d.pop(key, None)
+            if value is None:
+                value = {}
+            if not isinstance(value, Mapping):
+                problems.append(f"{key}: expected a mapping, got {value!r} ({type(value).__name__})")
+                value = {}
+            sections[key] = dict(value)
+        _move_flat_keys(d, sections["training"], problems)
+        _translate_training(sections["training"], problems)
+        _translate_data(d, sections["data"], problems)
+        _translate_model(sections["model"], problems)
+
+        top_valid = _field_names(cls)
+        for key in list(d):
+            if key not in top_valid:
+                problems.append(_unknown(str(key), top_valid + list(_FLAT_TRAINING) + list(_LEGACY_TRAINING)))
+                d.pop(key)
+        built: dict[str, Any] = {}
+        for key, section_cls in _SECTIONS.items():
+            valid = _field_names(section_cls)
+            raw = sections[key]
+            for k in [k for k in raw if k not in valid]:
+                problems.append(_unknown(f"{key}.{k}", valid))
+                raw.pop(k)
+            try:
+                built[key] = section_cls(**raw)
+            except TrainsetError as err:
+                problems.extend(str(err).splitlines())
+        try:  # with a broken section, still check the top-level keys against default sections
+            config = cls(**d, **built)
+        except TrainsetError as err:
+            problems.extend(str(err).splitlines())
+        if not problems:
+            return config
+        raise TrainsetError("invalid training config:\n  - " + "\n  - ".join(problems))
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> TrainingConfig:
+        """Read a YAML file (see :meth:`from_dict`); errors name the file."""
+        try:
+            with open(path, encoding="utf-8") as fh:
+                raw = yaml.safe_load(fh)
+        except FileNotFoundError:
+            raise TrainsetError(f"{path}: training config not found") from None
+        except yaml.YAMLError as err:
+            raise TrainsetError(f"{path}: not valid YAML: {err}") from None
+        try:
+            return cls.from_dict(raw)
+        except TrainsetError as err:
+            raise TrainsetError(f"{path}: {err}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able nested dict; ``TrainingConfig.from_dict(cfg.to_dict()) == cfg``."""
+        def plain(obj: Any) -> Any:
+            if isinstance(obj, LossSpec):
+                return obj.to_dict()
+            if hasattr(obj, "__dataclass_fields__"):
+                return {f.name: plain(getattr(obj, f.name)) for f in fields(obj)}
+            if isinstance(obj, (list, tuple)):
+                return [plain(v) for v in obj]
+            if isinstance(obj, dict):
+                return copy.deepcopy(obj)
+            return obj
+        return plain(self)
+
+
+def _move_flat_keys(top: dict[str, Any], training: dict[str, Any], problems: list[str]) -> None:
+    """Seed-003 flat keys at the top level -> the training section."""
+    for key in _FLAT_TRAINING + _LEGACY_TRAINING:
+        if key in top:
+            if key in training:
+                problems.append(f"{key}: given both at the top level and as training.{key}. Fix: keep one")
+                top.pop(key)
+                continue
+            training[key] = top.pop(key)
+
+
+def _translate_training(training: dict[str, Any], problems: list[str]) -> None:
+    for key, why in (("checkpoint_dir", "the workflow decides where checkpoints go"),
+                     ("wandb_project", "trainset does not log to Weights & Biases")):
+        if key in training:
+            logger.warning("training config: %s=%r ignored: %s", key, training.pop(key), why)
+    if "save_best" in training:
+        value = training.pop("save_best")
+        if value is not True:
+            logger.warning("training config: save_best=%r ignored: the best checkpoint is always kept", value)
+    if "use_wandb" in training:
+        value = training.pop("use_wandb")
+        if value is not False:
+            problems.append(f"training.use_wandb: must be false, got {value!r}; trainset logs to files only. "
+                            "Fix: remove use_wandb")
+    legacy = {k: training.pop(k) for k in ("loss_fn", "horizon_weights", "lambda_smooth") if k in training}
+    if legacy:
+        if "losses" in training:
+            problems.append(f"training.losses: given together with seed-003 keys {sorted(legacy)}. "
+                            "Fix: keep only training.losses")
+            return
+        loss_fn = legacy.get("loss_fn", "mse")
+        if loss_fn not in ("mse", "mae"):
+            problems.append(f"training.loss_fn: must be 'mse' or 'mae', got {loss_fn!r}")
+            return
+        training["losses"] = [{"name": f"horizon_{loss_fn}", "weight": 1.0, "params": {
+            "weights": legacy.get("horizon_weights", "uniform"),
+            "lambda_smooth": legacy.get("lambda_smooth", 0.01)}}]
+        logger.info("training config: seed-003 loss keys %s mapped to %s", sorted(legacy), training["losses"])
+
+
+def _translate_data(top: dict[str, Any], data: dict[str, Any], problems: list[str]) -> None:
+    if "data_path" not in data:
+        return
+    path = data.pop("data_path")
+    if top.get("dataset") not in (None, path):
+        problems.append(f"data.data_path: {path!r} disagrees with dataset {top['dataset']!r}. Fix: keep dataset only")
+    else:
+        top["dataset"] = path
+
+
+def _translate_model(model: dict[str, Any], problems: list[str]) -> None:
+    if "time_pooling" not in model:
+        return
+    pooling = model.pop("time_pooling")
+    if isinstance(pooling, str):
+        pooling = {"name": pooling, "params": {}}
+    if not isinstance(pooling, Mapping) or not isinstance(pooling.get("name"), str) \
+            or set(pooling) - {"name", "params"} or not isinstance(pooling.get("params", {}) or {}, Mapping):
+        problems.append(f"model.time_pooling: expected {{name, params}} such as "
+                        f"{{name: max, params: {{scale: 1.0}}}}, got {pooling!r}")
+        return
+    params = model.get("params")
+    if not isinstance(params, Mapping):
+        if params is not None:
+            return  # the section check reports the wrong type of model.params
+        params = {}
+    if "time_pooling" in params:
+        problems.append("model.time_pooling: given both as model.time_pooling and model.params.time_pooling")
+        return
+    model["params"] = {**params, "time_pooling": {"name": pooling["name"],
+                                                 "params": dict(pooling.get("params") or {})}}
+
+
+def config_hash(cfg: TrainingConfig) -> str:
+    """SHA-256 (hex) of the canonical JSON of ``cfg.to_dict()`` (sorted keys, no spaces)."""
+    text = json.dumps(cfg.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -1,0 +1,248 @@
+"""The trainer: one loop for every model, loss and dataset, with exact resume and determinism.
+
+Fixes of the old trainers (anchors sections 2-4) that this loop is built around: the warm-up
+starts above zero and reaches the configured LR; early stopping uses a relative ``min_delta``;
+weight init, batch order and in-model noise are seeded; resume restores model, optimiser,
+scheduler, early stopping and RNG state and continues at the next epoch, so an interrupted run
+ends with the same weights as one run straight through; checkpoints record the dataset hash,
+the scaler hash and (for worlds) the world list, and are state dicts only (loadable with
+``weights_only=True``).
+
+Files in the run folder: ``best.pt`` (lowest validation loss), ``final.pt`` (last epoch),
+``epoch_<N>.pt`` every ``save_every_n_epochs``, ``last.pt`` (the resume point, rewritten every
+epoch), ``history.json`` and ``config.json``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import nn
+
+from trainset.errors import TrainsetError
+from trainset.provenance import atomic_path, write_json
+
+logger = logging.getLogger(__name__)
+
+LoaderFactory = Callable[[int], Iterable[dict]]
+"""epoch -> an iterable of batches (the epoch fixes the shuffle)."""
+
+
+class Trainer:
+    """Train ``model`` with ``objective`` as ``cfg.training`` says, writing into ``folder``.
+
+    Parameters
+    ----------
+    model : nn.Module
+        ``forward(batch) -> {"pred", "target", "mask"?}``.
+    objective : callable
+        ``objective(pred, target, mask, model) -> (total, {term: value})``.
+    cfg : TrainingConfig
+    train_batches, val_batches : callable
+        ``epoch -> iterable of batches``.
+    folder : path
+        The run folder.
+    meta : dict
+        Stored in every checkpoint (dataset hash, scaler hash, worlds, model info).
+    prepare : callable, optional
+        Applied to each batch before the model (scaling, sequence length policy).
+    """
+
+    def __init__(self, model: nn.Module, objective: Callable, cfg: Any, train_batches: LoaderFactory,
+                 val_batches: LoaderFactory, folder: str | os.PathLike, meta: dict | None = None,
+                 prepare: Callable[[dict], dict] | None = None):
+        from trainset.train.schedule import EarlyStopping
+
+        self.model, self.objective, self.cfg = model, objective, cfg
+        self.train_batches, self.val_batches = train_batches, val_batches
+        self.folder, self.meta = Path(folder), dict(meta or {})
+        self.prepare = prepare or (lambda batch: batch)
+        training = cfg.training
+        self.optimizer = _optimizer(model, training)
+        self.steps_per_epoch = max(1, sum(1 for _ in train_batches(0)))
+        self.scheduler = _scheduler(self.optimizer, training, self.steps_per_epoch)
+        self.stopper = EarlyStopping(training.patience, training.min_delta)
+        self.history: list[dict[str, Any]] = []
+        self.epoch = 0
+
+    # ------------------------------------------------------------------ loop
+    def fit(self, resume: bool = True, max_epochs: int | None = None) -> list[dict[str, Any]]:
+        """Train until ``epochs`` or early stopping; resume from ``last.pt`` when present.
+
+        ``max_epochs`` stops after that many epochs *in this call* (used to test resuming).
+        """
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_json(self.cfg.to_dict(), self.folder / "config.json")
+        if resume and (self.folder / "last.pt").exists():
+            if self._restore(self.folder / "last.pt"):
+                logger.info("resumed %s at epoch %d", self.folder, self.epoch + 1)
+            else:
+                self._clear()
+        done_here = 0
+        while self.epoch < self.cfg.training.epochs and not self.stopper.should_stop:
+            if max_epochs is not None and done_here >= max_epochs:
+                return self.history
+            self._run_epoch(self.epoch + 1)
+            done_here += 1
+        self._save(self.folder / "final.pt")
+        write_json(self.history, self.folder / "history.json")
+        return self.history
+
+    def _run_epoch(self, epoch: int) -> None:
+        training = self.cfg.training
+        torch.manual_seed(_epoch_seed(training.seed, epoch))
+        started = time.perf_counter()
+        train_loss, samples = self._train_epoch(epoch)
+        val_loss = self.evaluate(self.val_batches(epoch))
+        improved = self.stopper.step(val_loss)
+        self.epoch = epoch
+        record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                  "lr": self.optimizer.param_groups[0]["lr"], "improved": bool(improved)}
+        self.history.append(record)
+        seconds = time.perf_counter() - started
+        logger.info("epoch %d: train %.6g val %.6g lr %.3g (%.0f samples/s)", epoch, train_loss, val_loss,
+                    record["lr"], samples / max(seconds, 1e-9))
+        if improved:
+            self._save(self.folder / "best.pt")
+        if training.save_every_n_epochs and epoch % training.save_every_n_epochs == 0:
+            self._save(self.folder / f"epoch_{epoch}.pt")
+        self._save(self.folder / "last.pt")
+        write_json(self.history, self.folder / "history.json")
+
+    def _train_epoch(self, epoch: int) -> tuple[float, int]:
+        self.model.train()
+        total, count = 0.0, 0
+        clip = self.cfg.training.grad_clip
+        for batch in self.train_batches(epoch):
+            batch = self.prepare(batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            with _autocast(self.cfg.training.amp):
+                out = self.model(batch)
+                loss, _ = self.objective(out["pred"], out["target"], out.get("mask"), self.model)
+            if not torch.isfinite(loss):
+                raise TrainsetError(f"{self.folder}: loss is {loss.item()} at epoch {epoch}. "
+                                    "Fix: lower training.lr, check the scaler, or enable grad_clip")
+            loss.backward()
+            if clip:
+                nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            n = _batch_size(out["target"])
+            total, count = total + loss.item() * n, count + n
+        return total / max(count, 1), count
+
+    @torch.no_grad()
+    def evaluate(self, batches: Iterable[dict]) -> float:
+        """Mean objective over ``batches`` (weighted by batch size), model in eval mode.
+
+        In-model randomness (diffusion noise, dropout) is drawn from a generator reseeded here,
+        so the validation loss of a checkpoint does not depend on when it is computed.
+        """
+        self.model.eval()
+        state = torch.get_rng_state()
+        torch.manual_seed(_epoch_seed(self.cfg.training.seed, -1))
+        total, count = 0.0, 0
+        for batch in batches:
+            out = self.model(self.prepare(batch))
+            loss, _ = self.objective(out["pred"], out["target"], out.get("mask"), self.model)
+            n = _batch_size(out["target"])
+            total, count = total + loss.item() * n, count + n
+        torch.set_rng_state(state)
+        if count == 0:
+            raise TrainsetError(f"{self.folder}: the validation split is empty. Fix: give the val split samples")
+        return total / count
+
+    # ----------------------------------------------------------- checkpoints
+    def _save(self, path: Path) -> None:
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "early_stopping": self.stopper.state_dict(),
+            "rng": {"torch": torch.get_rng_state()},
+            "epoch": self.epoch,
+            "history": json.dumps(self.history),
+            "config": json.dumps(self.cfg.to_dict(), sort_keys=True),
+            "meta": json.dumps(self.meta, sort_keys=True, default=str),
+        }
+        buffer = io.BytesIO()  # a file name would become the archive's folder name: not reproducible
+        torch.save(state, buffer)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(buffer.getvalue())
+
+    def _restore(self, path: Path) -> bool:
+        """Continue from ``path`` if it was made by this config on this dataset; else False."""
+        state = load_checkpoint(path)
+        same_config = state.get("config") == json.dumps(self.cfg.to_dict(), sort_keys=True)
+        same_data = checkpoint_meta(state).get("dataset_sha256") == self.meta.get("dataset_sha256")
+        if not (same_config and same_data):
+            logger.info("%s: config or dataset changed since the last checkpoint; starting afresh", path)
+            return False
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.stopper.load_state_dict(state["early_stopping"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.epoch = int(state["epoch"])
+        self.history = json.loads(state["history"])
+        return True
+
+    def _clear(self) -> None:
+        """Remove checkpoints of an earlier, different run in this folder."""
+        for stale in [*self.folder.glob("epoch_*.pt"), self.folder / "best.pt", self.folder / "last.pt",
+                      self.folder / "final.pt"]:
+            stale.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a checkpoint safely (``weights_only=True``: tensors and plain containers only)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError) as error:
+        raise TrainsetError(f"{path}: cannot load checkpoint ({error}). Fix: retrain, or point to a trainset checkpoint") from error
+
+
+def checkpoint_meta(state: dict[str, Any]) -> dict[str, Any]:
+    """The dataset/scaler hashes and world list stored in a checkpoint."""
+    return json.loads(state.get("meta", "{}"))
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    """A seed for (run seed, epoch): in-model randomness is the same whether or not a run resumed."""
+    return (int(seed) * 1_000_003 + epoch + 17) % (2**63 - 1)
+
+
+def _batch_size(target: torch.Tensor) -> int:
+    return int(target.shape[0]) if target.ndim else 1
+
+
+def _autocast(enabled: bool):
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(enabled))
+
+
+def _optimizer(model: nn.Module, training: Any) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    name = training.optimizer
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=training.lr, weight_decay=training.weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=training.lr, weight_decay=training.weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=training.lr, weight_decay=training.weight_decay, momentum=0.9)
+    raise TrainsetError(f"training.optimizer {name!r} unknown. Fix: use adamw, adam or sgd")
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, training: Any, steps_per_epoch: int):
+    from trainset.train.schedule import make_scheduler
+
+    return make_scheduler(optimizer, total_steps=training.epochs * steps_per_epoch,
+                          warmup_steps=training.warmup_epochs * steps_per_epoch, kind=training.scheduler,
+                          final_fraction=training.final_lr_fraction, gamma=training.gamma,
+                          steps_per_epoch=steps_per_epoch)

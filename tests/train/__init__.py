@@ -1,0 +1,1 @@
+"""Tests of trainset.train: config, losses, schedules."""
