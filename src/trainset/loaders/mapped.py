@@ -92,7 +92,8 @@ class MappedDataset(Dataset):
 
 
 def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = False, seed: int = 0, epoch: int = 0,
-                num_workers: int = 0, window: int = 1, drop_last: bool = False, collate_fn=None) -> DataLoader:
+                num_workers: int = 0, window: int = 1, drop_last: bool = False, collate_fn=None,
+                rank: int = 0, world: int = 1) -> DataLoader:
     """A DataLoader that reads chunk-aligned batches (map-style) or streams (iterable).
 
     For a :class:`MappedDataset` the loader fetches each batch with one call
@@ -100,7 +101,8 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = False, seed: 
     dataset pass ``collate_fn=trainset.loaders.worlds.collate_mixed_worlds``.
     """
     if isinstance(dataset, MappedDataset):
-        sampler = BlockShuffleSampler(len(dataset), batch_size, dataset.reader.block_size, shuffle, window, seed, drop_last)
+        sampler = BlockShuffleSampler(len(dataset), batch_size, dataset.reader.block_size, shuffle, window, seed,
+                                      drop_last, rank=rank, world=world)
         sampler.set_epoch(epoch)
         collate = collate_fn if collate_fn is not None else _as_is
         return DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=num_workers, collate_fn=collate,

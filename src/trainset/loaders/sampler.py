@@ -31,13 +31,17 @@ class BlockShuffleSampler(Sampler[list[int]]):
         Blocks pooled before shuffling samples (1 = a batch never spans two chunks' pools).
     seed : int
     drop_last : bool
+    rank, world : int
+        Under DistributedDataParallel, rank r takes positions r, r+world, ... of every global
+        batch, so all ranks run the same number of steps and together see each batch once.
     """
 
     def __init__(self, size: int, batch_size: int, block_size: int = 256, shuffle: bool = True,
-                 window: int = 1, seed: int = 0, drop_last: bool = False):
+                 window: int = 1, seed: int = 0, drop_last: bool = False, rank: int = 0, world: int = 1):
         self.size, self.batch_size, self.block_size = int(size), int(batch_size), max(1, int(block_size))
         self.shuffle, self.window, self.seed, self.drop_last = shuffle, max(1, int(window)), int(seed), drop_last
         self.epoch = 0
+        self.rank, self.world = int(rank), max(1, int(world))
 
     def set_epoch(self, epoch: int) -> None:
         """Change the shuffle for a new epoch (call before iterating)."""
@@ -62,7 +66,11 @@ class BlockShuffleSampler(Sampler[list[int]]):
         order = self.order()
         stop = (order.size // self.batch_size) * self.batch_size if self.drop_last else order.size
         for begin in range(0, stop, self.batch_size):
-            yield order[begin:begin + self.batch_size].tolist()
+            batch = order[begin:begin + self.batch_size]
+            if batch.size < self.world:
+                continue  # a tail too short to give every rank a sample (DDP steps must match)
+            # under DDP each rank takes its share of the same global batch
+            yield batch[self.rank::self.world].tolist()
 
     def __len__(self) -> int:
         if self.drop_last:

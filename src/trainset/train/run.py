@@ -37,9 +37,12 @@ def batches(dataset: Any, cfg: Any, shuffle: bool):
 
     collate = collate_mixed_worlds if isinstance(dataset, MappedDataset) and dataset.multi_part else None
 
+    from trainset.train import distributed
+
     def factory(epoch: int):
         return make_loader(dataset, cfg.training.batch_size, shuffle=shuffle, seed=cfg.training.seed, epoch=epoch,
-                           num_workers=cfg.training.num_workers, collate_fn=collate)
+                           num_workers=cfg.training.num_workers, collate_fn=collate,
+                           rank=distributed.rank(), world=distributed.world())
 
     return factory
 
@@ -52,6 +55,9 @@ def train_run(cfg: Any, dataset_path: str | os.PathLike, folder: str | os.PathLi
     from trainset.train.losses import build_objective
     from trainset.train.trainer import Trainer
 
+    from trainset.train import distributed
+
+    distributed.init()
     torch.set_num_threads(max(1, int(threads)))
     if cfg.training.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -68,9 +74,10 @@ def train_run(cfg: Any, dataset_path: str | os.PathLike, folder: str | os.PathLi
         "worlds": list(getattr(model, "worlds", []) or []) or None,
         "info": info,
     }
-    trainer = Trainer(model, build_objective(cfg.training.losses), cfg, batches(train, cfg, True),
+    trainer = Trainer(distributed.wrap(model), build_objective(cfg.training.losses), cfg, batches(train, cfg, True),
                       batches(val, cfg, False), folder, meta, prepare=_prepare(cfg, scalers, info))
     history = trainer.fit(resume=True, max_epochs=max_epochs)
+    distributed.finish()
     logger.info("run %s: %d epochs, best val %.6g", cfg.name, len(history),
                 min((h["val_loss"] for h in history), default=float("nan")))
     return history

@@ -28,6 +28,7 @@ from torch import nn
 
 from trainset.errors import TrainsetError
 from trainset.provenance import atomic_path, write_json
+from trainset.train import distributed
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,8 @@ class Trainer:
         ``max_epochs`` stops after that many epochs *in this call* (used to test resuming).
         """
         self.folder.mkdir(parents=True, exist_ok=True)
-        write_json(self.cfg.to_dict(), self.folder / "config.json")
+        if distributed.is_main():
+            write_json(self.cfg.to_dict(), self.folder / "config.json")
         if resume and (self.folder / "last.pt").exists():
             if self._restore(self.folder / "last.pt"):
                 logger.info("resumed %s at epoch %d", self.folder, self.epoch + 1)
@@ -92,12 +94,13 @@ class Trainer:
             self._run_epoch(self.epoch + 1)
             done_here += 1
         self._save(self.folder / "final.pt")
-        write_json(self.history, self.folder / "history.json")
+        if distributed.is_main():
+            write_json(self.history, self.folder / "history.json")
         return self.history
 
     def _run_epoch(self, epoch: int) -> None:
         training = self.cfg.training
-        torch.manual_seed(_epoch_seed(training.seed, epoch))
+        torch.manual_seed(_epoch_seed(training.seed, epoch) + distributed.rank())
         started = time.perf_counter()
         train_loss, samples = self._train_epoch(epoch)
         val_loss = self.evaluate(self.val_batches(epoch))
@@ -114,7 +117,8 @@ class Trainer:
         if training.save_every_n_epochs and epoch % training.save_every_n_epochs == 0:
             self._save(self.folder / f"epoch_{epoch}.pt")
         self._save(self.folder / "last.pt")
-        write_json(self.history, self.folder / "history.json")
+        if distributed.is_main():
+            write_json(self.history, self.folder / "history.json")
 
     def _train_epoch(self, epoch: int) -> tuple[float, int]:
         self.model.train()
@@ -129,14 +133,15 @@ class Trainer:
             if not torch.isfinite(loss):
                 raise TrainsetError(f"{self.folder}: loss is {loss.item()} at epoch {epoch}. "
                                     "Fix: lower training.lr, check the scaler, or enable grad_clip")
-            loss.backward()
+            _ddp_weighted(loss, _batch_size(out["target"])).backward()
             if clip:
                 nn.utils.clip_grad_norm_(self.model.parameters(), clip)
             self.optimizer.step()
             self.scheduler.step()
             n = _batch_size(out["target"])
             total, count = total + loss.item() * n, count + n
-        return total / max(count, 1), count
+        total, count = distributed.reduce_sums(total, count)
+        return total / max(count, 1), int(count)
 
     @torch.no_grad()
     def evaluate(self, batches: Iterable[dict]) -> float:
@@ -149,11 +154,13 @@ class Trainer:
         state = torch.get_rng_state()
         torch.manual_seed(_epoch_seed(self.cfg.training.seed, -1))
         total, count = 0.0, 0
+        model = distributed.unwrap(self.model)  # no DDP syncs: ranks may see different batch counts
         for batch in batches:
-            out = self.model(self.prepare(batch))
-            loss, _ = self.objective(out["pred"], out["target"], out.get("mask"), self.model)
+            out = model(self.prepare(batch))
+            loss, _ = self.objective(out["pred"], out["target"], out.get("mask"), model)
             n = _batch_size(out["target"])
             total, count = total + loss.item() * n, count + n
+        total, count = distributed.reduce_sums(total, count)  # the whole split over all ranks
         torch.set_rng_state(state)
         if count == 0:
             raise TrainsetError(f"{self.folder}: the validation split is empty. Fix: give the val split samples")
@@ -161,8 +168,10 @@ class Trainer:
 
     # ----------------------------------------------------------- checkpoints
     def _save(self, path: Path) -> None:
+        if not distributed.is_main():
+            return
         state = {
-            "model": self.model.state_dict(),
+            "model": distributed.unwrap(self.model).state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "early_stopping": self.stopper.state_dict(),
@@ -185,7 +194,7 @@ class Trainer:
         if not (same_config and same_data):
             logger.info("%s: config or dataset changed since the last checkpoint; starting afresh", path)
             return False
-        self.model.load_state_dict(state["model"])
+        distributed.unwrap(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.stopper.load_state_dict(state["early_stopping"])
@@ -212,6 +221,21 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 def checkpoint_meta(state: dict[str, Any]) -> dict[str, Any]:
     """The dataset/scaler hashes and world list stored in a checkpoint."""
     return json.loads(state.get("meta", "{}"))
+
+
+def _ddp_weighted(loss: torch.Tensor, n: int) -> torch.Tensor:
+    """Under DDP, weight a rank's mean loss by its share of the global batch.
+
+    DDP averages gradients over ranks; when a batch does not split evenly (the last one of an
+    epoch), the plain average of per-rank means is not the global mean. Scaling each rank's
+    loss by ``n_rank * world / n_global`` makes the averaged gradient that of the global mean,
+    as in a single process.
+    """
+    world = distributed.world()
+    if world == 1:
+        return loss
+    (total,) = distributed.reduce_sums(float(n))
+    return loss * (n * world / total)
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
