@@ -44,6 +44,11 @@ OUTPUTS = [
     "results/datasets/T_FLIGHTS/TS_T_FLIGHTS-wds",
     "results/datasets/T_MACRO/TS_T_MACRO.zarr",
     "results/datasets/T_MACRO/validation/zarr.json",
+    "results/scalers/T_MACRO.json",
+    "results/models/t_pulses/final.pt",
+    "results/models/t_pulses/epoch_2.pt",
+    "results/models/t_flights/history.json",
+    "results/models/t_diffusion/final.pt",
 ]
 
 
@@ -153,7 +158,8 @@ def test_changing_one_mix_reruns_only_that_mix(run, tmp_path):
     config = tmp_path / "changed.yaml"
     config.write_text(yaml.safe_dump(changed, sort_keys=False))
     jobs = planned_jobs(snakemake(snakefile, workdir, config, "-n"))
-    downstream = {"make_splits": 1, "write_hdf5": 1, "write_zarr": 1, "write_webdataset": 1, "validate_dataset": 4}
+    downstream = {"make_splits": 1, "write_hdf5": 1, "write_zarr": 1, "write_webdataset": 1, "validate_dataset": 4,
+                  "fit_scalers": 1, "train_model": 1}
     assert jobs == {"build_frames": 1, "write_netcdf": 1, "plot_frames": 1, **downstream, "all": 1}
 
 
@@ -166,7 +172,7 @@ def test_editing_a_stage_module_reruns_that_stage_and_downstream(run):
         jobs = planned_jobs(snakemake(snakefile, workdir, config, "-n"))
         formats = {"write_hdf5": 1, "write_zarr": 1, "write_webdataset": 1}
         assert jobs == {"build_frames": 2, "write_netcdf": 2, "plot_frames": 2, "make_splits": 2, **formats,
-                        "validate_dataset": 5, "all": 1}
+                        "validate_dataset": 5, "fit_scalers": 1, "train_model": 1, "all": 1}
     finally:
         module.write_text(original)
     assert planned_jobs(snakemake(snakefile, workdir, config, "-n")) == {}
@@ -227,6 +233,28 @@ def test_every_domain_dataset_is_built_and_valid(run):
     assert days and not days & {int(sample["date"]) for sample in train}
 
 
+def test_training_runs_write_checkpoints_with_hashes(run):
+    import json as _json
+
+    from trainset.train.trainer import checkpoint_meta, load_checkpoint
+
+    _, workdir, _ = run
+    for name in ("t_pulses", "t_flights", "t_macro", "t_diffusion"):
+        folder = workdir / "results/models" / name
+        history = _json.loads((folder / "history.json").read_text())
+        assert history and all(np.isfinite(h["val_loss"]) for h in history), name
+        meta = checkpoint_meta(load_checkpoint(folder / "final.pt"))
+        assert len(meta["dataset_sha256"]) == 64 and len(meta["scaler_sha256"]) == 64, name
+    macro = checkpoint_meta(load_checkpoint(workdir / "results/models/t_macro/final.pt"))
+    assert sorted(macro["worlds"]) == ["lss", "nk", "var", "var_us"]
+    lr = _json.loads((workdir / "results/tuning/t_pulses/lr.json").read_text())["suggested_lr"]
+    assert _json.loads((workdir / "results/models/t_pulses/config.json").read_text())["training"]["lr"] == lr
+    io = _json.loads((workdir / "results/tuning/t_macro/io.json").read_text())["best"]
+    assert _json.loads((workdir / "results/models/t_macro/config.json").read_text())["training"]["batch_size"] == io["batch_size"]
+    search = _json.loads((workdir / "results/search/t_search/summary.json").read_text())
+    assert search["n_trials"] == 2 and search["best_trial"] in {"t000", "t001"}
+
+
 def test_export_copies_to_the_dated_name(run):
     snakefile, workdir, config = run
     result = snakemake(snakefile, workdir, config, "export")
@@ -246,6 +274,8 @@ def test_bad_table_fails_cleanly_without_outputs(tmp_path):
     config.write_text(yaml.safe_dump({
         "tables": {"flu_demo": None, "mine": {"path": "data/bad.csv"}},
         "datasets": {name: None for name in yaml.safe_load((REPO / "config/config.yaml").read_text())["datasets"]},
+        "runs": {name: None for name in yaml.safe_load((REPO / "config/config.yaml").read_text())["runs"]},
+        "searches": {name: None for name in yaml.safe_load((REPO / "config/config.yaml").read_text())["searches"]},
         "mixes": {"SURV_ONLY": None, "MIX_70S30M": None,
                   "M": {"table": "mine", "families": {"fluview": {"multiplier": 1}}}},
     }))  # fmt: skip

@@ -27,7 +27,7 @@ def merge_config(defaults, user):
 
 
 def drop_removed(cfg):
-    for section in ("tables", "mixes", "datasets", "runs"):
+    for section in ("tables", "mixes", "datasets", "runs", "searches"):
         cfg[section] = {k: v for k, v in (cfg.get(section) or {}).items() if v is not None}
     return cfg
 
@@ -52,6 +52,8 @@ wildcard_constraints:
     date=r"\d{4}-\d{2}-\d{2}",
     format=r"netcdf|hdf5|hdf5_presplit|zarr|webdataset",
     run=alternatives(config.get("runs", {})),
+    search=alternatives(config.get("searches", {})),
+    trial=r"t[0-9][0-9][0-9]+",
 
 
 def library_files(*parts):
@@ -181,6 +183,81 @@ def run_config(wildcards):
     return {"name": wildcards.run, **config["runs"][wildcards.run]}
 
 
+AUTO_KEYS = {"lr": "lr", "batch_size": "io", "num_workers": "io"}
+"""training.<key>: auto -> which tuner JSON decides it."""
+
+
+def auto_tuners(run):
+    """Which tuner outputs (lr, io) a run's ``auto`` settings need."""
+    training = config["runs"][run].get("training", {})
+    return sorted({tool for key, tool in AUTO_KEYS.items() if training.get(key) == "auto"})
+
+
+def tuning_inputs(wildcards):
+    """The LR finder / I/O tuner results a run reads (only for its ``auto`` settings)."""
+    return {tool: f"results/tuning/{wildcards.run}/{tool}.json" for tool in auto_tuners(wildcards.run)}
+
+
+def lr_finder_inputs(wildcards):
+    """The LR finder's inputs: the run's data and scalers, and io.json if the batch size is auto."""
+    inputs = run_inputs(wildcards)
+    if "io" in auto_tuners(wildcards.run):
+        inputs["io"] = f"results/tuning/{wildcards.run}/io.json"
+    return inputs
+
+
+def search_trials(search):
+    """Trial name -> run config of one search (drawn from the search's seed, stable)."""
+    from trainset.train.search import trial_configs
+
+    spec = config["searches"][search]
+    base = dict(config["runs"][spec["run"]])
+    training = dict(base.get("training", {}))
+    for key in [k for k, v in training.items() if v == "auto"]:
+        if f"training.{key}" not in spec.get("space", {}):
+            raise ValueError(f"searches.{search}: run {spec['run']!r} has training.{key}: auto; "
+                             f"a search must set it (add training.{key} to its space)")
+        training[key] = 1 if key != "num_workers" else 0  # replaced by every trial's drawn value
+    base["training"] = training
+    return trial_configs(base, {"name": search, **spec}, config["seed"])
+
+
+def trial_config(wildcards):
+    return search_trials(wildcards.search)[wildcards.trial]
+
+
+def trial_inputs(wildcards):
+    """A trial trains on its base run's dataset, splits and scalers."""
+    return run_inputs(Wildcards(run=config["searches"][wildcards.search]["run"]))
+
+
+def search_results(wildcards):
+    trials = list(search_trials(wildcards.search))
+    folder = f"results/search/{wildcards.search}"
+    return {"histories": [f"{folder}/{t}/history.json" for t in trials],
+            "configs": [f"{folder}/{t}/config.json" for t in trials]}
+
+
+def search_name(wildcards):
+    return wildcards.search
+
+
+def trial_names(wildcards):
+    return list(search_trials(wildcards.search))
+
+
+def search_space(wildcards):
+    """The searched (dotted) keys of a search."""
+    return list(config["searches"][wildcards.search]["space"])
+
+
+class Wildcards(dict):
+    """A stand-in wildcards object for reusing input functions."""
+
+    def __getattr__(self, name):
+        return self[name]
+
+
 def run_inputs(wildcards):
     """The stored dataset (in the run's format), its splits and its scalers."""
     cfg = config["runs"][wildcards.run]
@@ -212,10 +289,17 @@ def check_runs():
     from trainset.train.config import TrainingConfig
 
     known = {*config["mixes"], *config.get("datasets", {})}
+    placeholders = {"lr": 1e-3, "batch_size": 64, "num_workers": 0}
     for name, cfg in config["runs"].items():
         if cfg.get("dataset") not in known:
             raise ValueError(f"runs.{name}.dataset: {cfg.get('dataset')!r} is not a mix or dataset; use one of {sorted(known)}")
-        TrainingConfig.from_dict({"name": name, **cfg})
+        training = {k: placeholders[k] if v == "auto" and k in placeholders else v
+                    for k, v in cfg.get("training", {}).items()}
+        TrainingConfig.from_dict({"name": name, **cfg, "training": training})
+    for search, spec in config.get("searches", {}).items():
+        if spec.get("run") not in config["runs"]:
+            raise ValueError(f"searches.{search}.run: {spec.get('run')!r} is not a run; use one of {sorted(config['runs'])}")
+        search_trials(search)
 
 
 def final_outputs():
@@ -230,6 +314,8 @@ def final_outputs():
     check_runs()
     for run in config.get("runs", {}):
         outputs += [f"results/models/{run}/final.pt", f"results/models/{run}/history.json"]
+    for search in config.get("searches", {}):
+        outputs += [f"results/search/{search}/results.csv", f"results/search/{search}/summary.json"]
     return outputs
 
 

@@ -25,9 +25,51 @@ rule fit_scalers:
         "../../src/scripts/fit_scalers.py"
 
 
+rule tune_io:
+    input:
+        unpack(run_inputs),
+    output:
+        io="results/tuning/{run}/io.json",
+    log:
+        "results/logs/tune_io/{run}.log",
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    params:
+        seed=config["seed"],
+        io_tuner=config.get("tuning", {}).get("io_tuner", {}),
+    message:
+        "Measuring loader throughput for {wildcards.run} (batch size x workers)"
+    script:
+        "../../src/scripts/tune_io.py"
+
+
+rule find_lr:
+    input:
+        unpack(lr_finder_inputs),
+    output:
+        lr="results/tuning/{run}/lr.json",
+    log:
+        "results/logs/find_lr/{run}.log",
+    threads: run_threads
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        run=run_config,
+        threads=run_threads,
+        lr_finder=config.get("tuning", {}).get("lr_finder", {}),
+    message:
+        "LR range test for {wildcards.run}"
+    script:
+        "../../src/scripts/find_lr.py"
+
+
 rule train_model:
     input:
         unpack(run_inputs),
+        unpack(tuning_inputs),
     output:
         best="results/models/{run}/best.pt",
         final="results/models/{run}/final.pt",
@@ -49,3 +91,49 @@ rule train_model:
         "Training run {wildcards.run}"
     script:
         "../../src/scripts/train_model.py"
+
+
+rule train_trial:
+    input:
+        unpack(trial_inputs),
+    output:
+        final="results/search/{search}/{trial}/final.pt",
+        history="results/search/{search}/{trial}/history.json",
+        config="results/search/{search}/{trial}/config.json",
+    log:
+        "results/logs/train_trial/{search}_{trial}.log",
+    benchmark:
+        "results/benchmarks/train_trial/{search}_{trial}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        run=trial_config,
+        threads=1,
+    message:
+        "Search {wildcards.search}: trial {wildcards.trial}"
+    script:
+        "../../src/scripts/train_model.py"
+
+
+rule gather_search:
+    input:
+        unpack(search_results),
+    output:
+        table="results/search/{search}/results.csv",
+        summary="results/search/{search}/summary.json",
+    log:
+        "results/logs/gather_search/{search}.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        search=search_name,
+        trials=trial_names,
+        space=search_space,
+    message:
+        "Gathering the trials of search {wildcards.search}"
+    script:
+        "../../src/scripts/gather_search.py"

@@ -241,6 +241,9 @@ class TrainingSection:
     """bf16 autocast (on CPU)."""
     num_workers: int = 0
     """DataLoader worker processes (on 2 cores they only help for costly batches)."""
+    threads: int = 1
+    """Torch threads. Fixed by the config, never by the machine, so weights are identical
+    whatever --cores a run gets (float reductions depend on the thread count)."""
     deterministic: bool = True
     """Use deterministic torch algorithms."""
     train_split: str = "train"
@@ -271,6 +274,7 @@ class TrainingSection:
         _range(p, "training.log_every_n_steps", self.log_every_n_steps, 1)
         _range(p, "training.seed", self.seed, 0)
         _range(p, "training.num_workers", self.num_workers, 0)
+        _range(p, "training.threads", self.threads, 1)
         if self.train_split == self.val_split:
             p.append(f"training.val_split: must differ from training.train_split ({self.train_split!r})")
         return p

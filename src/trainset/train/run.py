@@ -25,17 +25,27 @@ def open_split(path: str | os.PathLike, split: str, cfg: Any, shuffle: bool) -> 
     import trainset
 
     if Path(path).name.endswith("-wds"):
+        from trainset.io.wds import WdsSource
+
+        one_part = len(WdsSource(path).parts) == 1  # parts differ in shape: no stacked batches
         return trainset.open_dataset(path, split=split, shuffle=shuffle, seed=cfg.training.seed,
-                                     batch_size=cfg.training.batch_size)
+                                     batch_size=cfg.training.batch_size if one_part else None)
     return trainset.open_dataset(path, split=split)
+
+
+def describe_parts(dataset: Any) -> list:
+    """The stored parts behind a torch dataset (map-style reader or WebDataset source)."""
+    source = getattr(dataset, "reader", None) or getattr(dataset, "source")
+    return list(source.parts)
 
 
 def batches(dataset: Any, cfg: Any, shuffle: bool):
     """``epoch -> DataLoader`` for the Trainer."""
-    from trainset.loaders.mapped import MappedDataset, make_loader
+    from trainset.loaders.mapped import make_loader
     from trainset.loaders.worlds import collate_mixed_worlds
 
-    collate = collate_mixed_worlds if isinstance(dataset, MappedDataset) and dataset.multi_part else None
+    multi_part = len(describe_parts(dataset)) > 1
+    collate = collate_mixed_worlds if multi_part else None
 
     from trainset.train import distributed
 
