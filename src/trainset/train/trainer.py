@@ -102,7 +102,7 @@ class Trainer:
         training = self.cfg.training
         torch.manual_seed(_epoch_seed(training.seed, epoch) + distributed.rank())
         started = time.perf_counter()
-        train_loss, samples = self._train_epoch(epoch)
+        train_loss, samples = self.train_epoch(epoch)
         val_loss = self.evaluate(self.val_batches(epoch))
         improved = self.stopper.step(val_loss)
         self.epoch = epoch
@@ -120,7 +120,7 @@ class Trainer:
         if distributed.is_main():
             write_json(self.history, self.folder / "history.json")
 
-    def _train_epoch(self, epoch: int) -> tuple[float, int]:
+    def train_epoch(self, epoch: int) -> tuple[float, int]:
         self.model.train()
         total, count = 0.0, 0
         clip = self.cfg.training.grad_clip
