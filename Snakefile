@@ -9,6 +9,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+report: "workflow/report/workflow.rst"
+
+
 # Python helpers, config loading and validation
 include: "workflow/rules/common.smk"
 # Stages, in data-flow order
@@ -18,6 +21,7 @@ include: "workflow/rules/domains.smk"
 include: "workflow/rules/datasets.smk"
 include: "workflow/rules/plots.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
 # Aggregate targets
 include: "workflow/rules/targets.smk"
 

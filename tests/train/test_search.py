@@ -226,7 +226,7 @@ def test_gather_search_script(tmp_path):
     snakemake = SimpleNamespace(
         input=SimpleNamespace(histories=[str(trials[t][0]) for t in trials],
                               configs=[str(trials[t][1]) for t in trials]),
-        params=SimpleNamespace(search="s", trials=list(trials)),
+        params=SimpleNamespace(search="s", trials=list(trials), space=["model.params.hidden"]),
         output=SimpleNamespace(table=str(tmp_path / "r" / "s.csv"), summary=str(tmp_path / "r" / "s.json")),
         config={"searches": {"s": {"run": "r", "trials": 2, "space": {"model.params.hidden": [16, 32]}}}},
     )

@@ -255,6 +255,25 @@ def test_training_runs_write_checkpoints_with_hashes(run):
     assert search["n_trials"] == 2 and search["best_trial"] in {"t000", "t001"}
 
 
+def test_every_run_has_a_report_and_the_index_links_them(run):
+    import json as _json
+    import zipfile
+
+    snakefile, workdir, config = run
+    runs = [name for name, cfg in TINY["runs"].items() if cfg is not None]
+    index = (workdir / "results/reports/index.html").read_text()
+    for name in runs:
+        metrics = _json.loads((workdir / "results/reports" / name / "metrics.json").read_text())
+        assert metrics["split"] in ("test", "val") and metrics["metrics"]["headline"], name
+        page = (workdir / "results/reports" / name / "report.html").read_text()
+        assert "data:image/png;base64," in page and "<table" in page, name
+        assert f"{name}/report.html" in index
+    result = snakemake(snakefile, workdir, config, "--report", str(workdir / "report.zip"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    names = zipfile.ZipFile(workdir / "report.zip").namelist()
+    assert any(n.endswith("report.html") for n in names)
+
+
 def test_export_copies_to_the_dated_name(run):
     snakefile, workdir, config = run
     result = snakemake(snakefile, workdir, config, "export")

@@ -238,6 +238,15 @@ def search_results(wildcards):
             "configs": [f"{folder}/{t}/config.json" for t in trials]}
 
 
+def evaluation_inputs(wildcards):
+    """A run's best checkpoint, history and config, and the data and scalers it was trained on."""
+    folder = f"results/models/{wildcards.run}"
+    inputs = run_inputs(wildcards)
+    inputs.update(best=f"{folder}/best.pt", history=f"{folder}/history.json", config=f"{folder}/config.json")
+    inputs["code"] = sorted({*inputs["code"], *library_files("evaluate", "plots")})
+    return inputs
+
+
 def search_name(wildcards):
     return wildcards.search
 
@@ -313,7 +322,9 @@ def final_outputs():
         outputs += dataset_outputs(name, cfg)
     check_runs()
     for run in config.get("runs", {}):
-        outputs += [f"results/models/{run}/final.pt", f"results/models/{run}/history.json"]
+        outputs += [f"results/models/{run}/final.pt", f"results/reports/{run}/report.html"]
+    if config.get("runs"):
+        outputs.append("results/reports/index.html")
     for search in config.get("searches", {}):
         outputs += [f"results/search/{search}/results.csv", f"results/search/{search}/summary.json"]
     return outputs

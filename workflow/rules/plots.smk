@@ -6,7 +6,7 @@ rule plot_frames:
         netcdf=rules.write_netcdf.output.netcdf,
         code=library_files("plots", "io/netcdf.py", "locations.py"),
     output:
-        png="results/plots/{mix}_us_grid.png",
+        png=report("results/plots/{mix}_us_grid.png", caption="../report/us_grid.rst", category="Datasets"),
     log:
         "results/logs/plot_frames/{mix}.log",
     benchmark:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import pickle  # only for its exception type: checkpoints are loaded with weights_only=True
 import logging
 import os
 import time
@@ -214,7 +215,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load a checkpoint safely (``weights_only=True``: tensors and plain containers only)."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError) as error:
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:
         raise TrainsetError(f"{path}: cannot load checkpoint ({error}). Fix: retrain, or point to a trainset checkpoint") from error
 
 

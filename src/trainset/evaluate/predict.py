@@ -1,0 +1,122 @@
+"""Load a trained run honestly and collect its predictions on one split.
+
+Honesty rules: a checkpoint that cannot be loaded, a dataset whose hash differs from the one
+the model was trained on, a scaler file whose hash differs, or a world list that does not match
+the dataset fails with a clear message. Scores are only ever computed on the model's own
+predictions, never on a stand-in (the old evaluation scored the truth as prediction when the
+model failed to load).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainset.errors import TrainsetError
+from trainset.provenance import file_sha256
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Predictions:
+    """Model outputs and targets of one split, in data units where the target was scaled."""
+
+    pred: np.ndarray
+    target: np.ndarray
+    mask: np.ndarray | None
+    extra: dict[str, Any] = field(default_factory=dict)  # index, site, world, inputs
+
+
+def load_trained(cfg: Any, checkpoint: str | os.PathLike, dataset_path: str | os.PathLike,
+                 scalers_path: str | os.PathLike | None) -> tuple[torch.nn.Module, dict, Any]:
+    """The model of a checkpoint, after checking it belongs to this dataset and these scalers."""
+    from trainset.models import build_model
+    from trainset.train.run import _load_scalers
+    from trainset.train.trainer import checkpoint_meta, load_checkpoint
+
+    state = load_checkpoint(checkpoint)
+    meta = checkpoint_meta(state)
+    digest = file_sha256(dataset_path)
+    if meta.get("dataset_sha256") != digest:
+        raise TrainsetError(f"{checkpoint}: trained on dataset {meta.get('dataset_sha256', '?')[:12]}, but "
+                            f"{dataset_path} is {digest[:12]}. Fix: retrain the run on this dataset")
+    scalers = _load_scalers(scalers_path)
+    scaler_hash = scalers.hash if scalers is not None else None
+    if meta.get("scaler_sha256") != scaler_hash:
+        raise TrainsetError(f"{checkpoint}: trained with scalers {meta.get('scaler_sha256')}, but {scalers_path} "
+                            f"has {scaler_hash}. Fix: retrain, or evaluate with the scalers it was trained with")
+    info = meta.get("info") or {}
+    stored_worlds = sorted(info.get("worlds") or [])
+    if meta.get("worlds") and sorted(meta["worlds"]) != stored_worlds:
+        raise TrainsetError(f"{checkpoint}: model worlds {meta['worlds']} differ from the dataset's {stored_worlds}. "
+                            "Fix: evaluate on the dataset the model was trained on")
+    torch.manual_seed(0)
+    model = build_model(cfg.model.name, dict(cfg.model.params), info)
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError, ValueError) as error:
+        raise TrainsetError(f"{checkpoint}: weights do not fit model {cfg.model.name!r} ({error}). "
+                            "Fix: retrain, or use the config the checkpoint was trained with") from error
+    model.eval()
+    return model, meta, scalers
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, cfg: Any, dataset_path: str | os.PathLike, split: str, scalers: Any,
+            info: dict) -> Predictions:
+    """Run the model over one split (stored order) and gather pred/target in data units."""
+    from trainset.train.run import _prepare, batches, open_split
+
+    dataset = open_split(dataset_path, split, cfg, shuffle=False)
+    prepare = _prepare(cfg, scalers, info)
+    torch.manual_seed(cfg.training.seed)
+    preds, targets, masks, extra = [], [], [], {"index": [], "site": [], "world": []}
+    for batch in batches(dataset, cfg, shuffle=False)(0):
+        out = model(prepare(batch))
+        preds.append(out["pred"].float())
+        targets.append(out["target"])
+        if out.get("mask") is not None:
+            masks.append(out["mask"])
+        extra["index"].append(batch["index"])
+        if "site" in batch:
+            extra["site"].append(batch["site"])
+        if "world" in batch:
+            extra["world"] += list(batch["world"])
+    if not preds:
+        raise TrainsetError(f"{dataset_path}: split {split!r} is empty. Fix: evaluate on a split with samples")
+    pred, target = _stack(preds), _stack(targets)
+    mask = _stack(masks).numpy() if masks else None
+    extra = {k: (v if k == "world" else torch.cat(v).numpy()) for k, v in extra.items() if len(v)}
+    return Predictions(_to_data_units(pred, scalers, info, extra), _to_data_units(target, scalers, info, extra),
+                       mask, extra)
+
+
+def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """Concatenate batches whose trailing dims may differ (mixed-world padding)."""
+    shape = np.max([t.shape for t in tensors], axis=0)
+    out = []
+    for t in tensors:
+        pad = []
+        for have, want in zip(reversed(t.shape[1:]), reversed(shape[1:])):
+            pad += [0, int(want - have)]
+        out.append(torch.nn.functional.pad(t, pad) if any(pad) else t)
+    return torch.cat(out)
+
+
+TARGET_VARIABLES = {"seq2static_regression": "labels", "seq2seq_regression": "labels", "summary": "labels",
+                    "irf": "irfs"}
+
+
+def _to_data_units(values: torch.Tensor, scalers: Any, info: dict, extra: dict) -> np.ndarray:
+    """Undo the target scaling of regression tasks (classification outputs are left as logits)."""
+    variable = TARGET_VARIABLES.get(info.get("task"))
+    if scalers is None or variable is None or variable not in getattr(scalers, "specs", {}):
+        return values.numpy()
+    world = extra.get("world") or None
+    return np.asarray(scalers.inverse(variable, values, world=world) if world else scalers.inverse(variable, values))

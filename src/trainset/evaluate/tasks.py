@@ -1,0 +1,197 @@
+"""Metrics, baselines and figures per task type, as report sections.
+
+Each handler gets the model's predictions on the evaluated split (data units), the training
+split (for baselines, fitted on it only) and the evaluated split's inputs, and returns
+``(metrics, sections)``; ``metrics["headline"]`` holds the few numbers the index compares.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from trainset.evaluate import figures
+from trainset.evaluate import metrics as m
+from trainset.evaluate.html import Figure, Section, Table
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def _flat(x: np.ndarray) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+
+
+def _metric_table(title: str, results: dict[str, dict], keys: list[str]) -> Table:
+    return Table(title, ["model", *keys], [[name, *(r.get(k) for k in keys)] for name, r in results.items()])
+
+
+def classification(p: Any, train: dict, test: dict, info: dict) -> tuple[dict, list]:
+    classes = int(info.get("num_classes") or int(max(p.target.max(), train["labels"].max())) + 1)
+    labels = p.target.astype(np.int64)
+    mask = p.mask if p.mask is not None and p.mask.shape == labels.shape else None
+    model = m.classification_metrics(p.pred, labels, classes, is_logits=True, mask=mask)
+    climate = m.climatology_baseline(train["labels"], num_classes=classes)
+    results = {"model": model,
+               "climatology": m.classification_metrics(climate.predict_proba(len(labels)), labels, classes,
+                                                       is_logits=False, mask=mask)}
+    if labels.ndim == 1:
+        logistic = m.logistic_baseline(_flat(train["data"]), train["labels"], num_classes=classes)
+        results["logistic regression"] = m.classification_metrics(logistic.predict_proba(_flat(test["data"])),
+                                                                  labels, classes, is_logits=False)
+    keys = ["accuracy", "macro_f1", "log_loss"]
+    figs = [Figure("Confusion matrix (model)", figures.confusion_matrix(np.asarray(model["confusion_matrix"]),
+                                                                       [str(c) for c in range(classes)]))]
+    if "per_step" in model:
+        figs.append(Figure("Accuracy per time step", figures.per_step_metric(
+            {name: r["per_step"]["accuracy"] for name, r in results.items() if "per_step" in r}, "accuracy")))
+    headline = {"accuracy": model["accuracy"], "macro_f1": model["macro_f1"], "log_loss": model["log_loss"],
+                "baseline_accuracy": max(r["accuracy"] for name, r in results.items() if name != "model")}
+    section = Section("Classification", "Accuracy, macro F1 and log loss beside the class frequencies of the "
+                      "training split (climatology) and, for one label per sequence, a logistic regression on "
+                      "the flattened inputs.", [_metric_table("Scores", results, keys)], figs)
+    return {"headline": headline, **results}, [section]
+
+
+def regression(p: Any, train: dict, test: dict, info: dict) -> tuple[dict, list]:
+    target_name = "data" if info.get("task") == "reconstruction" else "labels"
+    model = m.regression_metrics(p.pred, p.target)
+    results = {"model": model}
+    mean = m.mean_baseline(train[target_name])
+    results["training mean"] = m.regression_metrics(mean(len(p.target)), p.target)
+    if target_name == "labels":
+        linear = m.linear_baseline(_flat(train["data"]), train["labels"])
+        results["linear (ridge)"] = m.regression_metrics(linear.predict(_flat(test["data"])), p.target)
+    keys = ["rmse", "mae", "r2"]
+    figs = []
+    if "per_step" in model:
+        figs.append(Figure("RMSE per time step", figures.per_step_metric(
+            {name: r["per_step"]["rmse"] for name, r in results.items() if "per_step" in r}, "RMSE")))
+    headline = {"rmse": model["rmse"], "mae": model["mae"], "r2": model["r2"],
+                "baseline_rmse": min(r["rmse"] for name, r in results.items() if name != "model")}
+    section = Section("Regression", "Errors in data units (targets unscaled), beside the training-split mean and "
+                      "a ridge regression on the flattened inputs.", [_metric_table("Scores", results, keys)], figs)
+    return {"headline": headline, **results}, [section]
+
+
+def _pooled(result: dict) -> dict:
+    """The pooled numbers of a threshold_metrics result, flat (for tables and the index)."""
+    pooled = result["pooled"]
+    return {"pooled_auc": pooled["auc"], "pooled_brier": pooled["brier"], "pooled_ece": pooled["ece"],
+            "monotonicity_violation_rate": result["monotonicity"]["rate"]}
+
+
+def thresholds(p: Any, train: dict, test: dict, info: dict) -> tuple[dict, list]:
+    cuts = list(info.get("thresholds") or range(p.target.shape[1]))
+    probs = 1.0 / (1.0 + np.exp(-p.pred))
+    model = m.threshold_metrics(probs, p.target, cuts, groups=p.extra.get("site"))
+    climate = m.climatology_baseline(train["targets"])
+    logistic = m.logistic_baseline(train["features"], train["targets"])
+    results = {"model": model,
+               "climatology": m.threshold_metrics(climate.predict_proba(len(p.target)), p.target, cuts),
+               "logistic regression": m.threshold_metrics(logistic.predict_proba(test["features"]), p.target, cuts)}
+    flat = {name: _pooled(r) for name, r in results.items()}
+    keys = list(flat["model"])
+    per = model["per_threshold"]
+    auc = Figure("ROC-AUC per threshold", figures.roc_auc_by_threshold(
+        cuts, per["auc"], {name: r["per_threshold"]["auc"] for name, r in results.items() if name != "model"}))
+    curves = {"model (pooled)": model["pooled"]["calibration"],
+              **{f"t={cuts[k]}": per["calibration"][k] for k in sorted({0, len(cuts) // 2})}}
+    reliability = Figure("Reliability (10 bins) and prediction histogram", figures.reliability_diagram(curves))
+    per_threshold = Table("Per threshold (model)", ["threshold", "base rate", "AUC", "Brier", "ECE"],
+                          [list(row) for row in zip(cuts, per["base_rate"], per["auc"], per["brier"], per["ece"])])
+    summary = model.get("group_summary", {})
+    group_table = Table("Per site (model, pooled over thresholds)", ["statistic", "AUC", "Brier"],
+                        [[k, summary.get("auc", {}).get(k), summary.get("brier", {}).get(k)]
+                         for k in ("p10", "median", "p90")])
+    headline = dict(flat["model"], baseline_auc=flat["logistic regression"]["pooled_auc"])
+    section = Section("Threshold targets", "ROC-AUC, Brier score and expected calibration error per threshold and "
+                      "pooled, beside the training base rates (climatology) and a logistic regression per threshold. "
+                      "Monotonicity violations: adjacent thresholds where P(score > higher) > P(score > lower).",
+                      [_metric_table("Pooled scores", flat, keys), per_threshold, group_table], [auc, reliability])
+    return {"headline": headline, **results}, [section]
+
+
+def irfs(p: Any, train: dict, test: dict, info: dict) -> tuple[dict, list]:
+    worlds = np.asarray(p.extra["world"])
+    mask = p.mask if p.mask is not None else None
+    per_world, tables_rows, figs, horizons = {}, [], [], {"model": [], "training mean": [], "linear (ridge)": []}
+    variables = ["output", "inflation", "rate"]
+    for world in sorted(set(worlds)):
+        rows = worlds == world
+        shocks = train["irfs"][world].shape[1]
+        pred, true = p.pred[rows][:, :shocks], p.target[rows][:, :shocks]
+        std = train["irfs"][world].std(axis=(0, 1, 2))
+        model = m.irf_metrics(pred, true, train_std=std, variable_names=variables)
+        mean = m.mean_baseline(train["irfs"][world])(int(rows.sum()))
+        linear = m.linear_baseline(train["theta"][world], train["irfs"][world]).predict(test["theta"][world])
+        base_mean = m.irf_metrics(mean, true, train_std=std, variable_names=variables)
+        base_linear = m.irf_metrics(linear, true, train_std=std, variable_names=variables)
+        per_world[world] = {"model": model, "training mean": base_mean, "linear (ridge)": base_linear}
+        for name, r in per_world[world].items():
+            tables_rows.append([world, name, r["rmse"], r["nrmse"], r["sign_agreement_impact"]])
+            horizons[name].append(np.asarray(r["per_horizon"]["rmse"]))
+        figs.append(Figure(f"Predicted (dashed) vs true IRFs, world {world}", figures.irf_examples(
+            pred, true, [f"shock {s}" for s in range(shocks)], variables, world)))
+    curves = {name: np.mean(v, axis=0).tolist() for name, v in horizons.items()}
+    figs.insert(0, Figure("RMSE per horizon (mean over worlds)", figures.per_horizon_error(curves)))
+    nrmse = float(np.mean([w["model"]["nrmse"] for w in per_world.values()]))
+    headline = {"nrmse": nrmse, "rmse": float(np.mean([w["model"]["rmse"] for w in per_world.values()])),
+                "sign_agreement_impact": float(np.mean([w["model"]["sign_agreement_impact"] for w in per_world.values()])),
+                "baseline_nrmse": float(np.mean([min(w["training mean"]["nrmse"], w["linear (ridge)"]["nrmse"])
+                                                 for w in per_world.values()]))}
+    table = Table("Per world", ["world", "model", "RMSE", "NRMSE", "sign at impact"], tables_rows,
+                  "NRMSE divides RMSE by the training split's spread of each variable in that world.")
+    section = Section("Impulse responses", "Errors over every shock, horizon and variable per world, beside the "
+                      "world's training mean IRF and a ridge regression from parameters to IRFs.", [table], figs)
+    return {"headline": headline, "worlds": per_world}, [section]
+
+
+def generated_frames(model: Any, cfg: Any, dataset_path, split: str, scalers: Any, n: int) -> tuple[dict, list]:
+    """Frames drawn from a generative model vs the held-out frames of ``split``."""
+    import tempfile
+
+    import torch
+    import xarray as xr
+
+    from trainset.evaluate.stage import _load_split
+    from trainset.io.base import guess_format
+    from trainset.plots.us_grid import plot_us_grid
+
+    held = _load_split(dataset_path, split)["frames"]
+    generator = torch.Generator().manual_seed(cfg.training.seed)
+    with torch.no_grad():
+        sample = model.sample(n, generator=generator, steps=50)
+    sample = np.asarray(scalers.inverse("frames", sample) if scalers is not None else sample, dtype=np.float64)
+    weeks, places = held.shape[2], held.shape[3]
+    generated = np.clip(sample[:, :, :weeks, :places], 0, None)
+    result = m.frame_distribution_metrics(generated[:, 0], held[:, 0])
+    held_peaks, generated_peaks = m.national_peaks(held[:, 0]), m.national_peaks(generated[:, 0])
+    collection, _ = guess_format(dataset_path).load(dataset_path)
+    part = next(iter(collection.parts.values()))
+    coords = {"season_week": part["season_week"].values, "place": part["place"].values, "feature": ["value"]}
+    pngs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, frames in (("generated", generated), ("held-out", held)):
+            array = xr.DataArray(frames[:12], dims=("sample", "feature", "season_week", "place"),
+                                 coords={**coords, "sample": np.arange(min(12, len(frames)))})
+            path = f"{tmp}/{name}.png"
+            plot_us_grid(array, path, title=f"{name} frames")
+            pngs.append(open(path, "rb").read())
+    figs = [Figure("US grid: generated (left) and held-out (right)", figures.side_by_side(pngs[0], pngs[1],
+                                                                                          ["generated", "held-out"])),
+            Figure("National peak size", figures.distributions(held_peaks[0], generated_peaks[0],
+                                                               "National-sum peak", "peak (cases)")),
+            Figure("National peak week", figures.distributions(held_peaks[1], generated_peaks[1],
+                                                               "Peak week", "season week"))]
+    headline = {"ks_peak_size": result["peak_size"]["ks_statistic"], "ks_peak_week": result["peak_week"]["ks_statistic"],
+                "wasserstein_national": result["national_wasserstein"]}
+    section = Section("Generated frames", f"{n} frames drawn from the model (50 sampling steps) against the "
+                      f"{len(held)} held-out frames: peak size and peak week of the national sum, and the "
+                      "two-sample KS statistics (0 = same distribution).",
+                      [Table("Distribution distances", ["statistic", "value"], [[k, v] for k, v in headline.items()])],
+                      figs)
+    return {"headline": headline, **result}, [section]

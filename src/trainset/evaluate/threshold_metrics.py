@@ -1,0 +1,192 @@
+"""Metrics for ordered threshold targets: "the flight score exceeds t_k" (seed 002).
+
+The model gives K probabilities per sample, one per threshold t_1 < ... < t_K, with targets in
+{0, 1}. The old evaluation notebook drew per-threshold ROC curves, 10-bin calibration curves
+with prediction histograms, per-site AUC and Brier scores and counted monotonicity violations
+(anchors section 3); here the same numbers come back as one dict, so runs and baselines can be
+compared and stored.
+
+Calibration bins are equal-width on [0, 1] and assigned exactly as scikit-learn's
+``calibration_curve(strategy="uniform")`` does (``searchsorted`` on the interior edges: bin 0 is
+[0, 0.1], later bins are (a, b]), so ``prob_true``/``prob_pred`` match it on non-empty bins.
+
+Since the targets are nested (exceeding t_k implies exceeding t_{k-1}), a sensible model has
+p_k <= p_{k-1}; a violation is p_k > p_{k-1} + 1e-9.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import log_loss, roc_auc_score
+
+from trainset.evaluate._common import (NAN, as_array, floats, group_indices, group_label,
+                                       safe_div, summary)
+
+logger = logging.getLogger(__name__)
+
+MONOTONE_TOL = 1e-9
+
+
+def calibration_curve(probs: Any, targets: Any, bins: int = 10) -> dict[str, Any]:
+    """Reliability-curve data over ``bins`` equal-width bins of the predicted probability.
+
+    Parameters
+    ----------
+    probs, targets
+        Any shape (flattened together); probabilities in [0, 1], targets in {0, 1}.
+    bins
+        Number of equal-width bins on [0, 1].
+
+    Returns
+    -------
+    dict
+        ``edges`` [bins+1], ``bin_centres`` [bins], ``mean_predicted`` [bins] and ``observed``
+        [bins] (observed frequency of 1s; both NaN for empty bins), ``counts`` [bins] (ints;
+        also the histogram of predictions). The keys are those
+        :func:`trainset.evaluate.figures.reliability_diagram` draws.
+    """
+    p = as_array(probs, np.float64).ravel()
+    y = as_array(targets, np.float64).ravel()
+    if p.shape != y.shape:
+        raise ValueError(f"probs and targets must have the same size, got {p.size} and {y.size}")
+    edges = np.linspace(0.0, 1.0, int(bins) + 1)
+    ids = np.searchsorted(edges[1:-1], p)
+    counts = np.bincount(ids, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_pred = np.where(counts > 0, np.bincount(ids, p, bins) / counts, np.nan)
+        observed = np.where(counts > 0, np.bincount(ids, y, bins) / counts, np.nan)
+    return {"edges": floats(edges), "bin_centres": floats((edges[:-1] + edges[1:]) / 2),
+            "mean_predicted": floats(mean_pred), "observed": floats(observed),
+            "counts": counts.astype(int).tolist()}
+
+
+def _ece(curve: dict[str, Any]) -> float:
+    counts = np.asarray(curve["counts"], float)
+    gap = np.abs(np.asarray(curve["observed"]) - np.asarray(curve["mean_predicted"]))
+    n = counts.sum()
+    return float(np.sum(np.where(counts > 0, counts * np.nan_to_num(gap), 0.0)) / n) if n else NAN
+
+
+def expected_calibration_error(probs: Any, targets: Any, bins: int = 10) -> float:
+    """ECE: sum over bins of (bin count / N) * |observed frequency - mean predicted|.
+
+    Bins as in :func:`calibration_curve`; NaN for empty input.
+    """
+    return _ece(calibration_curve(probs, targets, bins))
+
+
+def monotonicity_violations(probs: Any, tol: float = MONOTONE_TOL) -> dict[str, Any]:
+    """Count (sample, adjacent threshold pair) with ``p_k > p_{k-1} + tol``.
+
+    Returns
+    -------
+    dict
+        ``violations`` and ``pairs`` (N*(K-1)) and their ``rate``; ``samples_with_violation``
+        (samples with any violating pair) and ``sample_rate``; ``per_pair_rate`` [K-1]
+        (pair k-1 -> k). Rates are NaN when there are no pairs.
+    """
+    p = as_array(probs, np.float64)
+    if p.ndim != 2:
+        raise ValueError(f"probs must be [N, K], got shape {p.shape}")
+    bad = p[:, 1:] > p[:, :-1] + tol
+    n_samples = int(bad.any(axis=1).sum())
+    return {"violations": int(bad.sum()), "pairs": int(bad.size),
+            "rate": safe_div(bad.sum(), bad.size),
+            "samples_with_violation": n_samples, "sample_rate": safe_div(n_samples, p.shape[0]),
+            "per_pair_rate": floats(bad.mean(axis=0)) if p.shape[0] else [NAN] * bad.shape[1]}
+
+
+def _auc(y: np.ndarray, p: np.ndarray) -> float:
+    """ROC-AUC, NaN when only one class is present (AUC undefined)."""
+    if y.size == 0 or y.min() == y.max():
+        return NAN
+    return float(roc_auc_score(y, p))
+
+
+def _binary_scores(y: np.ndarray, p: np.ndarray, bins: int) -> dict[str, Any]:
+    curve = calibration_curve(p, y, bins)
+    return {"count": int(y.size), "positives": int(y.sum()), "base_rate": float(y.mean()),
+            "mean_prob": float(p.mean()), "auc": _auc(y, p),
+            "brier": float(np.mean((p - y) ** 2)),
+            "log_loss": float(log_loss(y, p, labels=[0, 1])),
+            "accuracy": float(np.mean((p >= 0.5) == (y == 1))),
+            "ece": _ece(curve), "calibration": curve}
+
+
+def threshold_metrics(probs: Any, targets: Any, thresholds: Sequence[float],
+                      groups: Any = None, bins: int = 10) -> dict[str, Any]:
+    """Per-threshold, pooled, per-group and monotonicity metrics of threshold probabilities.
+
+    Parameters
+    ----------
+    probs
+        [N, K] predicted probabilities in [0, 1] for thresholds in increasing order.
+    targets
+        [N, K] in {0, 1}.
+    thresholds
+        The K threshold values, strictly increasing (e.g. 0, 10, ..., 100 km).
+    groups
+        Optional [N] labels (site ids). Per-group AUC and Brier pool the group's thresholds
+        and are kept only for groups whose pooled targets contain both classes.
+    bins
+        Calibration bins (equal width).
+
+    Returns
+    -------
+    dict
+        ``per_threshold``: columns, each a list in threshold order: ``threshold``, ``count``,
+        ``positives``, ``base_rate``, ``mean_prob``, ``auc`` (NaN when the threshold has one
+        class only), ``brier``, ``log_loss``, ``accuracy`` (predicting 1 when p >= 0.5),
+        ``ece`` and ``calibration`` (one :func:`calibration_curve` dict per threshold).
+        ``pooled``: the same keys as scalars over all (sample, threshold) pairs, plus
+        ``histogram`` (``edges``, ``counts``: the predictions in the calibration bins).
+        ``monotonicity``: :func:`monotonicity_violations`.
+        With ``groups``: ``per_group`` ``{label: {auc, brier, count, positives}}`` and
+        ``group_summary`` ``{auc: summary, brier: summary, n_groups, n_skipped}`` where a
+        summary holds mean, std, p10, median, p90 and count over the groups kept.
+    """
+    p = as_array(probs, np.float64)
+    y = as_array(targets, np.float64)
+    t = np.asarray(thresholds, dtype=np.float64)
+    if p.ndim != 2 or p.shape != y.shape:
+        raise ValueError(f"probs and targets must both be [N, K], got {p.shape} and {y.shape}")
+    if t.shape != (p.shape[1],):
+        raise ValueError(f"{t.size} thresholds given for {p.shape[1]} probability columns")
+    if np.any(np.diff(t) <= 0):
+        raise ValueError(f"thresholds must be strictly increasing, got {t.tolist()}")
+    if p.shape[0] == 0:
+        raise ValueError("no samples to evaluate")
+    if not np.all(np.isfinite(p)) or p.min() < 0 or p.max() > 1:
+        raise ValueError("probs must be finite and in [0, 1]; apply a sigmoid to logits first")
+    if not np.all((y == 0) | (y == 1)):
+        raise ValueError("targets must be 0 or 1")
+
+    rows = [_binary_scores(y[:, k], p[:, k], bins) for k in range(len(t))]
+    per_threshold = {"threshold": floats(t), **{key: [r[key] for r in rows] for key in rows[0]}}
+    pooled = _binary_scores(y.ravel(), p.ravel(), bins)
+    pooled["histogram"] = {"edges": pooled["calibration"]["edges"],
+                           "counts": pooled["calibration"]["counts"]}
+    out: dict[str, Any] = {"per_threshold": per_threshold, "pooled": pooled,
+                           "monotonicity": monotonicity_violations(p)}
+    if groups is not None:
+        per_group: dict[str, dict[str, Any]] = {}
+        index = group_indices(groups, p.shape[0])
+        for label, idx in index.items():
+            yg, pg = y[idx].ravel(), p[idx].ravel()
+            if yg.min() == yg.max():
+                continue
+            per_group[group_label(label)] = {"auc": _auc(yg, pg),
+                                             "brier": float(np.mean((pg - yg) ** 2)),
+                                             "count": int(yg.size), "positives": int(yg.sum())}
+        n_all = len(index)
+        out["per_group"] = per_group
+        out["group_summary"] = {"auc": summary([g["auc"] for g in per_group.values()]),
+                                "brier": summary([g["brier"] for g in per_group.values()]),
+                                "n_groups": len(per_group), "n_skipped": n_all - len(per_group)}
+        logger.debug("per-group metrics for %d groups, %d skipped (one class)",
+                     len(per_group), n_all - len(per_group))
+    return out

@@ -1,0 +1,1 @@
+"""Tests of trainset.evaluate: metrics and baselines."""

@@ -1,0 +1,49 @@
+# Stage 6: every run evaluated on its held-out split into metrics.json + report.html, and one
+# index comparing all runs. Outputs are declared with report() so `snakemake --report
+# report.zip` packages them with the workflow's own provenance.
+
+
+rule evaluate_model:
+    input:
+        unpack(evaluation_inputs),
+    output:
+        metrics="results/reports/{run}/metrics.json",
+        report=report(
+            "results/reports/{run}/report.html",
+            caption="../report/run_report.rst",
+            category="Runs",
+            labels={"run": "{run}"},
+        ),
+    log:
+        "results/logs/evaluate_model/{run}.log",
+    benchmark:
+        "results/benchmarks/evaluate_model/{run}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        split=config.get("evaluation", {}).get("split", "test"),
+        generated=config.get("evaluation", {}).get("generated_frames", 48),
+    message:
+        "Evaluating run {wildcards.run}"
+    script:
+        "../../src/scripts/evaluate_model.py"
+
+
+rule report_index:
+    input:
+        metrics=expand("results/reports/{run}/metrics.json", run=list(config.get("runs", {}))),
+        code=library_files("evaluate"),
+    output:
+        index=report("results/reports/index.html", caption="../report/index.rst", category="Runs"),
+    log:
+        "results/logs/report_index/index.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    message:
+        "Comparing all runs in results/reports/index.html"
+    script:
+        "../../src/scripts/report_index.py"
