@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
+
 import trainset
 
 _BLOCK = 1 << 20
@@ -44,6 +46,22 @@ def json_sha256(obj: Any) -> str:
 def canonical_json(obj: Any) -> str:
     """Serialise with sorted keys and no whitespace, so equal configs give equal strings."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def jsonable(obj: Any, where: str) -> Any:
+    """``obj`` as plain JSON types (numpy scalars/arrays converted), or a TrainsetError naming
+    ``where``: attributes stored in files must survive a JSON round trip unchanged."""
+    from trainset.errors import TrainsetError
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, (np.generic, np.ndarray)):
+            return value.tolist()
+        raise TypeError(f"{type(value).__name__} is not JSON-able")
+
+    try:
+        return json.loads(json.dumps(obj, default=convert))
+    except (TypeError, ValueError) as error:
+        raise TrainsetError(f"{where}: {error}. Fix: keep attrs to numbers, strings, lists and dicts") from error
 
 
 def code_version() -> str:

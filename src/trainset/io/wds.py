@@ -58,7 +58,7 @@ import xarray as xr
 from trainset.collection import SAMPLE, Collection
 from trainset.errors import TrainsetError
 from trainset.io.base import Format, PartInfo, Splits, VariableInfo, register
-from trainset.provenance import atomic_path, code_version, file_sha256
+from trainset.provenance import jsonable as _jsonable, atomic_path, code_version, file_sha256
 from trainset.splits import check_splits, read_splits, write_splits
 
 logger = logging.getLogger(__name__)
@@ -80,17 +80,6 @@ REWRITE = "Fix: rewrite the dataset with trainset, or restore the shard from a g
 
 
 # --------------------------------------------------------------------------------------- writing
-def _jsonable(obj: Any, where: str) -> Any:
-    """``obj`` made JSON-able (numpy scalars/arrays to Python); a clear error otherwise."""
-    def convert(value: Any) -> Any:
-        if isinstance(value, (np.generic, np.ndarray)):
-            return value.tolist()
-        raise TypeError(f"{type(value).__name__} is not JSON-able")
-    try:
-        return json.loads(json.dumps(obj, default=convert))
-    except (TypeError, ValueError) as error:
-        raise TrainsetError(f"{where}: attrs must be JSON-able ({error}). Fix: store them as "
-                            "numbers, strings, lists or dicts") from error
 
 
 def _coord_array(values: np.ndarray, where: str) -> tuple[np.ndarray, str]:

@@ -49,7 +49,7 @@ from zarr.storage import LocalStore
 from trainset.collection import SAMPLE, Collection
 from trainset.errors import TrainsetError
 from trainset.io.base import Format, PartInfo, Reader, Splits, VariableInfo, register
-from trainset.provenance import atomic_path, code_version, creation_date, json_sha256
+from trainset.provenance import jsonable as _jsonable, atomic_path, code_version, creation_date, json_sha256
 from trainset.splits import check_splits, read_splits, splits_to_json
 
 logger = logging.getLogger(__name__)
@@ -70,21 +70,13 @@ def _compressors(compression: str) -> Any:
     if compression == "lz4":
         return BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
     return None
+
+
 _SLAB_BYTES = 64 << 20
 _WORLD_KEYS = ("param_names", "param_bounds", "param_priors", "seeds")
 REWRITE = "Fix: rewrite the dataset with trainset (FORMATS['zarr'].write) from its source"
 
 
-def _jsonable(obj: Any, where: str) -> Any:
-    """Plain JSON types (numpy scalars/arrays and tuples converted), or a clear error."""
-    def convert(value: Any) -> Any:
-        if isinstance(value, (np.generic, np.ndarray)):
-            return value.tolist()
-        raise TypeError(f"{type(value).__name__} is not JSON-able")
-    try:
-        return json.loads(json.dumps(obj, default=convert))
-    except (TypeError, ValueError) as error:
-        raise TrainsetError(f"{where}: {error}. Fix: keep attrs to numbers, strings, lists and dicts") from error
 
 
 def _check_name(name: str, where: str, reserved: tuple[str, ...] = ()) -> None:
