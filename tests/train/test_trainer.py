@@ -120,3 +120,16 @@ def test_command_line_training(pulses, tmp_path):
     result = subprocess.run([sys.executable, "-m", "trainset", "train", "--config", str(bad)],
                             capture_output=True, text=True)
     assert result.returncode == 1 and "training.lr_max" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_rerun_of_a_finished_run_restores_best_without_training(pulses, tmp_path):
+    """Snakemake deletes a job's outputs before rerunning it: the run must come back whole."""
+    path, scalers = pulses
+    cfg = TrainingConfig.from_dict(RUN)
+    train_run(cfg, path, tmp_path / "run", scalers)
+    before = {name: (tmp_path / "run" / name).read_bytes() for name in ("best.pt", "final.pt", "history.json")}
+    for name in ("best.pt", "final.pt", "history.json", "config.json"):
+        (tmp_path / "run" / name).unlink()
+    train_run(cfg, path, tmp_path / "run", scalers)
+    for name, content in before.items():
+        assert (tmp_path / "run" / name).read_bytes() == content, name

@@ -48,6 +48,10 @@ def evaluate_run(run: dict[str, Any], folder: str | os.PathLike, dataset_path: s
         train = _load_split(dataset_path, cfg.training.train_split)
         test = _load_split(dataset_path, split)
         metrics, sections = _by_task(task, predictions, train, test, info)
+        if task == "irf":
+            by_split, table = _irf_other_splits(model, cfg, dataset_path, scalers, info, train, split)
+            metrics["nrmse_by_split"] = by_split
+            sections[0].tables.append(table)
     provenance = {
         "run": cfg.name, "task": task, "split": split, "dataset": str(dataset_path),
         "dataset_sha256": meta.get("dataset_sha256"), "scaler_sha256": meta.get("scaler_sha256"),
@@ -66,6 +70,33 @@ def evaluate_run(run: dict[str, Any], folder: str | os.PathLike, dataset_path: s
     write_json(_jsonable(result), output / "metrics.json")
     html.write_page(page, output / "report.html")
     return result
+
+
+def _irf_other_splits(model, cfg, dataset_path, scalers, info, train, main_split) -> tuple[dict, Any]:
+    """NRMSE per world on every held-out split (interpolation and extrapolation tests alike)."""
+    from trainset.evaluate.html import Table
+    from trainset.evaluate.metrics import irf_metrics
+    from trainset.evaluate.predict import predict
+    from trainset.io.base import guess_format
+    from trainset.open import dataset_splits
+
+    names = [s for s in dataset_splits(dataset_path, guess_format(dataset_path).reader(dataset_path).splits)
+             if s != cfg.training.train_split]
+    by_split: dict[str, dict[str, float]] = {}
+    for name in names:
+        p = predict(model, cfg, dataset_path, name, scalers, info)
+        worlds = np.asarray(p.extra["world"])
+        by_split[name] = {}
+        for world in sorted(set(worlds)):
+            rows, shocks = worlds == world, train["irfs"][world].shape[1]
+            std = train["irfs"][world].std(axis=(0, 1, 2))
+            by_split[name][world] = irf_metrics(p.pred[rows][:, :shocks], p.target[rows][:, :shocks],
+                                                train_std=std)["nrmse"]
+    worlds = sorted({w for values in by_split.values() for w in values})
+    rows = [[name, *(by_split[name].get(w) for w in worlds)] for name in names]
+    table = Table("NRMSE per world and split (model)", ["split", *worlds], rows,
+                  "Extrapolation splits hold parameters outside the training region (a slice and a corner).")
+    return by_split, table
 
 
 def _best_epoch(history: list[dict]) -> int | None:

@@ -82,6 +82,7 @@ def train_run(cfg: Any, dataset_path: str | os.PathLike, folder: str | os.PathLi
         "dataset_sha256": file_sha256(dataset_path),
         "scaler_sha256": scalers.hash if scalers is not None else None,
         "worlds": list(getattr(model, "worlds", []) or []) or None,
+        "code_sha256": _code_sha256(),
         "info": info,
     }
     trainer = Trainer(distributed.wrap(model), build_objective(cfg.training.losses), cfg, batches(train, cfg, True),
@@ -120,3 +121,17 @@ def _prepare(cfg: Any, scalers: Any, info: dict):
         return apply_length(batch, cfg.data.target_seq_len, cfg.data.target_seq_policy, keys)
 
     return prepare
+
+
+def _code_sha256() -> str:
+    """Hash of trainset's own source: a resumed run must continue the same code."""
+    import hashlib
+
+    import trainset
+
+    digest = hashlib.sha256()
+    root = Path(trainset.__file__).parent
+    for file in sorted(root.rglob("*.py")):
+        digest.update(str(file.relative_to(root)).encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()

@@ -73,6 +73,7 @@ class Trainer:
         self.stopper = EarlyStopping(training.patience, training.min_delta)
         self.history: list[dict[str, Any]] = []
         self.epoch = 0
+        self._best: bytes | None = None  # best.pt's bytes, carried in last.pt so a rerun can restore it
 
     # ------------------------------------------------------------------ loop
     def fit(self, resume: bool = True, max_epochs: int | None = None) -> list[dict[str, Any]]:
@@ -114,7 +115,7 @@ class Trainer:
         logger.info("epoch %d: train %.6g val %.6g lr %.3g (%.0f samples/s)", epoch, train_loss, val_loss,
                     record["lr"], samples / max(seconds, 1e-9))
         if improved:
-            self._save(self.folder / "best.pt")
+            self._best = self._save(self.folder / "best.pt")
         if training.save_every_n_epochs and epoch % training.save_every_n_epochs == 0:
             self._save(self.folder / f"epoch_{epoch}.pt")
         self._save(self.folder / "last.pt")
@@ -168,9 +169,10 @@ class Trainer:
         return total / count
 
     # ----------------------------------------------------------- checkpoints
-    def _save(self, path: Path) -> None:
+    def _save(self, path: Path) -> bytes | None:
+        """Write a checkpoint (rank 0 only) and return its bytes."""
         if not distributed.is_main():
-            return
+            return None
         state = {
             "model": distributed.unwrap(self.model).state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -182,19 +184,34 @@ class Trainer:
             "config": json.dumps(self.cfg.to_dict(), sort_keys=True),
             "meta": json.dumps(self.meta, sort_keys=True, default=str),
         }
+        if path.name == "last.pt" and self._best is not None:
+            state["best_checkpoint"] = torch.frombuffer(bytearray(self._best), dtype=torch.uint8)
         buffer = io.BytesIO()  # a file name would become the archive's folder name: not reproducible
         torch.save(state, buffer)
         with atomic_path(path) as tmp:
             tmp.write_bytes(buffer.getvalue())
+        return buffer.getvalue()
 
     def _restore(self, path: Path) -> bool:
-        """Continue from ``path`` if it was made by this config on this dataset; else False."""
+        """Continue from ``path`` if it was made by this config, data, scalers and code; else False.
+
+        A workflow rerun after an edit (code, config, data or scalers) therefore trains afresh,
+        while a rerun of an interrupted job continues where it stopped. Snakemake deletes a
+        job's declared outputs before rerunning it, so ``best.pt`` is restored from the copy
+        carried inside ``last.pt``.
+        """
         state = load_checkpoint(path)
-        same_config = state.get("config") == json.dumps(self.cfg.to_dict(), sort_keys=True)
-        same_data = checkpoint_meta(state).get("dataset_sha256") == self.meta.get("dataset_sha256")
-        if not (same_config and same_data):
-            logger.info("%s: config or dataset changed since the last checkpoint; starting afresh", path)
+        meta = checkpoint_meta(state)
+        same = (state.get("config") == json.dumps(self.cfg.to_dict(), sort_keys=True)
+                and all(meta.get(key) == self.meta.get(key) for key in ("dataset_sha256", "scaler_sha256", "code_sha256")))
+        if not same:
+            logger.info("%s: config, data, scalers or code changed since the last checkpoint; starting afresh", path)
             return False
+        if "best_checkpoint" in state:
+            self._best = state["best_checkpoint"].numpy().tobytes()
+            if distributed.is_main() and not (self.folder / "best.pt").exists():
+                with atomic_path(self.folder / "best.pt") as tmp:
+                    tmp.write_bytes(self._best)
         distributed.unwrap(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
