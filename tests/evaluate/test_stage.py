@@ -95,3 +95,20 @@ def test_world_list_mismatch_fails(trained, tmp_path):
     (tampered / "history.json").write_text((folder / "run/history.json").read_text())
     with pytest.raises(TrainsetError, match="worlds"):
         evaluate_run(RUN, tampered, path, scalers, tmp_path / "out")
+
+
+def test_webdataset_with_workers_keeps_rows_aligned_with_baselines(tmp_path):
+    """Worker processes interleave shards; predictions are put back in the split's order, so the
+    baselines (which read the split in stored order) are scored against the right rows."""
+    inputs, labels = make_sequence_tables("pulses", 240, seed=5, length=24)
+    collection = frame_sequences(inputs, labels, "seq2static_classification", "pulses")
+    splits = make_splits(len(collection), {"method": "random"}, seed=5)
+    path = tmp_path / "data" / "TS_p-wds"
+    path.parent.mkdir()
+    get_format("webdataset").write(collection, path, splits, samples_per_shard=20, samples_per_member=4)
+    write_splits(splits, path.parent / "splits.json")
+    run = {"name": "p", "model": {"name": "sequence", "params": {"kind": "tcn", "hidden": 8}},
+           "training": {"losses": [{"name": "cross_entropy"}], "epochs": 1, "batch_size": 16, "num_workers": 2}}
+    train_run(TrainingConfig.from_dict(run), path, tmp_path / "run")
+    result = evaluate_run(run, tmp_path / "run", path, None, tmp_path / "report")
+    assert result["metrics"]["logistic regression"]["accuracy"] > 0.5  # misaligned rows would score ~1/3

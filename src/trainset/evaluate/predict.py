@@ -73,6 +73,10 @@ def predict(model: torch.nn.Module, cfg: Any, dataset_path: str | os.PathLike, s
     """Run the model over one split (stored order) and gather pred/target in data units."""
     from trainset.train.run import _prepare, batches, open_split
 
+    import dataclasses
+
+    # one process: worker processes would interleave WebDataset shards out of stored order
+    cfg = dataclasses.replace(cfg, training=dataclasses.replace(cfg.training, num_workers=0))
     dataset = open_split(dataset_path, split, cfg, shuffle=False)
     prepare = _prepare(cfg, scalers, info)
     torch.manual_seed(cfg.training.seed)
@@ -93,6 +97,10 @@ def predict(model: torch.nn.Module, cfg: Any, dataset_path: str | os.PathLike, s
     pred, target = _stack(preds), _stack(targets)
     mask = _stack(masks).numpy() if masks else None
     extra = {k: (v if k == "world" else torch.cat(v).numpy()) for k, v in extra.items() if len(v)}
+    order = np.argsort(extra["index"], kind="stable")  # stored order, as the baselines read the split
+    pred, target = pred[torch.from_numpy(order)], target[torch.from_numpy(order)]
+    mask = mask[order] if mask is not None else None
+    extra = {k: ([v[i] for i in order] if k == "world" else v[order]) for k, v in extra.items()}
     return Predictions(_to_data_units(pred, scalers, info, extra), _to_data_units(target, scalers, info, extra),
                        mask, extra)
 

@@ -47,6 +47,9 @@ def evaluate_run(run: dict[str, Any], folder: str | os.PathLike, dataset_path: s
         predictions = predict(model, cfg, dataset_path, split, scalers, info)
         train = _load_split(dataset_path, cfg.training.train_split)
         test = _load_split(dataset_path, split)
+        if not np.array_equal(predictions.extra["index"], test["index"]):
+            raise TrainsetError(f"{dataset_path}: predictions of split {split!r} are not in the split's order. "
+                                "Fix: report this as a bug; baselines would be scored against the wrong rows")
         metrics, sections = _by_task(task, predictions, train, test, info)
         if task == "irf":
             by_split, table = _irf_other_splits(model, cfg, dataset_path, scalers, info, train, split)
@@ -110,9 +113,9 @@ def _load_split(dataset_path: str | os.PathLike, split: str) -> dict[str, np.nda
     from trainset.open import dataset_splits
 
     collection, stored = guess_format(dataset_path).load(dataset_path)
-    indices = dataset_splits(dataset_path, stored)[split]
+    indices = np.sort(dataset_splits(dataset_path, stored)[split])
     part, local = collection.locate(indices)
-    out: dict[str, Any] = {"world": []}
+    out: dict[str, Any] = {"world": [], "index": indices}
     names = list(collection.parts)
     for number, name in enumerate(names):
         rows = local[part == number]
@@ -120,7 +123,7 @@ def _load_split(dataset_path: str | os.PathLike, split: str) -> dict[str, np.nda
             out.setdefault(var, {})[name] = collection.parts[name][var].values[rows]
         out["world"] += [name] * int(rows.size)
     single = len(names) == 1
-    return {k: (v[names[0]] if single and isinstance(v, dict) else v) for k, v in out.items()}
+    return {k: (v[names[0]] if single and isinstance(v, dict) else v) for k, v in out.items()}  # index stays flat
 
 
 def _by_task(task: str, p: Any, train: dict, test: dict, info: dict) -> tuple[dict, list]:

@@ -58,20 +58,23 @@ def classification(p: Any, train: dict, test: dict, info: dict) -> tuple[dict, l
 
 def regression(p: Any, train: dict, test: dict, info: dict) -> tuple[dict, list]:
     target_name = "data" if info.get("task") == "reconstruction" else "labels"
-    model = m.regression_metrics(p.pred, p.target)
+    mask = p.mask if p.mask is not None and p.mask.shape == p.target.shape[:p.mask.ndim] else None
+    model = m.regression_metrics(p.pred, p.target, mask=mask)  # padded steps never count
     results = {"model": model}
-    mean = m.mean_baseline(train[target_name])
-    results["training mean"] = m.regression_metrics(mean(len(p.target)), p.target)
-    if target_name == "labels":
-        linear = m.linear_baseline(_flat(train["data"]), train["labels"])
-        results["linear (ridge)"] = m.regression_metrics(linear.predict(_flat(test["data"])), p.target)
+    if train[target_name].shape[1:] == p.target.shape[1:]:  # target_seq_len may reshape targets
+        mean = m.mean_baseline(train[target_name])
+        results["training mean"] = m.regression_metrics(mean(len(p.target)), p.target, mask=mask)
+        if target_name == "labels":
+            linear = m.linear_baseline(_flat(train["data"]), train["labels"])
+            results["linear (ridge)"] = m.regression_metrics(linear.predict(_flat(test["data"])), p.target, mask=mask)
     keys = ["rmse", "mae", "r2"]
     figs = []
     if "per_step" in model:
         figs.append(Figure("RMSE per time step", figures.per_step_metric(
             {name: r["per_step"]["rmse"] for name, r in results.items() if "per_step" in r}, "RMSE")))
+    baselines = [r["rmse"] for name, r in results.items() if name != "model"]
     headline = {"rmse": model["rmse"], "mae": model["mae"], "r2": model["r2"],
-                "baseline_rmse": min(r["rmse"] for name, r in results.items() if name != "model")}
+                "baseline_rmse": min(baselines) if baselines else float("nan")}
     section = Section("Regression", "Errors in data units (targets unscaled), beside the training-split mean and "
                       "a ridge regression on the flattened inputs.", [_metric_table("Scores", results, keys)], figs)
     return {"headline": headline, **results}, [section]

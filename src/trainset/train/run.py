@@ -68,6 +68,9 @@ def train_run(cfg: Any, dataset_path: str | os.PathLike, folder: str | os.PathLi
     from trainset.train import distributed
 
     distributed.init()
+    if distributed.world() > 1 and Path(dataset_path).name.endswith("-wds"):
+        raise TrainsetError(f"{dataset_path}: DDP over WebDataset shards would give ranks unequal step counts. "
+                            "Fix: train from the NetCDF, HDF5 or Zarr copy (format:) under torchrun")
     torch.set_num_threads(max(1, int(threads)))
     if cfg.training.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
