@@ -161,6 +161,17 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+MAIN_METRIC = {
+    "seq2static_classification": ("accuracy", "baseline_accuracy"),
+    "seq2seq_classification": ("accuracy", "baseline_accuracy"),
+    "seq2static_regression": ("rmse", "baseline_rmse"), "seq2seq_regression": ("rmse", "baseline_rmse"),
+    "summary": ("rmse", "baseline_rmse"), "reconstruction": ("rmse", "baseline_rmse"),
+    "thresholds": ("pooled_auc", "baseline_auc"), "irf": ("nrmse", "baseline_nrmse"),
+    "frames": ("ks_peak_size", None),
+}
+"""The number each task is compared by in the index, and its best baseline's counterpart."""
+
+
 def write_index(reports: list[str | os.PathLike], output: str | os.PathLike) -> None:
     """``results/reports/index.html``: every run in one sortable table, linking to its report."""
     from trainset.evaluate import html
@@ -168,9 +179,12 @@ def write_index(reports: list[str | os.PathLike], output: str | os.PathLike) -> 
     rows, links = [], {}
     for path in sorted(reports, key=str):
         result = json.loads(Path(path).read_text())
+        headline = dict(result["metrics"].get("headline", {}))
+        metric, baseline = MAIN_METRIC.get(result["task"], (None, None))
         row = {"run": result["run"], "task": result["task"], "split": result["split"],
-               "dataset": Path(result["provenance"]["dataset"]).name}
-        row.update(result["metrics"].get("headline", {}))
+               "dataset": Path(result["provenance"]["dataset"]).name, "main metric": metric,
+               "model": headline.pop(metric, None), "best baseline": headline.pop(baseline, None)}
+        row["other"] = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in headline.items())
         rows.append(row)
         links[result["run"]] = f"{result['run']}/report.html"
     columns = list(dict.fromkeys(key for row in rows for key in row))
