@@ -52,3 +52,21 @@ def table_factory(axis):
         return synthetic_table(axis, groups, **kwargs)
 
     return make
+
+
+def stored_sequences(folder, recipe: str, n: int, seed: int, length: int, fmt: str = "hdf5", **options):
+    """A seed-001 demo recipe written as a stored dataset in ``folder`` with ``splits.json`` beside
+    it; returns its path (``TS_<recipe>.h5``, ``-wds``, ...)."""
+    from trainset.domains.sequences import RECIPES, frame_sequences, make_sequence_tables
+    from trainset.io.base import get_format
+    from trainset.splits import make_splits, write_splits
+
+    inputs, labels = make_sequence_tables(recipe, n, seed=seed, length=length)
+    collection = frame_sequences(inputs, labels, RECIPES[recipe], recipe)
+    splits = make_splits(len(collection), {"method": "random"}, seed=seed)
+    suffix = {"hdf5": ".h5", "webdataset": "-wds", "zarr": ".zarr", "netcdf": ".nc"}[fmt]
+    path = folder / f"TS_{recipe}{suffix}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    get_format(fmt).write(collection, path, splits, **options)
+    write_splits(splits, path.parent / "splits.json")
+    return path

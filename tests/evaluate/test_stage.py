@@ -8,12 +8,13 @@ import json
 import pytest
 import torch
 
+from tests.conftest import stored_sequences
 from trainset.domains.sequences import frame_sequences, make_sequence_tables
 from trainset.errors import TrainsetError
 from trainset.evaluate.stage import evaluate_run, write_index
 from trainset.io.base import get_format
 from trainset.scalers import fit_dataset_scalers
-from trainset.splits import make_splits, write_splits
+from trainset.splits import make_splits, read_splits
 from trainset.train.config import TrainingConfig
 from trainset.train.run import train_run
 
@@ -24,13 +25,8 @@ RUN = {"name": "stats", "model": {"name": "mlp", "params": {"hidden": [16]}},
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("eval")
-    inputs, labels = make_sequence_tables("statistics", 200, seed=3, length=16)
-    collection = frame_sequences(inputs, labels, "seq2static_regression", "stats")
-    splits = make_splits(len(collection), {"method": "random"}, seed=3)
-    path = folder / "data" / "TS_stats.h5"
-    path.parent.mkdir()
-    get_format("hdf5").write(collection, path, splits)
-    write_splits(splits, path.parent / "splits.json")
+    path = stored_sequences(folder / "data", "statistics", 200, seed=3, length=16)
+    splits = read_splits(path.parent / "splits.json")
     scalers = folder / "scalers.json"
     fit_dataset_scalers(path, scalers)
     train_run(TrainingConfig.from_dict(RUN), path, folder / "run", scalers)
@@ -100,13 +96,8 @@ def test_world_list_mismatch_fails(trained, tmp_path):
 def test_webdataset_with_workers_keeps_rows_aligned_with_baselines(tmp_path):
     """Worker processes interleave shards; predictions are put back in the split's order, so the
     baselines (which read the split in stored order) are scored against the right rows."""
-    inputs, labels = make_sequence_tables("pulses", 240, seed=5, length=24)
-    collection = frame_sequences(inputs, labels, "seq2static_classification", "pulses")
-    splits = make_splits(len(collection), {"method": "random"}, seed=5)
-    path = tmp_path / "data" / "TS_p-wds"
-    path.parent.mkdir()
-    get_format("webdataset").write(collection, path, splits, samples_per_shard=20, samples_per_member=4)
-    write_splits(splits, path.parent / "splits.json")
+    path = stored_sequences(tmp_path / "data", "pulses", 240, seed=5, length=24, fmt="webdataset",
+                            samples_per_shard=20, samples_per_member=4)
     run = {"name": "p", "model": {"name": "sequence", "params": {"kind": "tcn", "hidden": 8}},
            "training": {"losses": [{"name": "cross_entropy"}], "epochs": 1, "batch_size": 16, "num_workers": 2}}
     train_run(TrainingConfig.from_dict(run), path, tmp_path / "run")

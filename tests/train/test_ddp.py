@@ -10,9 +10,7 @@ import sys
 import pytest
 import yaml
 
-from trainset.domains.sequences import frame_sequences, make_sequence_tables
-from trainset.io.base import get_format
-from trainset.splits import make_splits, write_splits
+from tests.conftest import stored_sequences
 
 TOLERANCE = 1e-4
 """Relative difference allowed between DDP and single-process validation losses: gradients are
@@ -27,12 +25,7 @@ def free_port() -> int:
 
 @pytest.fixture
 def run_config(tmp_path):
-    inputs, labels = make_sequence_tables("statistics", 256, seed=2, length=16)
-    collection = frame_sequences(inputs, labels, "seq2static_regression", "stats")
-    splits = make_splits(len(collection), {"method": "random"}, seed=2)
-    path = tmp_path / "TS_stats.h5"
-    get_format("hdf5").write(collection, path, splits)
-    write_splits(splits, tmp_path / "splits.json")
+    path = stored_sequences(tmp_path, "statistics", 256, seed=2, length=16)
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump({
         "name": "ddp", "dataset": str(path),

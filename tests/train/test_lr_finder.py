@@ -12,10 +12,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from trainset.domains.sequences import frame_sequences, make_sequence_tables
+from tests.conftest import stored_sequences
 from trainset.errors import TrainsetError
-from trainset.io.base import get_format
-from trainset.splits import make_splits, write_splits
 from trainset.train.config import TrainingConfig
 from trainset.train.lr_finder import (apply_lr, find_lr, lr_search_hash, resolve_auto, search_config, suggest_lr,
                                       write_lr_result)
@@ -30,14 +28,7 @@ SCRIPTS = Path(__file__).resolve().parents[2] / "src" / "scripts"
 
 @pytest.fixture(scope="module")
 def pulses(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("pulses")
-    inputs, labels = make_sequence_tables("pulses", 160, seed=1, length=24)
-    collection = frame_sequences(inputs, labels, "seq2static_classification", "pulses")
-    splits = make_splits(len(collection), {"method": "random"}, seed=1)
-    path = folder / "TS_pulses.h5"
-    get_format("hdf5").write(collection, path, splits)
-    write_splits(splits, folder / "splits.json")
-    return path
+    return stored_sequences(tmp_path_factory.mktemp("pulses"), "pulses", 160, seed=1, length=24)
 
 
 @pytest.fixture(scope="module")

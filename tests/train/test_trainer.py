@@ -11,11 +11,10 @@ import pytest
 import torch
 import yaml
 
+from tests.conftest import stored_sequences
 from trainset.domains.macro import extrapolation_splits, frame_worlds, simulate_worlds
-from trainset.domains.sequences import frame_sequences, make_sequence_tables
 from trainset.io.base import get_format
 from trainset.scalers import fit_dataset_scalers
-from trainset.splits import make_splits, write_splits
 from trainset.train.config import TrainingConfig
 from trainset.train.run import train_run
 from trainset.train.trainer import checkpoint_meta, load_checkpoint
@@ -31,12 +30,7 @@ RUN = {
 @pytest.fixture(scope="module")
 def pulses(tmp_path_factory):
     folder = tmp_path_factory.mktemp("pulses")
-    inputs, labels = make_sequence_tables("pulses", 160, seed=1, length=24)
-    collection = frame_sequences(inputs, labels, "seq2static_classification", "pulses")
-    splits = make_splits(len(collection), {"method": "random"}, seed=1)
-    path = folder / "TS_pulses.h5"
-    get_format("hdf5").write(collection, path, splits)
-    write_splits(splits, folder / "splits.json")
+    path = stored_sequences(folder, "pulses", 160, seed=1, length=24)
     scalers = folder / "scalers.json"
     fit_dataset_scalers(path, scalers)
     return path, scalers

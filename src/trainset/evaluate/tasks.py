@@ -120,7 +120,6 @@ def thresholds(p: Any, train: dict, test: dict, info: dict) -> tuple[dict, list]
 
 def irfs(p: Any, train: dict, test: dict, info: dict) -> tuple[dict, list]:
     worlds = np.asarray(p.extra["world"])
-    mask = p.mask if p.mask is not None else None
     per_world, tables_rows, figs, horizons = {}, [], [], {"model": [], "training mean": [], "linear (ridge)": []}
     variables = ["output", "inflation", "rate"]
     for world in sorted(set(worlds)):
