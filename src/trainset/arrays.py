@@ -28,7 +28,7 @@ def frames_to_dataarray(
     pad_to: Sequence[int] | None = None,
     attrs: dict[str, Any] | None = None,
 ) -> xr.DataArray:
-    """Lay frame values [frames, weeks, places] out as the 4-D training array.
+    """Lay frame values [frames, weeks, places] out as the 4-D training array (in memory).
 
     Parameters
     ----------
@@ -41,16 +41,26 @@ def frames_to_dataarray(
     attrs : dict, optional
         Attributes; non-scalar values are stored as canonical JSON strings.
     """
+    coords = training_coords(frames, weeks, places, pad_to)
+    data = training_block(values, len(coords["season_week"]), len(coords["place"]))
+    return xr.DataArray(data, dims=DIMS, coords=coords, name=ARRAY_NAME, attrs=training_attrs(coords, attrs))
+
+
+DIMS = ("sample", "feature", "season_week", "place")
+
+
+def training_coords(frames: pd.DataFrame, weeks: Sequence[int], places: Sequence[str],
+                    pad_to: Sequence[int] | None = None) -> dict[str, Any]:
+    """Coordinates of the training array: the (padded) grid and every sample's provenance."""
     weeks, places = list(weeks), list(places)
-    data = values.astype(np.float32)[:, None, :, :]
     if pad_to is not None:
-        data, weeks, places = _pad(data, weeks, places, pad_to)
+        weeks, places = _pad_labels(weeks, places, pad_to)
     group = (
         frames["datasetH1"].astype(str) + "/" + frames["datasetH2"].astype(str) + "/"
         + frames["fluseason"].astype(str) + "/" + frames["sample"].astype(str)
     )  # fmt: skip
     origin = (group + "#" + frames["copy"].astype(str)).to_numpy(dtype=str)
-    coords = {
+    return {
         "sample": np.arange(len(frames)),
         "feature": ["value"],
         "season_week": np.asarray(weeks, dtype=np.int64),
@@ -64,22 +74,30 @@ def frames_to_dataarray(
         "copy": ("sample", frames["copy"].to_numpy(dtype=np.int64)),
         "scale": ("sample", frames["scale"].to_numpy(dtype=np.float64)),
     }
-    attrs = {key: _attr(value) for key, value in (attrs or {}).items()}
-    attrs["main_origins"] = list(origin)
-    return xr.DataArray(data, dims=("sample", "feature", "season_week", "place"), coords=coords,
-                        name=ARRAY_NAME, attrs=attrs)
 
 
-def _pad(data: np.ndarray, weeks: list, places: list, pad_to: Sequence[int]):
+def training_attrs(coords: dict[str, Any], attrs: dict[str, Any] | None) -> dict[str, Any]:
+    """The array's attributes (non-scalars as canonical JSON) plus ``main_origins``."""
+    out = {key: _attr(value) for key, value in (attrs or {}).items()}
+    out["main_origins"] = list(coords["origin"][1])
+    return out
+
+
+def training_block(values: np.ndarray, n_weeks: int, n_places: int) -> np.ndarray:
+    """float32 [frames, 1, n_weeks, n_places]: frame values zero-padded to the grid."""
+    data = np.zeros((values.shape[0], 1, n_weeks, n_places), dtype=np.float32)
+    data[:, 0, : values.shape[1], : values.shape[2]] = values
+    return data
+
+
+def _pad_labels(weeks: list, places: list, pad_to: Sequence[int]) -> tuple[list, list]:
     n_weeks, n_places = (int(n) for n in pad_to)
     if n_weeks < len(weeks) or n_places < len(places):
         raise TrainsetError(f"pad_to {list(pad_to)} is smaller than the season axis "
                             f"({len(weeks)} weeks x {len(places)} places). Fix: raise pad_to or set it to null")
-    padded = np.zeros(data.shape[:2] + (n_weeks, n_places), dtype=data.dtype)
-    padded[:, :, : len(weeks), : len(places)] = data
     weeks = weeks + list(range(weeks[-1] + 1, weeks[-1] + 1 + n_weeks - len(weeks)))
     places = places + [f"PAD_{i}" for i in range(len(places), n_places)]
-    return padded, weeks, places
+    return weeks, places
 
 
 def _attr(value: Any) -> Any:

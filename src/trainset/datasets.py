@@ -6,10 +6,13 @@ import logging
 import os
 from typing import Any
 
-from trainset.arrays import frames_to_dataarray
+import numpy as np
+import xarray as xr
+
+from trainset.arrays import ARRAY_NAME, DIMS, training_attrs, training_block, training_coords
 from trainset.collection import Collection
-from trainset.io.netcdf import NetCDFFormat
-from trainset.mixing.store import read_frame_values, read_frames_provenance
+from trainset.io.netcdf import ArraySpec, write_netcdf_blocks
+from trainset.mixing.store import iter_frame_values, read_frame_table, read_frames_provenance
 from trainset.provenance import file_sha256, provenance
 from trainset.seasons import SeasonAxis
 
@@ -24,9 +27,13 @@ def write_mix_netcdf(
     season_axis: dict[str, Any],
     seed: int,
 ) -> None:
-    """Convert one mix's frames file into ``TS_{mix}.nc`` with its provenance as attributes."""
+    """Convert one mix's frames file into ``TS_{mix}.nc`` with its provenance as attributes.
+
+    Frames stream from the Parquet file one row group at a time into the NetCDF variable, so
+    memory holds the per-sample coordinates and one block, whatever the number of frames.
+    """
     axis = SeasonAxis.from_config(season_axis)
-    values, frames = read_frame_values(frames_path, axis.weeks, axis.places)
+    frames = read_frame_table(frames_path, axis.weeks, axis.places)
     upstream = read_frames_provenance(frames_path)
     record = provenance(config=mix_cfg, seed=seed, inputs={"frames": file_sha256(frames_path)})
     attrs = {
@@ -39,10 +46,14 @@ def write_mix_netcdf(
         "trainset_version": record["trainset_version"],
         "creation_date": record["creation_date"],
     }
-    array = frames_to_dataarray(values, frames, axis.week_numbers, axis.places, mix_cfg.get("pad_to"), attrs)
-    collection = Collection.single(array.to_dataset(), name=mix, attrs={"task": "frames", "name": mix})
-    NetCDFFormat().write(collection, output)
-    logger.info("wrote %s: %s", output, dict(array.sizes))
+    coords = training_coords(frames, axis.week_numbers, axis.places, mix_cfg.get("pad_to"))
+    n_weeks, n_places = len(coords["season_week"]), len(coords["place"])
+    spec = ArraySpec(ARRAY_NAME, DIMS, (len(frames), 1, n_weeks, n_places), np.dtype(np.float32),
+                     training_attrs(coords, attrs))
+    blocks = ((start, training_block(values, n_weeks, n_places))
+              for start, values in iter_frame_values(frames_path, axis.weeks, axis.places))
+    write_netcdf_blocks(output, xr.Dataset(coords=coords), spec, blocks, {"task": "frames", "name": mix}, part=mix)
+    logger.info("wrote %s: %s", output, dict(zip(DIMS, spec.shape)))
 
 
 def split_dataset(source: str | os.PathLike, output: str | os.PathLike, splits_cfg: dict[str, Any], seed: int) -> dict:

@@ -16,9 +16,11 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Iterable
 
 import h5py
+import netCDF4
 import numpy as np
 import xarray as xr
 
@@ -47,6 +49,46 @@ def open_netcdf_array(path: str | os.PathLike, name: str = "frames") -> xr.DataA
             return dataset[name].load()
     except (OSError, ValueError) as error:
         raise TrainsetError(f"{path}: not a readable NetCDF file ({error})") from error
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """Name, dimensions, shape, dtype and attributes of a data variable written in blocks."""
+
+    name: str
+    dims: tuple[str, ...]
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    attrs: dict[str, Any]
+
+
+def write_netcdf_blocks(path: str | os.PathLike, template: xr.Dataset, variable: ArraySpec,
+                        blocks: Iterable[tuple[int, np.ndarray]], collection_attrs: dict[str, Any],
+                        part: str = "all", chunk: int = 256, compression: int | None = None) -> None:
+    """Write a one-part dataset whose data variable arrives in blocks of samples, atomically.
+
+    ``template`` holds the coordinates and attributes (small: per sample, not per cell) and is
+    written by xarray; the data variable is then created through netCDF4 with the same chunking
+    and fill value xarray would use, and filled block by block, so memory holds one block, never
+    the whole array. The file reads back exactly like one written by :meth:`NetCDFFormat.write`.
+    """
+    root = {"trainset_attrs": canonical_json(collection_attrs), "trainset_parts": canonical_json([part])}
+    with atomic_path(path) as tmp:
+        _encode_attrs(template).assign_attrs(**root).to_netcdf(tmp, mode="w", engine="netcdf4")
+        size = variable.shape[0]
+        squeeze = {"zlib": True, "complevel": int(compression)} if compression else {}
+        with netCDF4.Dataset(tmp, "a") as nc:
+            var = nc.createVariable(variable.name, variable.dtype, variable.dims, fill_value=np.nan,
+                                    chunksizes=(max(1, min(chunk, size)), *variable.shape[1:]), **squeeze)
+            var.set_auto_maskandscale(False)
+            for key, value in variable.attrs.items():
+                var.setncattr_string(key, value) if isinstance(value, list) else var.setncattr(key, value)
+            written = 0
+            for start, block in blocks:
+                var[start:start + len(block)] = block
+                written += len(block)
+        if written != size:
+            raise TrainsetError(f"{path}: {written} of {size} samples written. Fix: rebuild the input")
 
 
 class NetCDFFormat(Format):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -51,43 +51,100 @@ class Frames:
     summary: dict
 
 
+BLOCK_FRAMES = 256
+"""Frames made (and written) at a time: memory is bounded by one block, not by the mix."""
+
+
+@dataclass
+class FrameBlock:
+    """Frames ``start .. start + len(frames) - 1`` of a mix (arrays as in :class:`Frames`)."""
+
+    start: int
+    values: np.ndarray
+    kind: np.ndarray
+    source: np.ndarray
+    frames: pd.DataFrame
+
+
+class FrameMixer:
+    """The frames of one mix, made block by block.
+
+    Planning, gap filling and the scaling targets work on the table's groups (a size fixed by
+    the table); frames are only ever materialised one block at a time, so peak memory does
+    not grow with multipliers or totals. Every random draw of a frame comes from its own
+    generator, ``named_rng(seed, mix, group label, copy)`` (fill sources first, in place
+    order, then the scaling target), so blocks are independent and their size cannot change
+    a single value.
+    """
+
+    def __init__(self, table: pd.DataFrame | GroupCube, mix_cfg: dict[str, Any], mix: str, axis: SeasonAxis,
+                 seed: int) -> None:
+        self.mix, self.axis, self.seed = mix, axis, seed
+        self.policy = _policies(mix_cfg, mix)
+        self.cube = table if isinstance(table, GroupCube) else build_cube(table, axis)
+        self.filled, self.kind = fill_gaps(self.cube.values, self.policy["interior"], self.policy["exterior"])
+        self.plan = plan_frames(self.cube.keys, mix_cfg["families"], mix, seed)
+        self.labels = self.cube.labels
+        self.targets = None
+        if self.plan.to_scale.any():
+            self.targets = scaling_targets(mix_cfg.get("scaling_distribution"), self.cube.keys, self.filled,
+                                           axis.states_mask, mix)
+        self.missing = ~self.cube.has_place[self.plan.group]
+        self.scale = np.ones(self.plan.group.size)
+        self._kinds = np.zeros(len(CELL_KINDS), dtype=np.int64)
+        self._filler = PlaceFiller(self.cube.keys, self.cube.has_place)
+
+    def __len__(self) -> int:
+        return int(self.plan.group.size)
+
+    def blocks(self, size: int = BLOCK_FRAMES) -> Iterator[FrameBlock]:
+        """Every frame in plan order, ``size`` at a time (one pass; fills :meth:`summary`)."""
+        self._kinds[:] = 0
+        progress = tqdm(total=len(self), desc=f"frames {self.mix}", unit="frame", mininterval=2, disable=None)
+        with progress:
+            for start in range(0, len(self), size):
+                block = self._block(start, min(start + size, len(self)))
+                self._kinds += np.bincount(block.kind.ravel(), minlength=len(CELL_KINDS))
+                progress.update(len(block.frames))
+                yield block
+
+    def _block(self, start: int, stop: int) -> FrameBlock:
+        plan, group = self.plan, self.plan.group[start:stop]
+        values, kinds = self.filled[group], self.kind[group]
+        source = np.broadcast_to(group[:, None, None].astype(np.int32), values.shape).copy()
+        states = self.axis.states_mask
+        for f in np.flatnonzero(self.missing[start:stop].any(axis=1) | plan.to_scale[start:stop]):
+            frame = start + f
+            rng = named_rng(self.seed, self.mix, self.labels[group[f]], int(plan.copy[frame]))
+            places = np.flatnonzero(self.missing[frame])
+            if places.size:
+                _fill_places(f, places, self.policy["fill"], self._filler, group[f], rng, self.filled, values,
+                             kinds, source)
+            if plan.to_scale[frame]:
+                self.scale[frame] = _rescale(values, f, states, self.targets, rng)
+        frames = _frame_table(self.cube, plan, self.scale, self.labels, slice(start, stop))
+        return FrameBlock(start, values, kinds, source, frames)
+
+    def summary(self) -> dict:
+        """Counts over the frames made so far (all of them once :meth:`blocks` is exhausted)."""
+        summary = _summary(self.plan, self._kinds, self.scale, self.missing, self.policy)
+        logger.info("mix %s: %d frames, %d with filled places, %d rescaled", self.mix, summary["frames"],
+                    summary["frames_filled"], summary["frames_scaled"])
+        return summary
+
+
 def build_frames(
     table: pd.DataFrame | GroupCube, mix_cfg: dict[str, Any], mix: str, axis: SeasonAxis, seed: int
 ) -> Frames:
-    """Turn a validated table (or its :class:`GroupCube`) into the frames a mix config asks for.
+    """All frames of a mix in memory (small mixes, tests); the stage writes :class:`FrameMixer` blocks.
 
     Passing the cube lets callers free the long table before the frames are allocated.
-
-    Every random draw of a frame comes from its own generator, ``named_rng(seed, mix, group
-    label, copy)``: fill sources first (in place order), then the scaling target.
     """
-    policy = _policies(mix_cfg, mix)
-    cube = table if isinstance(table, GroupCube) else build_cube(table, axis)
-    filled, kind = fill_gaps(cube.values, policy["interior"], policy["exterior"])
-    plan = plan_frames(cube.keys, mix_cfg["families"], mix, seed)
-    values, kinds = filled[plan.group], kind[plan.group]
-    source = np.broadcast_to(plan.group[:, None, None].astype(np.int32), values.shape).copy()
-    states = axis.states_mask
-    targets = None
-    if plan.to_scale.any():
-        targets = scaling_targets(mix_cfg.get("scaling_distribution"), cube.keys, filled, states, mix)
-    labels = cube.labels
-    scale = np.ones(plan.group.size)
-    missing = ~cube.has_place[plan.group]
-    filler = PlaceFiller(cube.keys, cube.has_place)
-    needs_rng = np.flatnonzero(missing.any(axis=1) | plan.to_scale)
-    for f in tqdm(needs_rng, desc=f"frames {mix}", unit="frame", mininterval=2, disable=None):
-        rng = named_rng(seed, mix, labels[plan.group[f]], int(plan.copy[f]))
-        places = np.flatnonzero(missing[f])
-        if places.size:
-            _fill_places(f, places, policy["fill"], filler, plan.group[f], rng, filled, values, kinds, source)
-        if plan.to_scale[f]:
-            scale[f] = _rescale(values, f, states, targets, rng)
-    frames = _frame_table(cube, plan, scale, labels)
-    summary = _summary(plan, kinds, scale, missing, policy)
-    logger.info("mix %s: %d frames, %d with filled places, %d rescaled", mix, len(frames),
-                summary["frames_filled"], summary["frames_scaled"])
-    return Frames(values, kinds, source, labels, frames, axis, summary)
+    mixer = FrameMixer(table, mix_cfg, mix, axis, seed)
+    blocks = list(mixer.blocks())
+    values, kind, source = (np.concatenate([getattr(b, name) for b in blocks]) for name in ("values", "kind", "source"))
+    frames = pd.concat([b.frames for b in blocks], ignore_index=True)
+    return Frames(values, kind, source, mixer.labels, frames, axis, mixer.summary())
 
 
 def _policies(mix_cfg: dict, mix: str) -> dict[str, str]:
@@ -130,16 +187,19 @@ def _rescale(values: np.ndarray, f: int, states: np.ndarray, targets: np.ndarray
     return float(factor)
 
 
-def _frame_table(cube: GroupCube, plan, scale: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
-    frames = cube.keys.iloc[plan.group].reset_index(drop=True)
-    frames["copy"] = plan.copy.astype(np.int64)
-    frames["scale"] = scale
-    frames["origin"] = [f"{label}#{copy}" for label, copy in zip(labels[plan.group], plan.copy)]
+def _frame_table(cube: GroupCube, plan, scale: np.ndarray, labels: np.ndarray, rows: slice) -> pd.DataFrame:
+    """The frame-level columns of frames ``rows`` (index starting at ``rows.start``)."""
+    group, copy = plan.group[rows], plan.copy[rows]
+    frames = cube.keys.iloc[group].reset_index(drop=True)
+    frames.index += rows.start
+    frames["copy"] = copy.astype(np.int64)
+    frames["scale"] = scale[rows]
+    frames["origin"] = pd.Series(labels[group], index=frames.index) + "#" + frames["copy"].astype(str)
     return frames
 
 
-def _summary(plan, kinds: np.ndarray, scale: np.ndarray, missing: np.ndarray, policy: dict) -> dict:
-    counts = np.bincount(kinds.ravel(), minlength=len(CELL_KINDS))
+def _summary(plan, counts: np.ndarray, scale: np.ndarray, missing: np.ndarray, policy: dict) -> dict:
+    """The mix's summary from per-kind cell counts and per-frame scales."""
     return {
         "frames": int(plan.group.size),
         "families": plan.families,

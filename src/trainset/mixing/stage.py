@@ -7,9 +7,9 @@ import logging
 import os
 from typing import Any
 
-from trainset.mixing.build import build_frames
+from trainset.mixing.build import FrameMixer
 from trainset.mixing.cube import build_cube
-from trainset.mixing.store import write_frames
+from trainset.mixing.store import write_frame_blocks
 from trainset.provenance import file_sha256, provenance, write_json
 from trainset.seasons import SeasonAxis
 from trainset.table.io import read_table
@@ -32,13 +32,11 @@ def mix_frames(
 ) -> dict:
     """Build one mix's frames from a table written by the ingest stage; return its summary."""
     axis = SeasonAxis.from_config(season_axis)
-    cube = build_cube(read_table(table_path, columns=TABLE_COLUMNS_USED), axis)
-    frames = build_frames(cube, mix_cfg, mix, axis, seed)
-    del cube
+    mixer = FrameMixer(build_cube(read_table(table_path, columns=TABLE_COLUMNS_USED), axis), mix_cfg, mix, axis, seed)
     record = provenance(config={"mix": mix_cfg, "season_axis": season_axis}, seed=seed,
                         inputs={"table": file_sha256(table_path)})
-    write_frames(frames, output, record)
-    summary = {"mix": mix, **frames.summary, "provenance": record}
+    write_frame_blocks(mixer.blocks(), axis, mixer.labels, output, record)
+    summary = {"mix": mix, **mixer.summary(), "provenance": record}
     if table_summary is not None:
         with open(table_summary) as handle:
             table_report = json.load(handle)

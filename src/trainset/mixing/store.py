@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -18,39 +19,54 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from trainset.errors import TrainsetError
-from trainset.mixing.build import Frames
+from trainset.mixing.build import BLOCK_FRAMES as _BLOCK_FRAMES
+from trainset.mixing.build import FrameBlock, Frames
 from trainset.mixing.gaps import CELL_KINDS
 from trainset.provenance import atomic_path
+from trainset.seasons import SeasonAxis
 from trainset.table.io import PROVENANCE_KEY
 
 FRAME_COLUMNS = ["datasetH1", "datasetH2", "fluseason", "sample", "copy", "scale"]
-_BLOCK_FRAMES = 256
 
 
 def write_frames(frames: Frames, path: str | os.PathLike, provenance: dict) -> None:
-    """Write ``frames`` atomically, one row group per block of frames (bounded memory)."""
+    """Write in-memory ``frames`` atomically (see :func:`write_frame_blocks`)."""
+    blocks = (FrameBlock(start, frames.values[start:start + _BLOCK_FRAMES], frames.kind[start:start + _BLOCK_FRAMES],
+                         frames.source[start:start + _BLOCK_FRAMES], frames.frames.iloc[start:start + _BLOCK_FRAMES])
+              for start in range(0, len(frames.frames), _BLOCK_FRAMES))
+    write_frame_blocks(blocks, frames.axis, frames.labels, path, provenance)
+
+
+def write_frame_blocks(blocks: Iterable[FrameBlock], axis: SeasonAxis, labels: np.ndarray,
+                       path: str | os.PathLike, provenance: dict) -> int:
+    """Write frames block by block, one row group per block, atomically; return the frame count.
+
+    Only one block is in memory at a time, so a mix of any size writes in bounded memory.
+    """
     schema = _schema(provenance)
-    cells = frames.values.shape[1] * frames.values.shape[2]
-    week = np.repeat(frames.axis.week_numbers.astype(np.int16), frames.values.shape[2])
-    place = np.tile(np.arange(len(frames.axis.places), dtype=np.int32), frames.values.shape[1])
-    places = pa.array(frames.axis.places, pa.string())
-    origins = pa.array(list(frames.labels), pa.string())
+    weeks, n_places = len(axis.week_numbers), len(axis.places)
+    cells = weeks * n_places
+    week = np.repeat(axis.week_numbers.astype(np.int16), n_places)
+    place = np.tile(np.arange(n_places, dtype=np.int32), weeks)
+    places = pa.array(axis.places, pa.string())
+    origins = pa.array(list(labels), pa.string())
     kinds = pa.array(CELL_KINDS, pa.string())
+    total = 0
     with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-        for start in range(0, len(frames.frames), _BLOCK_FRAMES):
-            stop = min(start + _BLOCK_FRAMES, len(frames.frames))
-            n = stop - start
-            block = frames.frames.iloc[start:stop]
+        for block in blocks:
+            n = len(block.frames)
             columns = {
-                "frame": np.repeat(np.arange(start, stop, dtype=np.int32), cells),
-                **{c: _repeat(block[c], cells, schema.field(c).type) for c in FRAME_COLUMNS},
+                "frame": np.repeat(np.arange(block.start, block.start + n, dtype=np.int32), cells),
+                **{c: _repeat(block.frames[c], cells, schema.field(c).type) for c in FRAME_COLUMNS},
                 "season_week": np.tile(week, n),
                 "location_code": pa.DictionaryArray.from_arrays(np.tile(place, n), places),
-                "value": frames.values[start:stop].ravel(),
-                "origin": pa.DictionaryArray.from_arrays(frames.source[start:stop].ravel(), origins),
-                "fill": pa.DictionaryArray.from_arrays(frames.kind[start:stop].ravel().astype(np.int32), kinds),
+                "value": block.values.ravel(),
+                "origin": pa.DictionaryArray.from_arrays(block.source.ravel(), origins),
+                "fill": pa.DictionaryArray.from_arrays(block.kind.ravel().astype(np.int32), kinds),
             }
             writer.write_table(pa.table(columns, schema=schema))
+            total += n
+    return total
 
 
 def _repeat(column: pd.Series, times: int, kind: pa.DataType) -> pa.Array:
@@ -107,6 +123,61 @@ def read_frame_values(path: str | os.PathLike, weeks: int, places: tuple[str, ..
     for column in ("datasetH1", "datasetH2"):
         frames[column] = frames[column].astype(str)
     return values, frames
+
+
+def _open_frames(path: str | os.PathLike, cells: int) -> tuple[pq.ParquetFile, int]:
+    """The Parquet file and its frame count; a grid that does not divide into frames is refused."""
+    try:
+        parquet = pq.ParquetFile(path)
+    except (OSError, pa.ArrowInvalid) as error:
+        raise TrainsetError(f"{path}: not a readable frames file ({error})") from error
+    n_frames, remainder = divmod(parquet.metadata.num_rows, cells)
+    if remainder:
+        raise TrainsetError(f"{path}: {parquet.metadata.num_rows} cells do not fill whole frames of {cells} cells. "
+                            "Fix: rebuild the frames with the same season_axis")
+    return parquet, n_frames
+
+
+def read_frame_table(path: str | os.PathLike, weeks: int, places: tuple[str, ...]) -> pd.DataFrame:
+    """One row per frame (:data:`FRAME_COLUMNS`), reading only the frame-level columns."""
+    parquet, _ = _open_frames(path, weeks * len(places))
+    rows = []
+    for group in range(parquet.num_row_groups):
+        block = parquet.read_row_group(group, columns=["frame", *FRAME_COLUMNS])
+        first = np.unique(block.column("frame").to_numpy(), return_index=True)[1]
+        rows.append(block.take(first).to_pandas())
+    frames = pd.concat(rows, ignore_index=True).drop_duplicates("frame").sort_values("frame")
+    for column in ("datasetH1", "datasetH2"):
+        frames[column] = frames[column].astype(str)
+    return frames.drop(columns="frame").reset_index(drop=True)
+
+
+def iter_frame_values(path: str | os.PathLike, weeks: int, places: tuple[str, ...]) -> Iterator[tuple[int, np.ndarray]]:
+    """(first frame, float64 values [frames, weeks, places]) of each row group, in frame order.
+
+    Memory is one row group. Each row group must hold whole, consecutive frames (as
+    :func:`write_frame_blocks` writes them); cells may be in any order inside it.
+    """
+    parquet, n_frames = _open_frames(path, weeks * len(places))
+    expected = 0
+    for group in range(parquet.num_row_groups):
+        block = parquet.read_row_group(group, columns=["frame", "season_week", "location_code", "value"])
+        frame, week, place = _cell_index(block, weeks, places, n_frames, path)
+        first, n = int(frame.min()), int(frame.max()) - int(frame.min()) + 1
+        if first != expected or block.num_rows != n * weeks * len(places):
+            raise TrainsetError(f"{path}: row group {group} does not hold whole frames {expected}.. in order. "
+                                "Fix: rebuild the frames with trainset")
+        values = np.full((n, weeks, len(places)), np.nan)
+        seen = np.zeros(values.shape, dtype=bool)
+        seen[frame - first, week, place] = True
+        if not seen.all():
+            raise TrainsetError(f"{path}: some (frame, season_week, place) cells appear twice or are missing. "
+                                "Fix: rebuild the frames")
+        values[frame - first, week, place] = block.column("value").to_numpy()
+        expected += n
+        yield first, values
+    if expected != n_frames:
+        raise TrainsetError(f"{path}: {n_frames - expected} frames missing. Fix: rebuild the frames")
 
 
 def _cell_index(block: pa.Table, weeks: int, places: tuple[str, ...], n_frames: int, path) -> tuple[np.ndarray, ...]:
