@@ -1,8 +1,8 @@
-"""Write a dataset in another format (shared by write_hdf5, write_zarr and write_webdataset).
+"""Write a dataset in another format (shared by write_hdf5, write_hdf5_presplit and write_zarr).
 
 Outputs
 -------
-dataset : results/datasets/{name}/TS_{name}.h5 | .presplit.h5 | .zarr/ | -wds/
+dataset : results/datasets/{name}/TS_{name}.h5 | .presplit.h5 | .zarr/
     The same samples, variables, coordinates, attributes and splits as the NetCDF source.
 """
 

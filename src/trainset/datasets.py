@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import shutil
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from trainset.arrays import ARRAY_NAME, DIMS, training_attrs, training_block, training_coords
+from trainset.arrays import (
+    ARRAY_NAME,
+    DIMS,
+    training_attrs,
+    training_block,
+    training_coords,
+)
 from trainset.collection import Collection
 from trainset.io.netcdf import ArraySpec, write_netcdf_blocks
-from trainset.mixing.store import iter_frame_values, read_frame_table, read_frames_provenance
+from trainset.mixing.store import (
+    iter_frame_values,
+    read_frame_table,
+    read_frames_provenance,
+)
 from trainset.provenance import file_sha256, provenance
 from trainset.seasons import SeasonAxis
 
@@ -65,9 +78,15 @@ def split_dataset(source: str | os.PathLike, output: str | os.PathLike, splits_c
     one split).
     """
     from trainset.io.base import guess_format
+
+    with guess_format(source).open(source) as (collection, _):
+        return _split(collection, source, output, splits_cfg, seed)
+
+
+def _split(collection: Collection, source, output, splits_cfg: dict[str, Any], seed: int) -> dict:
+    """The body of :func:`split_dataset` (reads per-sample coordinates only)."""
     from trainset.splits import make_splits, write_splits
 
-    collection, _ = guess_format(source).load(source)
     method, by = splits_cfg.get("method", "group"), splits_cfg.get("by", "group")
     if method == "extrapolation":
         from trainset.domains.macro import extrapolation_splits
@@ -88,8 +107,6 @@ def split_dataset(source: str | os.PathLike, output: str | os.PathLike, splits_c
 
 def _per_sample(collection: Collection, name: str, source) -> Any:
     """A per-sample coordinate across all parts (the part name itself for ``part``)."""
-    import numpy as np
-
     from trainset.errors import TrainsetError
 
     values = []
@@ -114,11 +131,68 @@ def convert_dataset(source: str | os.PathLike, splits_path: str | os.PathLike | 
     from trainset.io.base import get_format, guess_format
     from trainset.splits import read_splits
 
-    collection, stored = guess_format(source).load(source)
-    splits = read_splits(splits_path) if splits_path else stored
-    if collection.attrs.get("task") == "irf" and splits and "train" in splits:
-        from trainset.domains.macro import scale_statistics
+    with guess_format(source).open(source) as (collection, stored):
+        splits = read_splits(splits_path) if splits_path else stored
+        if collection.attrs.get("task") == "irf" and splits and "train" in splits:
+            from trainset.domains.macro import scale_statistics
 
-        collection.attrs["scale_statistics"] = scale_statistics(collection, splits["train"])
-    get_format(format_name).write(collection, output, splits, **(options or {}))
+            collection.attrs["scale_statistics"] = scale_statistics(collection, splits["train"])
+        get_format(format_name).write(collection, output, splits, **(options or {}))
     logger.info("wrote %s as %s", output, format_name)
+
+
+def write_webdataset_job(source: str | os.PathLike, output: str | os.PathLike, options: dict[str, Any],
+                         job: int, jobs: int) -> None:
+    """Job ``job`` of ``jobs``: its share of the WebDataset shards, plus ``shards.json`` (their records).
+
+    Every job plans the same layout from the source's metadata, so jobs need no coordination
+    and :func:`gather_webdataset` finds each shard where the plan put it.
+    """
+    from trainset.io.base import guess_format
+    from trainset.io.wds import plan_shards, write_shards
+    from trainset.provenance import atomic_path
+
+    with guess_format(source).open(source) as (collection, _), atomic_path(output) as tmp:
+        plan = plan_shards(collection, options)
+        tmp.mkdir(parents=True)
+        records = write_shards(collection, plan, tmp, plan.job_shards(job, jobs))
+        (tmp / JOB_SHARDS).write_text(json.dumps(records, indent=1) + "\n")
+    logger.info("job %d/%d of %s: %d shards", job + 1, jobs, output, len(records))
+
+
+def gather_webdataset(source: str | os.PathLike, splits_path: str | os.PathLike | None,
+                      job_folders: list[str | os.PathLike], output: str | os.PathLike,
+                      options: dict[str, Any]) -> None:
+    """Index the shards of every job into one ``-wds`` folder (hard links: no bytes copied).
+
+    The folder is byte-identical to one written by a single :meth:`WebDatasetFormat.write`,
+    whatever the number of jobs.
+    """
+    from trainset.io.base import guess_format
+    from trainset.io.wds import plan_shards, write_index
+    from trainset.provenance import atomic_path
+    from trainset.splits import read_splits
+
+    records = []
+    for folder in job_folders:
+        records += json.loads((Path(folder) / JOB_SHARDS).read_text())
+    with guess_format(source).open(source) as (collection, stored), atomic_path(output) as tmp:
+        plan = plan_shards(collection, options)
+        tmp.mkdir(parents=True)
+        for folder in job_folders:
+            for shard in sorted(Path(folder).glob("shard-*.tar")):
+                _link(shard, tmp / shard.name)
+        write_index(collection, plan, tmp, records, read_splits(splits_path) if splits_path else stored)
+    logger.info("gathered %d shards of %d jobs into %s", len(records), len(job_folders), output)
+
+
+JOB_SHARDS = "shards.json"
+"""The records of the shards one WebDataset job wrote (entries of index.json's ``shards``)."""
+
+
+def _link(source: Path, target: Path) -> None:
+    """Hard-link ``source`` to ``target``, copying when the filesystem cannot link."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)

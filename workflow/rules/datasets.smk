@@ -116,9 +116,49 @@ rule write_zarr:
         "../../src/scripts/convert_dataset.py"
 
 
+def webdataset_jobs(wildcards):
+    """How many jobs write the shards of a dataset (``format_options.webdataset.jobs``)."""
+    return int(options_for("webdataset")(wildcards).get("jobs", 1))
+
+
+def webdataset_options(wildcards):
+    """The shard writer's options (everything but ``jobs``, which only splits the work)."""
+    return {k: v for k, v in options_for("webdataset")(wildcards).items() if k != "jobs"}
+
+
+def webdataset_job_folders(wildcards):
+    return [f"results/datasets/{wildcards.name}/wds-jobs/{job}" for job in range(webdataset_jobs(wildcards))]
+
+
+rule write_webdataset_shards:
+    input:
+        source=lambda wildcards: dataset_file(wildcards.name, "netcdf"),
+        code=library_files("datasets.py", "collection.py", "splits.py", "io"),
+    output:
+        shards=directory("results/datasets/{name}/wds-jobs/{job}"),
+    log:
+        "results/logs/write_webdataset_shards/{name}_{job}.log",
+    benchmark:
+        "results/benchmarks/write_webdataset_shards/{name}_{job}.tsv"
+    wildcard_constraints:
+        job=r"\d+",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        options=webdataset_options,
+        jobs=webdataset_jobs,
+    message:
+        "Writing WebDataset shards of {wildcards.name}, job {wildcards.job}"
+    script:
+        "../../src/scripts/write_webdataset_shards.py"
+
+
 rule write_webdataset:
     input:
         unpack(conversion_inputs),
+        jobs=webdataset_job_folders,
     output:
         dataset=directory("results/datasets/{name}/TS_{name}-wds"),
     log:
@@ -127,15 +167,14 @@ rule write_webdataset:
         "results/benchmarks/write_webdataset/{name}.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=2000,
         runtime=30,
     params:
-        format="webdataset",
-        options=options_for("webdataset"),
+        options=webdataset_options,
     message:
-        "Writing the WebDataset shards of {wildcards.name}"
+        "Indexing the WebDataset shards of {wildcards.name}"
     script:
-        "../../src/scripts/convert_dataset.py"
+        "../../src/scripts/gather_webdataset.py"
 
 
 rule validate_dataset:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
 import numpy as np
 
@@ -105,6 +106,15 @@ class Format(ABC):
     @abstractmethod
     def load(self, path: str | os.PathLike) -> tuple[Collection, Splits | None]:
         """Read a whole stored dataset back into its canonical form."""
+
+    @contextmanager
+    def open(self, path: str | os.PathLike) -> Iterator[tuple[Collection, Splits | None]]:
+        """The stored dataset as a collection that may read lazily while the block is open.
+
+        Writers slice it block by block, so formats that can (NetCDF) override this to read
+        only the slices asked for; the default loads everything.
+        """
+        yield self.load(path)
 
 
 FORMATS: dict[str, Format] = {}

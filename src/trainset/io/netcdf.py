@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterable
+from pathlib import Path
+from typing import Any, Iterable, Iterator
 
 import h5py
 import netCDF4
@@ -142,15 +143,20 @@ class NetCDFFormat(Format):
         return []
 
     def load(self, path) -> tuple[Collection, Splits | None]:
+        with self.open(path) as (collection, splits):
+            for part in collection.parts.values():
+                part.load()
+            return collection, splits
+
+    @contextmanager
+    def open(self, path) -> Iterator[tuple[Collection, Splits | None]]:
+        """Parts backed by the open file: slicing a variable reads just that slice."""
         reader = NetCDFReader(path)
         names = [p.name for p in reader.parts]
         multi = len(names) > 1
-        parts = {}
         with xr.open_datatree(path, engine="netcdf4") as tree:
-            for name in names:
-                part = (tree[name] if multi else tree).to_dataset().load()
-                parts[name] = _decode_attrs(part)
-        return Collection(parts, reader.attrs), reader.splits
+            parts = {name: _decode_attrs((tree[name] if multi else tree).to_dataset()) for name in names}
+            yield Collection(parts, reader.attrs), reader.splits
 
 
 class NetCDFReader(Reader):

@@ -49,8 +49,9 @@ import math
 import os
 import re
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import xarray as xr
@@ -58,12 +59,13 @@ import xarray as xr
 from trainset.collection import SAMPLE, Collection
 from trainset.errors import TrainsetError
 from trainset.io.base import Format, PartInfo, Splits, VariableInfo, register
-from trainset.provenance import jsonable as _jsonable, atomic_path, code_version, file_sha256
+from trainset.provenance import atomic_path, code_version, file_sha256
+from trainset.provenance import jsonable as _jsonable
 from trainset.splits import check_splits, read_splits, write_splits
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["WebDatasetFormat", "WdsSource"]
+__all__ = ["WebDatasetFormat", "WdsSource", "ShardPlan", "plan_shards", "write_shards", "write_index"]
 
 FORMAT_ID = "trainset-webdataset"
 VERSION = 1
@@ -141,23 +143,109 @@ def _add_npy(tar: tarfile.TarFile, name: str, array: np.ndarray) -> None:
     tar.addfile(info, buffer)
 
 
-def _write_shard(file: Path, blocks: list[tuple[int, int]], parts: list[dict[str, np.ndarray]],
-                 firsts: np.ndarray, per_member: int, width: int) -> int:
-    """Write one shard; return its number of members."""
+def _write_shard(file: Path, blocks: list[tuple[int, int]], collection: Collection, firsts: np.ndarray,
+                 per_member: int, width: int) -> int:
+    """Write one shard; return its number of members.
+
+    The shard's rows are read part by part in one slice each (lazily opened sources read just
+    that slice), so memory holds one shard, whatever the dataset's size.
+    """
+    parts = list(collection.parts.values())
+    numbers = np.searchsorted(firsts, [b[0] for b in blocks], side="right") - 1
+    slabs = {}
+    for number in np.unique(numbers):
+        starts = [b[0] for b, n in zip(blocks, numbers) if n == number]
+        lo = min(starts) - int(firsts[number])
+        hi = max(b[1] for b, n in zip(blocks, numbers) if n == number) - int(firsts[number])
+        part = parts[number].isel({SAMPLE: slice(lo, hi)})
+        slabs[number] = (lo, {var: np.asarray(part[var].values) for var in part.data_vars})
     members = 0
     with open(file, "wb") as handle, tarfile.open(fileobj=handle, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for start, stop in blocks:
-            number = int(np.searchsorted(firsts, start, side="right") - 1)
-            local = start - int(firsts[number])
+        for (start, stop), number in zip(blocks, numbers):
+            lo, arrays = slabs[number]
+            local = start - int(firsts[number]) - lo
             key = f"b{start:0{width}d}" if per_member > 1 else f"{start:0{width}d}"
             if per_member > 1:
                 _add_npy(tar, f"{key}.index.npy", np.arange(start, stop, dtype=np.int64))
                 members += 1
-            for var, values in parts[number].items():
+            for var, values in arrays.items():
                 block = values[local:local + stop - start]
                 _add_npy(tar, f"{key}.{var}.npy", block if per_member > 1 else block[0, ...])
                 members += 1
     return members
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """Where every sample goes: computed from metadata alone, identically by every job."""
+
+    per_member: int
+    per_shard: int
+    width: int
+    metas: list[dict[str, Any]]
+    coord_files: dict[str, np.ndarray]
+    layout: list[list[tuple[int, int]]]
+
+    @property
+    def firsts(self) -> np.ndarray:
+        return np.asarray([m["first"] for m in self.metas], dtype=np.int64)
+
+    def job_shards(self, job: int, jobs: int) -> range:
+        """Shard numbers written by job ``job`` of ``jobs``: a contiguous, balanced range."""
+        if not 0 <= job < jobs:
+            raise TrainsetError(f"webdataset: job {job} is not in 0..{jobs - 1}")
+        n = len(self.layout)
+        return range(job * n // jobs, (job + 1) * n // jobs)
+
+
+def plan_shards(collection: Collection, options: dict[str, Any]) -> ShardPlan:
+    """Check the writer options and lay the samples out in shards and members."""
+    unknown = set(options) - OPTIONS
+    if unknown:
+        raise TrainsetError(f"webdataset: unknown option(s) {sorted(unknown)}. Fix: use {sorted(OPTIONS)}")
+    per_member = int(options.get("samples_per_member") or 1)
+    per_shard = _samples_per_shard(collection, options)
+    if per_member < 1 or per_shard < 1:
+        raise TrainsetError("webdataset: samples_per_member and the shard size must be >= 1")
+    total = len(collection)
+    metas, coord_files = [], {}
+    for number, (name, part) in enumerate(collection.parts.items()):
+        meta, files = _part_meta(name, part, collection.offsets[name], number)
+        metas.append(meta)
+        coord_files.update(files)
+    layout = _layout([m["size"] for m in metas], per_shard, per_member)
+    return ShardPlan(per_member, per_shard, max(9, len(str(max(total - 1, 0)))), metas, coord_files, layout)
+
+
+def write_shards(collection: Collection, plan: ShardPlan, folder: Path, numbers: Iterable[int]) -> list[dict]:
+    """Write shards ``numbers`` into ``folder``; return their index.json records."""
+    records = []
+    for number in numbers:
+        blocks = plan.layout[number]
+        file = folder / f"shard-{number:06d}.tar"
+        members = _write_shard(file, blocks, collection, plan.firsts, plan.per_member, plan.width)
+        first, last = blocks[0][0], blocks[-1][1] - 1
+        records.append({"file": file.name, "sha256": file_sha256(file), "bytes": file.stat().st_size,
+                        "samples": last - first + 1, "members": members, "first": first, "last": last})
+    return records
+
+
+def write_index(collection: Collection, plan: ShardPlan, folder: Path, shards: list[dict],
+                splits: Splits | None) -> None:
+    """The side files of a ``-wds`` folder: coordinates, ``index.json`` and ``splits.json``."""
+    if [rec["file"] for rec in shards] != [f"shard-{n:06d}.tar" for n in range(len(plan.layout))]:
+        raise TrainsetError(f"{folder}: shards {[r['file'] for r in shards]} are not the {len(plan.layout)} "
+                            "the layout asks for. Fix: rerun every shard job with the same options")
+    (folder / COORDS).mkdir(parents=True, exist_ok=True)
+    for file, values in plan.coord_files.items():
+        np.save(folder / file, values, allow_pickle=False)
+    index = {"format": FORMAT_ID, "version": VERSION, "trainset_version": code_version(),
+             "samples": len(collection), "samples_per_member": plan.per_member, "samples_per_shard": plan.per_shard,
+             "key_width": plan.width, "attrs": _jsonable(collection.attrs, "dataset"),
+             "parts": plan.metas, "shards": shards}
+    (folder / INDEX).write_text(json.dumps(index, indent=1) + "\n")
+    if splits is not None:
+        write_splits(check_splits(splits, len(collection)), folder / SPLITS_FILE)
 
 
 def _samples_per_shard(collection: Collection, options: dict[str, Any]) -> int:
@@ -597,44 +685,14 @@ class WebDatasetFormat(Format):
         samples_per_member : int, default 1
             Samples packed into one member per variable (e.g. 256 for fast reading).
         """
-        unknown = set(options) - OPTIONS
-        if unknown:
-            raise TrainsetError(f"webdataset: unknown option(s) {sorted(unknown)}. Fix: use {sorted(OPTIONS)}")
-        per_member = int(options.get("samples_per_member") or 1)
-        per_shard = _samples_per_shard(collection, options)
-        if per_member < 1 or per_shard < 1:
-            raise TrainsetError("webdataset: samples_per_member and the shard size must be >= 1")
-        total = len(collection)
+        plan = plan_shards(collection, options)
         if splits is not None:
-            splits = check_splits(splits, total)
-        width = max(9, len(str(max(total - 1, 0))))
-        metas, coord_files = [], {}
-        for number, (name, part) in enumerate(collection.parts.items()):
-            meta, files = _part_meta(name, part, collection.offsets[name], number)
-            metas.append(meta)
-            coord_files.update(files)
-        arrays = [{v: np.asarray(p[v].values) for v in p.data_vars} for p in collection.parts.values()]
-        firsts = np.asarray([m["first"] for m in metas], dtype=np.int64)
-        layout = _layout([m["size"] for m in metas], per_shard, per_member)
+            splits = check_splits(splits, len(collection))
         with atomic_path(path) as tmp:
-            (tmp / COORDS).mkdir(parents=True)
-            for file, values in coord_files.items():
-                np.save(tmp / file, values, allow_pickle=False)
-            shards = []
-            for number, blocks in enumerate(layout):
-                file = tmp / f"shard-{number:06d}.tar"
-                members = _write_shard(file, blocks, arrays, firsts, per_member, width)
-                first, last = blocks[0][0], blocks[-1][1] - 1
-                shards.append({"file": file.name, "sha256": file_sha256(file), "bytes": file.stat().st_size,
-                               "samples": last - first + 1, "members": members, "first": first, "last": last})
-            index = {"format": FORMAT_ID, "version": VERSION, "trainset_version": code_version(),
-                     "samples": total, "samples_per_member": per_member, "samples_per_shard": per_shard,
-                     "key_width": width, "attrs": _jsonable(collection.attrs, "dataset"),
-                     "parts": metas, "shards": shards}
-            (tmp / INDEX).write_text(json.dumps(index, indent=1) + "\n")
-            if splits is not None:
-                write_splits(splits, tmp / SPLITS_FILE)
-        logger.info("wrote %s: %d samples in %d shards", path, total, len(layout))
+            tmp.mkdir(parents=True)
+            shards = write_shards(collection, plan, tmp, range(len(plan.layout)))
+            write_index(collection, plan, tmp, shards, splits)
+        logger.info("wrote %s: %d samples in %d shards", path, len(collection), len(plan.layout))
 
     def reader(self, path: str | os.PathLike) -> WdsSource:
         """An iterable :class:`WdsSource` (opened lazily)."""

@@ -141,7 +141,7 @@ def _write_array(group: zarr.Group, name: str, var: xr.Variable, chunk: int, whe
     row_bytes = max(1, var.dtype.itemsize * math.prod(var.shape[1:]))
     slab = chunks[0] * max(1, _SLAB_BYTES // (chunks[0] * row_bytes))
     for start in range(0, var.shape[0], slab):
-        array[start:start + slab] = np.asarray(var.data[start:start + slab])
+        array[start:start + slab] = np.asarray(var[start:start + slab].values)  # lazy sources read one slab
 
 
 def _store(path: Path, read_only: bool = True) -> LocalStore:

@@ -13,7 +13,14 @@ from tqdm import tqdm
 from trainset.errors import TrainsetError
 from trainset.mixing.cube import GroupCube, build_cube
 from trainset.mixing.fill import FILL_POLICIES, PlaceFiller
-from trainset.mixing.gaps import CELL_KINDS, EXTERIOR_POLICIES, INTERIOR_POLICIES, MISSING, ZEROS, fill_gaps
+from trainset.mixing.gaps import (
+    CELL_KINDS,
+    EXTERIOR_POLICIES,
+    INTERIOR_POLICIES,
+    MISSING,
+    ZEROS,
+    fill_gaps,
+)
 from trainset.mixing.plan import plan_frames
 from trainset.mixing.rng import named_rng
 from trainset.mixing.scaling import national_peaks, scaling_targets
