@@ -7,9 +7,9 @@ float32 frames). Each step runs in its own process, so its peak memory (max RSS)
     python benchmarks/bench_memory.py [--scales 1 10] [--jobs 2] [--workdir results/bench_memory]
 
 Steps: ``frames`` (table -> frames Parquet), ``netcdf`` (frames -> NetCDF), ``splits``,
-``hdf5`` and ``zarr`` (NetCDF -> format), ``wds_job`` (one of ``--jobs`` WebDataset shard jobs;
-the largest peak and the slowest job are reported) and ``wds_gather`` (index the jobs'
-shards). Goal (issue 7): the 10x peak within 1.5x of the 1x peak, and time growing no worse
+``hdf5`` (NetCDF -> HDF5, one job), ``zarr_job`` and ``wds_job`` (one of ``--jobs`` jobs
+writing Zarr chunks or WebDataset shards; the largest peak and the slowest job are reported)
+and ``zarr_gather``, ``wds_gather`` (link the jobs' files into one indexed dataset). Goal (issue 7): the 10x peak within 1.5x of the 1x peak, and time growing no worse
 than linearly (10x time <= 10x the 1x time). A table of both and a JSON file are written.
 """
 
@@ -27,8 +27,10 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 MIX = "MIX_70S30M"
-STEPS = ("frames", "netcdf", "splits", "hdf5", "zarr", "wds_job", "wds_gather")
-WDS = {"samples_per_shard": 2048, "samples_per_member": 256}
+STEPS = ("frames", "netcdf", "splits", "hdf5", "zarr_job", "zarr_gather", "wds_job", "wds_gather")
+JOB_STEPS = {"zarr_job": "zarr", "wds_job": "webdataset"}
+GATHER_STEPS = {"zarr_gather": ("zarr", ".zarr"), "wds_gather": ("webdataset", "-wds")}
+OPTIONS = {"webdataset": {"samples_per_shard": 2048, "samples_per_member": 256}, "zarr": {"chunk": 256}}
 SPLITS = {"method": "group", "by": "group", "fractions": {"train": 0.8, "val": 0.1, "test": 0.1}}
 
 
@@ -48,14 +50,13 @@ def _config(scale: int) -> tuple[dict, dict]:
 
 def step(name: str, workdir: Path, scale: int, job: int, jobs: int) -> float:
     """Run one step in this process; return its wall time in seconds."""
-    from trainset.datasets import convert_dataset, gather_webdataset, split_dataset, write_mix_netcdf, write_webdataset_job
+    from trainset.datasets import convert_dataset, gather_dataset, split_dataset, write_dataset_job, write_mix_netcdf
     from trainset.mixing.stage import mix_frames
     from trainset.table.ingest import ingest_table
 
     cfg, mix = _config(scale)
     table, out = workdir / "table.parquet", workdir / f"x{scale}"
     frames, netcdf, splits = out / "frames.parquet", out / f"TS_{MIX}.nc", out / "splits.json"
-    job_folder = out / "wds-jobs"
     start = time.perf_counter()
     if name == "table":
         ingest_table({"demo": "flu", "size": "full"}, cfg["season_axis"], cfg["seed"], table, workdir / "table.json")
@@ -65,13 +66,15 @@ def step(name: str, workdir: Path, scale: int, job: int, jobs: int) -> float:
         write_mix_netcdf(frames, netcdf, MIX, mix, cfg["season_axis"], cfg["seed"])
     elif name == "splits":
         split_dataset(netcdf, splits, SPLITS, cfg["seed"])
-    elif name in ("hdf5", "zarr"):
-        convert_dataset(netcdf, splits, name, out / f"TS_{MIX}.{'h5' if name == 'hdf5' else 'zarr'}", {})
-    elif name == "wds_job":
-        write_webdataset_job(netcdf, job_folder / str(job), WDS, job, jobs)
-    elif name == "wds_gather":
-        folders = [job_folder / str(j) for j in range(jobs)]
-        gather_webdataset(netcdf, splits, folders, out / f"TS_{MIX}-wds", WDS)
+    elif name == "hdf5":
+        convert_dataset(netcdf, splits, "hdf5", out / f"TS_{MIX}.h5", {})
+    elif name in JOB_STEPS:
+        fmt = JOB_STEPS[name]
+        write_dataset_job(netcdf, fmt, out / "jobs" / fmt / str(job), OPTIONS[fmt], job, jobs)
+    elif name in GATHER_STEPS:
+        fmt, suffix = GATHER_STEPS[name]
+        folders = [out / "jobs" / fmt / str(j) for j in range(jobs)]
+        gather_dataset(netcdf, splits, fmt, folders, out / f"TS_{MIX}{suffix}", OPTIONS[fmt])
     return time.perf_counter() - start
 
 
@@ -92,7 +95,7 @@ def run_scale(workdir: Path, scale: int, jobs: int) -> dict[str, tuple[float, fl
     (workdir / f"x{scale}").mkdir(parents=True, exist_ok=True)
     results = {}
     for name in STEPS:
-        if name == "wds_job":
+        if name in JOB_STEPS:
             runs = [measure(name, workdir, scale, job, jobs) for job in range(jobs)]
             results[name] = (max(s for s, _ in runs), max(m for _, m in runs))
         else:

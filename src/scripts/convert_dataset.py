@@ -1,8 +1,8 @@
-"""Write a dataset in another format (shared by write_hdf5, write_hdf5_presplit and write_zarr).
+"""Write a dataset in another format (write_hdf5 and write_hdf5_presplit).
 
 Outputs
 -------
-dataset : results/datasets/{name}/TS_{name}.h5 | .presplit.h5 | .zarr/
+dataset : results/datasets/{name}/TS_{name}.h5 | .presplit.h5
     The same samples, variables, coordinates, attributes and splits as the NetCDF source.
 """
 

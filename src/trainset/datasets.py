@@ -20,6 +20,7 @@ from trainset.arrays import (
     training_coords,
 )
 from trainset.collection import Collection
+from trainset.errors import TrainsetError
 from trainset.io.netcdf import ArraySpec, write_netcdf_blocks
 from trainset.mixing.store import (
     iter_frame_values,
@@ -107,8 +108,6 @@ def _split(collection: Collection, source, output, splits_cfg: dict[str, Any], s
 
 def _per_sample(collection: Collection, name: str, source) -> Any:
     """A per-sample coordinate across all parts (the part name itself for ``part``)."""
-    from trainset.errors import TrainsetError
-
     values = []
     for part_name, part in collection.parts.items():
         if name == "part":
@@ -125,65 +124,105 @@ def convert_dataset(source: str | os.PathLike, splits_path: str | os.PathLike | 
                     output: str | os.PathLike, options: dict[str, Any] | None = None) -> None:
     """Write the dataset stored at ``source`` (and its splits) in another format.
 
-    For IRF datasets the per-world, per-variable scale statistics of the training split go in
-    the dataset's attributes (the Zarr manifest's store), computed here from ``train`` only.
+    The source is opened lazily: writers read it slab by slab, so memory stays bounded.
     """
     from trainset.io.base import get_format, guess_format
-    from trainset.splits import read_splits
 
     with guess_format(source).open(source) as (collection, stored):
-        splits = read_splits(splits_path) if splits_path else stored
-        if collection.attrs.get("task") == "irf" and splits and "train" in splits:
-            from trainset.domains.macro import scale_statistics
-
-            collection.attrs["scale_statistics"] = scale_statistics(collection, splits["train"])
-        get_format(format_name).write(collection, output, splits, **(options or {}))
+        splits = _splits(splits_path, stored)
+        get_format(format_name).write(_with_statistics(collection, splits), output, splits, **(options or {}))
     logger.info("wrote %s as %s", output, format_name)
 
 
-def write_webdataset_job(source: str | os.PathLike, output: str | os.PathLike, options: dict[str, Any],
-                         job: int, jobs: int) -> None:
-    """Job ``job`` of ``jobs``: its share of the WebDataset shards, plus ``shards.json`` (their records).
+PARALLEL_FORMATS = ("webdataset", "zarr")
+"""Formats whose writing splits into jobs (disjoint shards or sample chunks) and a gather step."""
+
+
+def write_dataset_job(source: str | os.PathLike, format_name: str, output: str | os.PathLike,
+                      options: dict[str, Any], job: int, jobs: int) -> None:
+    """Job ``job`` of ``jobs`` writing its share of a WebDataset (shards) or Zarr store (chunks).
 
     Every job plans the same layout from the source's metadata, so jobs need no coordination
-    and :func:`gather_webdataset` finds each shard where the plan put it.
+    and :func:`gather_dataset` finds each piece where the plan put it.
     """
     from trainset.io.base import guess_format
+
+    with guess_format(source).open(source) as (collection, _):
+        if format_name == "webdataset":
+            _webdataset_job(collection, output, options, job, jobs)
+        elif format_name == "zarr":
+            from trainset.io.zarr_ import write_zarr_job
+
+            write_zarr_job(collection, output, job, jobs, **options)
+        else:
+            raise TrainsetError(f"{format_name}: not written in jobs. Fix: use one of {list(PARALLEL_FORMATS)}")
+    logger.info("job %d/%d: %s", job + 1, jobs, output)
+
+
+def gather_dataset(source: str | os.PathLike, splits_path: str | os.PathLike | None, format_name: str,
+                   job_folders: list[str | os.PathLike], output: str | os.PathLike, options: dict[str, Any]) -> None:
+    """Index the jobs' shards or chunks into one dataset (hard links: no bytes copied).
+
+    The result is byte-identical to one written by the format's ``write``, whatever the
+    number of jobs.
+    """
+    from trainset.io.base import guess_format
+
+    with guess_format(source).open(source) as (collection, stored):
+        splits = _splits(splits_path, stored)
+        collection = _with_statistics(collection, splits)
+        if format_name == "webdataset":
+            _gather_webdataset(collection, splits, job_folders, output, options)
+        elif format_name == "zarr":
+            from trainset.io.zarr_ import gather_zarr
+
+            gather_zarr(collection, job_folders, output, splits, **options)
+        else:
+            raise TrainsetError(f"{format_name}: not written in jobs. Fix: use one of {list(PARALLEL_FORMATS)}")
+    logger.info("gathered %d jobs into %s", len(job_folders), output)
+
+
+def _splits(splits_path: str | os.PathLike | None, stored: dict | None) -> dict | None:
+    from trainset.splits import read_splits
+
+    return read_splits(splits_path) if splits_path else stored
+
+
+def _with_statistics(collection: Collection, splits: dict | None) -> Collection:
+    """For IRF datasets, the per-world, per-variable scale statistics of ``train`` in the attrs."""
+    if collection.attrs.get("task") == "irf" and splits and "train" in splits:
+        from trainset.domains.macro import scale_statistics
+
+        collection.attrs["scale_statistics"] = scale_statistics(collection, splits["train"])
+    return collection
+
+
+def _webdataset_job(collection: Collection, output, options: dict[str, Any], job: int, jobs: int) -> None:
+    """A job's shards, plus ``shards.json`` (their index records)."""
     from trainset.io.wds import plan_shards, write_shards
     from trainset.provenance import atomic_path
 
-    with guess_format(source).open(source) as (collection, _), atomic_path(output) as tmp:
-        plan = plan_shards(collection, options)
+    plan = plan_shards(collection, options)
+    with atomic_path(output) as tmp:
         tmp.mkdir(parents=True)
         records = write_shards(collection, plan, tmp, plan.job_shards(job, jobs))
         (tmp / JOB_SHARDS).write_text(json.dumps(records, indent=1) + "\n")
-    logger.info("job %d/%d of %s: %d shards", job + 1, jobs, output, len(records))
 
 
-def gather_webdataset(source: str | os.PathLike, splits_path: str | os.PathLike | None,
-                      job_folders: list[str | os.PathLike], output: str | os.PathLike,
-                      options: dict[str, Any]) -> None:
-    """Index the shards of every job into one ``-wds`` folder (hard links: no bytes copied).
-
-    The folder is byte-identical to one written by a single :meth:`WebDatasetFormat.write`,
-    whatever the number of jobs.
-    """
-    from trainset.io.base import guess_format
+def _gather_webdataset(collection: Collection, splits, job_folders, output, options: dict[str, Any]) -> None:
     from trainset.io.wds import plan_shards, write_index
     from trainset.provenance import atomic_path
-    from trainset.splits import read_splits
 
     records = []
     for folder in job_folders:
         records += json.loads((Path(folder) / JOB_SHARDS).read_text())
-    with guess_format(source).open(source) as (collection, stored), atomic_path(output) as tmp:
-        plan = plan_shards(collection, options)
+    plan = plan_shards(collection, options)
+    with atomic_path(output) as tmp:
         tmp.mkdir(parents=True)
         for folder in job_folders:
             for shard in sorted(Path(folder).glob("shard-*.tar")):
                 _link(shard, tmp / shard.name)
-        write_index(collection, plan, tmp, records, read_splits(splits_path) if splits_path else stored)
-    logger.info("gathered %d shards of %d jobs into %s", len(records), len(job_folders), output)
+        write_index(collection, plan, tmp, records, splits)
 
 
 JOB_SHARDS = "shards.json"

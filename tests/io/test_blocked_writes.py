@@ -1,5 +1,5 @@
-"""Bigger-than-memory writing: WebDataset shards written by several jobs and gathered, and
-conversions that read the NetCDF source lazily, slab by slab."""
+"""Bigger-than-memory writing: WebDataset shards and Zarr chunks written by several jobs and
+gathered, and conversions that read the NetCDF source lazily, slab by slab."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import stored_sequences
-from trainset.datasets import JOB_SHARDS, convert_dataset, gather_webdataset, write_webdataset_job
+from trainset.datasets import JOB_SHARDS, convert_dataset, gather_dataset, write_dataset_job
 from trainset.errors import TrainsetError
 from trainset.io.base import get_format
 from trainset.io.netcdf import NetCDFFormat
@@ -34,9 +34,9 @@ def test_jobs_then_gather_equal_one_writer_byte_for_byte(source, tmp_path, jobs)
     convert_dataset(source, source.parent / "splits.json", "webdataset", single, OPTIONS)
     folders = [tmp_path / "jobs" / str(job) for job in range(jobs)]
     for job, folder in enumerate(folders):
-        write_webdataset_job(source, folder, OPTIONS, job, jobs)
+        write_dataset_job(source, "webdataset", folder, OPTIONS, job, jobs)
     gathered = tmp_path / "gathered-wds"
-    gather_webdataset(source, source.parent / "splits.json", folders, gathered, OPTIONS)
+    gather_dataset(source, source.parent / "splits.json", "webdataset", folders, gathered, OPTIONS)
     assert folder_digest(gathered) == folder_digest(single)
     written = sorted(f.name for folder in folders for f in folder.glob("shard-*.tar"))
     assert written == [f"shard-{n:06d}.tar" for n in range(7)]  # 250 samples / 40 per shard
@@ -49,17 +49,45 @@ def test_jobs_then_gather_equal_one_writer_byte_for_byte(source, tmp_path, jobs)
 def test_gather_refuses_missing_job(source, tmp_path):
     folders = [tmp_path / str(job) for job in range(2)]
     for job, folder in enumerate(folders):
-        write_webdataset_job(source, folder, OPTIONS, job, 2)
+        write_dataset_job(source, "webdataset", folder, OPTIONS, job, 2)
     with pytest.raises(TrainsetError, match="not the 7 the layout asks for"):
-        gather_webdataset(source, None, folders[:1], tmp_path / "out-wds", OPTIONS)
+        gather_dataset(source, None, "webdataset", folders[:1], tmp_path / "out-wds", OPTIONS)
     assert not (tmp_path / "out-wds").exists()
     assert (folders[1] / JOB_SHARDS).is_file()
 
 
-def test_job_number_out_of_range_is_refused(source, tmp_path):
+@pytest.mark.parametrize("fmt, options", [("webdataset", OPTIONS), ("zarr", {"chunk": 16})])
+def test_job_number_out_of_range_is_refused(source, tmp_path, fmt, options):
     with pytest.raises(TrainsetError, match="job 2 is not in 0..1"):
-        write_webdataset_job(source, tmp_path / "j", OPTIONS, 2, 2)
+        write_dataset_job(source, fmt, tmp_path / "j", options, 2, 2)
     assert not (tmp_path / "j").exists()
+
+
+@pytest.mark.parametrize("jobs", [1, 4, 40])
+def test_zarr_jobs_then_gather_equal_one_writer_file_for_file(source, tmp_path, jobs):
+    options = {"chunk": 16, "compression": "zstd"}
+    single = tmp_path / "single.zarr"
+    convert_dataset(source, source.parent / "splits.json", "zarr", single, options)
+    folders = [tmp_path / "jobs" / str(job) for job in range(jobs)]
+    for job, folder in enumerate(folders):
+        write_dataset_job(source, "zarr", folder, options, job, jobs)
+    data_chunks = [f.relative_to(folder) for folder in folders for f in sorted(folder.rglob("*"))
+                   if f.is_file() and "c" in f.relative_to(folder).parts and "coords" not in f.parts]
+    variables = {f.parts[:2] for f in data_chunks}  # (part, variable)
+    assert len(data_chunks) == len(set(data_chunks)) == 16 * len(variables)  # 250 samples / 16: each chunk once
+    gathered = tmp_path / "gathered.zarr"
+    gather_dataset(source, source.parent / "splits.json", "zarr", folders, gathered, options)
+    assert folder_digest(gathered) == folder_digest(single)
+    assert get_format("zarr").check(gathered) == []
+
+
+def test_zarr_gather_refuses_a_missing_job(source, tmp_path):
+    folders = [tmp_path / str(job) for job in range(3)]
+    for job, folder in enumerate(folders):
+        write_dataset_job(source, "zarr", folder, {"chunk": 16}, job, 3)
+    with pytest.raises(TrainsetError, match="chunks of .* came from the jobs"):
+        gather_dataset(source, None, "zarr", folders[:2], tmp_path / "out.zarr", {"chunk": 16})
+    assert not (tmp_path / "out.zarr").exists()
 
 
 def test_open_netcdf_reads_lazily_and_load_equals_it(source):

@@ -94,9 +94,52 @@ rule write_hdf5_presplit:
         "../../src/scripts/convert_dataset.py"
 
 
+def format_jobs(fmt):
+    """A params function: how many jobs write ``fmt`` (``format_options.<fmt>.jobs``, default 1)."""
+    return lambda wildcards: int(options_for(fmt)(wildcards).get("jobs", 1))
+
+
+def writer_options(fmt):
+    """A params function: the writer's options for ``fmt`` (all but ``jobs``, which only splits the work)."""
+    return lambda wildcards: {k: v for k, v in options_for(fmt)(wildcards).items() if k != "jobs"}
+
+
+def job_folders(fmt):
+    """An input function: the folders of every job writing ``fmt`` for a dataset."""
+    return lambda wildcards: [f"results/datasets/{wildcards.name}/jobs/{fmt}/{job}"
+                              for job in range(format_jobs(fmt)(wildcards))]
+
+
+rule write_dataset_job:
+    input:
+        source=lambda wildcards: dataset_file(wildcards.name, "netcdf"),
+        code=library_files("datasets.py", "collection.py", "splits.py", "io", "domains/macro"),
+    output:
+        folder=directory("results/datasets/{name}/jobs/{parallel_format}/{job}"),
+    log:
+        "results/logs/write_dataset_job/{name}_{parallel_format}_{job}.log",
+    benchmark:
+        "results/benchmarks/write_dataset_job/{name}_{parallel_format}_{job}.tsv"
+    wildcard_constraints:
+        parallel_format=r"zarr|webdataset",
+        job=r"\d+",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        options=lambda wildcards: writer_options(wildcards.parallel_format)(wildcards),
+        jobs=lambda wildcards: format_jobs(wildcards.parallel_format)(wildcards),
+    message:
+        "Writing {wildcards.parallel_format} job {wildcards.job} of {wildcards.name}"
+    script:
+        "../../src/scripts/write_dataset_job.py"
+
+
 rule write_zarr:
     input:
         unpack(conversion_inputs),
+        jobs=job_folders("zarr"),
     output:
         dataset=directory("results/datasets/{name}/TS_{name}.zarr"),
     log:
@@ -105,60 +148,21 @@ rule write_zarr:
         "results/benchmarks/write_zarr/{name}.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
-    params:
-        format="zarr",
-        options=options_for("zarr"),
-    message:
-        "Writing the Zarr dataset of {wildcards.name}"
-    script:
-        "../../src/scripts/convert_dataset.py"
-
-
-def webdataset_jobs(wildcards):
-    """How many jobs write the shards of a dataset (``format_options.webdataset.jobs``)."""
-    return int(options_for("webdataset")(wildcards).get("jobs", 1))
-
-
-def webdataset_options(wildcards):
-    """The shard writer's options (everything but ``jobs``, which only splits the work)."""
-    return {k: v for k, v in options_for("webdataset")(wildcards).items() if k != "jobs"}
-
-
-def webdataset_job_folders(wildcards):
-    return [f"results/datasets/{wildcards.name}/wds-jobs/{job}" for job in range(webdataset_jobs(wildcards))]
-
-
-rule write_webdataset_shards:
-    input:
-        source=lambda wildcards: dataset_file(wildcards.name, "netcdf"),
-        code=library_files("datasets.py", "collection.py", "splits.py", "io"),
-    output:
-        shards=directory("results/datasets/{name}/wds-jobs/{job}"),
-    log:
-        "results/logs/write_webdataset_shards/{name}_{job}.log",
-    benchmark:
-        "results/benchmarks/write_webdataset_shards/{name}_{job}.tsv"
-    wildcard_constraints:
-        job=r"\d+",
-    threads: 1
-    resources:
         mem_mb=2000,
         runtime=30,
     params:
-        options=webdataset_options,
-        jobs=webdataset_jobs,
+        format="zarr",
+        options=writer_options("zarr"),
     message:
-        "Writing WebDataset shards of {wildcards.name}, job {wildcards.job}"
+        "Gathering the Zarr store of {wildcards.name}"
     script:
-        "../../src/scripts/write_webdataset_shards.py"
+        "../../src/scripts/gather_dataset.py"
 
 
 rule write_webdataset:
     input:
         unpack(conversion_inputs),
-        jobs=webdataset_job_folders,
+        jobs=job_folders("webdataset"),
     output:
         dataset=directory("results/datasets/{name}/TS_{name}-wds"),
     log:
@@ -170,11 +174,12 @@ rule write_webdataset:
         mem_mb=2000,
         runtime=30,
     params:
-        options=webdataset_options,
+        format="webdataset",
+        options=writer_options("webdataset"),
     message:
         "Indexing the WebDataset shards of {wildcards.name}"
     script:
-        "../../src/scripts/gather_webdataset.py"
+        "../../src/scripts/gather_dataset.py"
 
 
 rule validate_dataset:

@@ -37,8 +37,9 @@ import json
 import logging
 import math
 import os
+import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import xarray as xr
@@ -49,12 +50,13 @@ from zarr.storage import LocalStore
 from trainset.collection import SAMPLE, Collection
 from trainset.errors import TrainsetError
 from trainset.io.base import Format, PartInfo, Reader, Splits, VariableInfo, register
-from trainset.provenance import jsonable as _jsonable, atomic_path, code_version, creation_date, json_sha256
+from trainset.provenance import atomic_path, code_version, creation_date, json_sha256
+from trainset.provenance import jsonable as _jsonable
 from trainset.splits import check_splits, read_splits, splits_to_json
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_CHUNK", "FORMAT_VERSION", "ZarrFormat", "ZarrReader"]
+__all__ = ["DEFAULT_CHUNK", "FORMAT_VERSION", "ZarrFormat", "ZarrReader", "gather_zarr", "write_zarr_job"]
 
 FORMAT_VERSION = 1
 DEFAULT_CHUNK = 256
@@ -120,8 +122,12 @@ def _manifest(collection: Collection, chunk: int, splits: Splits | None, compres
 
 
 def _write_array(group: zarr.Group, name: str, var: xr.Variable, chunk: int, where: str,
-                 compression: str = "none") -> None:
-    """One variable as a zarr array, chunked along its first (sample) dim, written in slabs."""
+                 compression: str = "none", chunk_range: range | None = None) -> None:
+    """One variable as a zarr array, chunked along its first (sample) dim, written in slabs.
+
+    ``chunk_range`` (sample chunks) writes only those chunks: the array's metadata is complete,
+    the other chunk files are left to other jobs (see :func:`write_zarr_job`).
+    """
     private = {"dtype": var.dtype.str}
     if var.dtype.kind == "O" and not all(isinstance(v, str) for v in np.asarray(var.values).ravel()):
         raise TrainsetError(f"{where}: object array holds non-strings. Fix: store numbers or str only")
@@ -140,8 +146,11 @@ def _write_array(group: zarr.Group, name: str, var: xr.Variable, chunk: int, whe
         return
     row_bytes = max(1, var.dtype.itemsize * math.prod(var.shape[1:]))
     slab = chunks[0] * max(1, _SLAB_BYTES // (chunks[0] * row_bytes))
-    for start in range(0, var.shape[0], slab):
-        array[start:start + slab] = np.asarray(var[start:start + slab].values)  # lazy sources read one slab
+    rows = range(var.shape[0]) if chunk_range is None else range(
+        min(chunk_range.start * chunks[0], var.shape[0]), min(chunk_range.stop * chunks[0], var.shape[0]))
+    for start in range(rows.start, rows.stop, slab):
+        stop = min(start + slab, rows.stop)
+        array[start:stop] = np.asarray(var[start:stop].values)  # lazy sources read one slab
 
 
 def _store(path: Path, read_only: bool = True) -> LocalStore:
@@ -284,6 +293,118 @@ class ZarrReader(Reader):
         return xr.Variable(entry["dims"], values.astype(dtype, copy=False), attrs)
 
 
+def _check_options(options: dict[str, Any], compression: str, chunk: int) -> None:
+    if options:
+        raise TrainsetError(f"zarr write: unknown options {sorted(options)}. Fix: use 'chunk' and 'compression'")
+    if compression not in COMPRESSIONS:
+        raise TrainsetError(f"zarr write: compression {compression!r} unknown. Fix: use one of {list(COMPRESSIONS)}")
+    if int(chunk) < 1:
+        raise TrainsetError(f"zarr write: chunk={chunk} must be >= 1")
+
+
+ChunkShare = Callable[[str, int], range]
+"""(part name, its number of sample chunks) -> the sample chunks to write."""
+
+
+def _write_store(collection: Collection, path: Path, splits: Splits | None, chunk: int, compression: str,
+                 share: ChunkShare) -> None:
+    """The whole store, atomically; data variables get only the sample chunks ``share`` gives."""
+    if splits is not None:
+        splits = check_splits(splits, len(collection))
+    manifest = _manifest(collection, chunk, splits, compression)
+    with atomic_path(path) as tmp:
+        root = zarr.create_group(_store(tmp, False), zarr_format=3,
+                                 attributes=_jsonable(collection.attrs, f"{path}: dataset attrs"))
+        for (name, part), offset in zip(collection.parts.items(), collection.offsets.values()):
+            chunks = share(name, math.ceil(int(part.sizes[SAMPLE]) / chunk))
+            _write_part(root, tmp, name, part, chunk, offset, splits, compression, chunks)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def _write_part(root: zarr.Group, folder: Path, name: str, part: xr.Dataset, chunk: int, offset: int,
+                splits: Splits | None, compression: str, chunks: range) -> None:
+    _check_name(name, "part")
+    group = root.create_group(name, attributes=_jsonable(dict(part.attrs), f"part {name!r} attrs"))
+    for var in part.data_vars:
+        _check_name(str(var), f"part {name!r} variable", (COORDS,))
+        _write_array(group, str(var), part[var].variable, chunk, f"part {name!r} variable {var!r}", compression,
+                     chunks)
+    coords = group.create_group(COORDS)
+    for coord in part.coords:
+        _check_name(str(coord), f"part {name!r} coordinate")
+        _write_array(coords, str(coord), part.coords[coord].variable, chunk, f"part {name!r} coord {coord!r}")
+    if splits is not None:
+        n = int(part.sizes[SAMPLE])
+        local = {k: ix[(ix >= offset) & (ix < offset + n)] - offset for k, ix in splits.items()}
+        (folder / name / SPLITS_FILE).write_text(json.dumps(splits_to_json(local, world=name), indent=2) + "\n")
+
+
+def job_share(collection: Collection, chunk: int, job: int, jobs: int) -> ChunkShare:
+    """Job ``job`` of ``jobs``: a contiguous, balanced range of all parts' sample chunks in order."""
+    if not 0 <= job < jobs:
+        raise TrainsetError(f"zarr: job {job} is not in 0..{jobs - 1}")
+    counts = {name: math.ceil(size / chunk) for name, size in collection.sizes.items()}
+    firsts = dict(zip(counts, itertools.accumulate([0, *counts.values()])))
+    total = sum(counts.values())
+    lo, hi = job * total // jobs, (job + 1) * total // jobs
+
+    def share(part: str, n: int) -> range:
+        return range(min(max(lo - firsts[part], 0), n), min(max(hi - firsts[part], 0), n))
+
+    return share
+
+
+def write_zarr_job(collection: Collection, path: str | os.PathLike, job: int, jobs: int, *,
+                   chunk: int = DEFAULT_CHUNK, compression: str = "none", **options: Any) -> None:
+    """Job ``job`` of ``jobs``: a store with complete metadata holding only its share of data chunks.
+
+    Jobs read and write disjoint sample ranges, so a cluster runs them at once;
+    :func:`gather_zarr` then links their chunk files into one store.
+    """
+    _check_options(options, compression, chunk)
+    _write_store(collection, Path(path), None, int(chunk), compression, job_share(collection, int(chunk), job, jobs))
+
+
+def gather_zarr(collection: Collection, job_folders: list[str | os.PathLike], path: str | os.PathLike,
+                splits: Splits | None = None, *, chunk: int = DEFAULT_CHUNK, compression: str = "none",
+                **options: Any) -> None:
+    """One store from the jobs' data chunks (hard links) plus metadata, coordinates and splits.
+
+    The store is byte-identical, file by file, to one written by :meth:`ZarrFormat.write`.
+    """
+    _check_options(options, compression, chunk)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        _write_store(collection, tmp, splits, int(chunk), compression, lambda part, n: range(0))
+        for name, part in collection.parts.items():
+            expected = math.ceil(int(part.sizes[SAMPLE]) / int(chunk))
+            for var in part.data_vars:
+                found = _link_chunks([Path(f) / name / str(var) for f in job_folders], tmp / name / str(var))
+                if found != expected:
+                    raise TrainsetError(f"{path}: {found} of {expected} chunks of {name}/{var} came from the jobs. "
+                                        "Fix: rerun every zarr job with the same options")
+    logger.info("gathered %d jobs into %s", len(job_folders), path)
+
+
+def _link_chunks(sources: list[Path], target: Path) -> int:
+    """Hard-link (or copy) the chunk files below each ``source/c`` into ``target/c``; count sample chunks."""
+    seen = set()
+    for source in sources:
+        for file in sorted((source / "c").rglob("*")):
+            if not file.is_file():
+                continue
+            relative = file.relative_to(source)
+            (target / relative).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(file, target / relative)
+            except FileExistsError:
+                raise TrainsetError(f"{file}: chunk written by two jobs. Fix: rerun every zarr job") from None
+            except OSError:
+                shutil.copyfile(file, target / relative)
+            seen.add(relative.parts[1])
+    return len(seen)
+
+
 class ZarrFormat(Format):
     """Chunked Zarr v3 store for datasets of several worlds (parts) of different shapes."""
 
@@ -303,39 +424,9 @@ class ZarrFormat(Format):
             and decoding dominated loader time; ``zstd`` adds a checksum that catches corrupted
             bytes.
         """
-        if options:
-            raise TrainsetError(f"zarr write: unknown options {sorted(options)}. Fix: use 'chunk' and 'compression'")
-        if compression not in COMPRESSIONS:
-            raise TrainsetError(f"zarr write: compression {compression!r} unknown. Fix: use one of {list(COMPRESSIONS)}")
-        if int(chunk) < 1:
-            raise TrainsetError(f"zarr write: chunk={chunk} must be >= 1")
-        if splits is not None:
-            splits = check_splits(splits, len(collection))
-        manifest = _manifest(collection, int(chunk), splits, compression)
-        with atomic_path(path) as tmp:
-            root = zarr.create_group(_store(tmp, False), zarr_format=3,
-                                     attributes=_jsonable(collection.attrs, f"{path}: dataset attrs"))
-            for (name, part), offset in zip(collection.parts.items(), collection.offsets.values()):
-                self._write_part(root, tmp, name, part, int(chunk), offset, splits, compression)
-            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        _check_options(options, compression, chunk)
+        _write_store(collection, Path(path), splits, int(chunk), compression, lambda part, n: range(n))
         logger.info("wrote %s: %d samples in %d worlds", path, len(collection), len(collection.parts))
-
-    @staticmethod
-    def _write_part(root: zarr.Group, folder: Path, name: str, part: xr.Dataset, chunk: int, offset: int,
-                    splits: Splits | None, compression: str) -> None:
-        _check_name(name, "part")
-        group = root.create_group(name, attributes=_jsonable(dict(part.attrs), f"part {name!r} attrs"))
-        for var in part.data_vars:
-            _check_name(str(var), f"part {name!r} variable", (COORDS,))
-            _write_array(group, str(var), part[var].variable, chunk, f"part {name!r} variable {var!r}", compression)
-        coords = group.create_group(COORDS)
-        for coord in part.coords:
-            _check_name(str(coord), f"part {name!r} coordinate")
-            _write_array(coords, str(coord), part.coords[coord].variable, chunk, f"part {name!r} coord {coord!r}")
-        if splits is not None:
-            n = int(part.sizes[SAMPLE])
-            local = {k: ix[(ix >= offset) & (ix < offset + n)] - offset for k, ix in splits.items()}
-            (folder / name / SPLITS_FILE).write_text(json.dumps(splits_to_json(local, world=name), indent=2) + "\n")
 
     def reader(self, path: str | os.PathLike) -> ZarrReader:
         """A lazy :class:`ZarrReader` (nothing is opened until first use)."""

@@ -1,20 +1,21 @@
-"""Gather the shards of every job into the indexed WebDataset folder (rule write_webdataset).
+"""Gather the jobs' shards or chunks into one dataset (rules write_webdataset and write_zarr).
 
 Outputs
 -------
-dataset : results/datasets/{name}/TS_{name}-wds/
-    The shards (hard links to the jobs' files), ``index.json``, ``splits.json`` and the
-    coordinates: byte-identical to a folder written in one job.
+dataset : results/datasets/{name}/TS_{name}-wds/ | TS_{name}.zarr/
+    The jobs' files (hard links), the index or manifest, coordinates and splits:
+    byte-identical to a dataset written in one job.
 """
 
-from trainset.datasets import gather_webdataset
+from trainset.datasets import gather_dataset
 from trainset.workflow import run_rule
 
 
 def main(snakemake) -> None:
-    gather_webdataset(
+    gather_dataset(
         source=snakemake.input.source,
         splits_path=snakemake.input.splits,
+        format_name=snakemake.params.format,
         job_folders=list(snakemake.input.jobs),
         output=snakemake.output.dataset,
         options=snakemake.params.options,
