@@ -69,7 +69,7 @@ logger = logging.getLogger(__name__)
 VERSION = 1
 OPTIONS = {"layout": "single", "chunk": 256, "compression": None}
 _RESERVED = ("coords", "splits", "parts", "index")
-_SLAB_BYTES = 64 << 20
+_SLAB_BYTES = 16 << 20  # a few chunks per write call: bounded memory at any dataset size
 _ROW_COST_BYTES = 384 << 10  # slice bytes read in the time HDF5 spends selecting one sparse row
 _MAGIC = b"\x89HDF\r\n\x1a\n"
 

@@ -52,6 +52,22 @@ def open_netcdf_array(path: str | os.PathLike, name: str = "frames") -> xr.DataA
         raise TrainsetError(f"{path}: not a readable NetCDF file ({error})") from error
 
 
+CHUNK_CACHE_BYTES = 4 << 20
+"""netCDF-C's chunk cache per variable for lazy reads: its 64 MB default is filled by a big
+file's slabs (64 MB more peak memory); block reads never revisit a chunk, so a small one suffices."""
+
+
+@contextmanager
+def _chunk_cache(size: int) -> Iterator[None]:
+    """netCDF-C's default chunk cache set to ``size`` bytes for files opened in the block."""
+    previous = netCDF4.get_chunk_cache()
+    netCDF4.set_chunk_cache(size)
+    try:
+        yield
+    finally:
+        netCDF4.set_chunk_cache(*previous)
+
+
 @dataclass(frozen=True)
 class ArraySpec:
     """Name, dimensions, shape, dtype and attributes of a data variable written in blocks."""
@@ -82,6 +98,7 @@ def write_netcdf_blocks(path: str | os.PathLike, template: xr.Dataset, variable:
             var = nc.createVariable(variable.name, variable.dtype, variable.dims, fill_value=np.nan,
                                     chunksizes=(max(1, min(chunk, size)), *variable.shape[1:]), **squeeze)
             var.set_auto_maskandscale(False)
+            var.set_var_chunk_cache(size=CHUNK_CACHE_BYTES)
             for key, value in variable.attrs.items():
                 var.setncattr_string(key, value) if isinstance(value, list) else var.setncattr(key, value)
             written = 0
@@ -154,7 +171,7 @@ class NetCDFFormat(Format):
         reader = NetCDFReader(path)
         names = [p.name for p in reader.parts]
         multi = len(names) > 1
-        with xr.open_datatree(path, engine="netcdf4") as tree:
+        with _chunk_cache(CHUNK_CACHE_BYTES), xr.open_datatree(path, engine="netcdf4") as tree:
             parts = {name: _decode_attrs((tree[name] if multi else tree).to_dataset()) for name in names}
             yield Collection(parts, reader.attrs), reader.splits
 

@@ -74,7 +74,7 @@ def _compressors(compression: str) -> Any:
     return None
 
 
-_SLAB_BYTES = 64 << 20
+_SLAB_BYTES = 16 << 20  # a few chunks per write call: bounded memory at any dataset size
 _WORLD_KEYS = ("param_names", "param_bounds", "param_priors", "seeds")
 REWRITE = "Fix: rewrite the dataset with trainset (FORMATS['zarr'].write) from its source"
 
