@@ -24,6 +24,7 @@ def main(snakemake) -> None:
         season_axis=snakemake.params.season_axis,
         seed=snakemake.params.seed,
         table_summary=snakemake.input.table_summary,
+        scaling_file=getattr(snakemake.input, "scaling_targets", None),  # the local copy (object storage)
     )
 
 

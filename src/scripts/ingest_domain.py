@@ -12,7 +12,10 @@ from trainset.workflow import run_rule
 
 
 def main(snakemake) -> None:
-    ingest_domain(snakemake.params.dataset, snakemake.params.seed, snakemake.output.tables)
+    cfg = snakemake.params.dataset
+    # the user's files as read here: their configured paths, or local copies from a storage provider
+    local_files = dict(zip(cfg.get("files") or {}, snakemake.input.files))
+    ingest_domain(cfg, snakemake.params.seed, snakemake.output.tables, local_files=local_files)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,14 @@ from trainset.workflow import run_rule
 
 
 def main(snakemake) -> None:
+    raw = list(snakemake.input.raw)  # the configured path, or its local copy from a storage provider
     ingest_table(
         table_cfg=snakemake.params.table,
         season_axis=snakemake.params.season_axis,
         seed=snakemake.params.seed,
         output=snakemake.output.table,
         summary=snakemake.output.summary,
+        raw_file=raw[0] if raw else None,
     )
 
 

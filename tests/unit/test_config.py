@@ -36,3 +36,5 @@ def test_conda_env_pins_match_pyproject():
     env = yaml.safe_load((REPO / "envs/trainset.yaml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     assert set(pip) == pins
+    for extra, extra_pins in project["optional-dependencies"].items():  # e.g. s3: a subset of test
+        assert set(extra_pins) <= pins, f"extra {extra!r} pins what the test extra does not"

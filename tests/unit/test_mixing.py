@@ -184,3 +184,33 @@ def test_different_seed_changes_draws(axis, table_factory):
     one = build_frames(table, mix, "M", axis, seed=1)
     two = build_frames(table, mix, "M", axis, seed=2)
     assert not np.array_equal(one.frames["scale"], two.frames["scale"])
+
+
+def test_stage_writes_blocks_identical_to_the_whole_mix_in_memory(axis, table_factory, tmp_path):
+    """mix_frames makes and writes 256 frames at a time (several row groups here); the file
+    equals the one written from the whole mix in memory, and a scaling-targets file read from
+    another place (a storage copy) gives the same frames while provenance keeps the configured path."""
+    from trainset.mixing.stage import mix_frames
+    from trainset.mixing.store import read_frames_provenance
+    from trainset.table.io import write_table
+
+    table, _ = validate_table(table_factory(A + B, drop={A[0]: ["06", "36"]}), axis)
+    write_table(table, tmp_path / "t.parquet", {})
+    (tmp_path / "peaks.txt").write_text("100\n250\n")
+    mix = {"families": {"fluview": {"multiplier": 150, "to_scale": True}, "flepi": {"multiplier": 20}},
+           "scaling_distribution": {"path": str(tmp_path / "peaks.txt")}}
+    summary = mix_frames(tmp_path / "t.parquet", tmp_path / "stage.parquet", tmp_path / "s.json", "TEST", mix, {}, 7)
+    whole = build_frames(table, mix, "TEST", axis, seed=7)
+    write_frames(whole, tmp_path / "whole.parquet", read_frames_provenance(tmp_path / "stage.parquet"))
+    assert pq.ParquetFile(tmp_path / "stage.parquet").num_row_groups == 3  # 530 frames
+    assert (tmp_path / "stage.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
+    assert summary["frames"] == 530 and summary["cells_by_kind"] == whole.summary["cells_by_kind"]
+
+    (tmp_path / "copy.txt").write_text("100\n250\n")
+    mix_frames(tmp_path / "t.parquet", tmp_path / "copy.parquet", tmp_path / "c.json", "TEST", mix, {}, 7,
+               scaling_file=tmp_path / "copy.txt")
+    values, _ = read_frame_values(tmp_path / "copy.parquet", axis.weeks, axis.places)
+    np.testing.assert_array_equal(values, whole.values)
+    record = read_frames_provenance(tmp_path / "copy.parquet")
+    assert record["config"]["mix"]["scaling_distribution"]["path"] == str(tmp_path / "peaks.txt")
+    assert "scaling_targets" in record["inputs"]

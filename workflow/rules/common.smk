@@ -60,7 +60,9 @@ def library_files(*parts):
     """Source files of trainset modules or subpackages (relative to src/trainset).
 
     Declared as rule inputs: Snakemake reruns a job whose inputs are newer than its outputs,
-    so editing a stage's library code reruns that stage and everything downstream.
+    so editing a stage's library code reruns that stage and everything downstream. Marked
+    ``local()``: with a default storage provider (profiles/s3) code stays in the checkout and
+    is never looked up in, or uploaded to, the bucket.
     """
     files = {str(LIBRARY / "__init__.py"), str(LIBRARY / "errors.py"), str(LIBRARY / "provenance.py")}
     files.add(str(LIBRARY / "workflow.py"))
@@ -70,7 +72,7 @@ def library_files(*parts):
             files.update(glob.glob(str(path / "*.py")))
         else:
             files.add(str(path))
-    return sorted(files)
+    return [local(f) for f in sorted(files)]
 
 
 DATASET_KEYS = ("formats", "format_options", "splits", "scalers")

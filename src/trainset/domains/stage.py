@@ -38,11 +38,18 @@ TABLES = {"sequences": ("inputs", "labels"), "flights": ("sitedays",), "macro": 
 """The long tables of each domain, by file stem."""
 
 
-def ingest_domain(cfg: dict[str, Any], seed: int, output: str | os.PathLike) -> dict:
-    """Write a domain dataset's long tables (demo or user files) into the folder ``output``."""
+def ingest_domain(cfg: dict[str, Any], seed: int, output: str | os.PathLike,
+                  local_files: dict[str, str | os.PathLike] | None = None) -> dict:
+    """Write a domain dataset's long tables (demo or user files) into the folder ``output``.
+
+    ``local_files`` maps keys of ``cfg["files"]`` to where those files can be read when that is
+    not their configured path (Snakemake's local copies of storage objects); the config and the
+    hashes recorded stay the same.
+    """
     domain = _domain(cfg)
-    tables, metadata = _user_tables(cfg, domain) if cfg.get("files") else _demo_tables(cfg, domain, seed)
-    record = provenance(config=cfg, seed=seed, inputs={k: file_sha256(v) for k, v in (cfg.get("files") or {}).items()
+    files = {**(cfg.get("files") or {}), **(local_files or {})}
+    tables, metadata = _user_tables(files, domain) if files else _demo_tables(cfg, domain, seed)
+    record = provenance(config=cfg, seed=seed, inputs={k: file_sha256(v) for k, v in files.items()
                                                        if Path(v).is_file()})
     summary = {"domain": domain, "rows": {name: int(len(t)) for name, t in tables.items() if t is not None},
                "metadata": metadata, "provenance": record}
@@ -108,8 +115,8 @@ def _demo_tables(cfg: dict[str, Any], domain: str, seed: int) -> tuple[dict[str,
     return {"theta": theta, "irfs": irfs}, metadata
 
 
-def _user_tables(cfg: dict[str, Any], domain: str) -> tuple[dict[str, pd.DataFrame | None], Any]:
-    files = dict(cfg["files"])
+def _user_tables(files: dict[str, Any], domain: str) -> tuple[dict[str, pd.DataFrame | None], Any]:
+    files = dict(files)
     missing = [stem for stem in TABLES[domain] if stem not in files and not (domain, stem) == ("sequences", "labels")]
     if missing:
         raise TrainsetError(f"datasets: files needs {missing} for domain {domain}. Fix: add their paths")

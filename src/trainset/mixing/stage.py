@@ -29,12 +29,22 @@ def mix_frames(
     season_axis: dict[str, Any],
     seed: int,
     table_summary: str | os.PathLike | None = None,
+    scaling_file: str | os.PathLike | None = None,
 ) -> dict:
-    """Build one mix's frames from a table written by the ingest stage; return its summary."""
+    """Build one mix's frames from a table written by the ingest stage; return its summary.
+
+    ``scaling_file``: where to read ``scaling_distribution.path`` from when that is elsewhere
+    (Snakemake's local copy of a storage object); provenance keeps the configured path.
+    """
     axis = SeasonAxis.from_config(season_axis)
-    mixer = FrameMixer(build_cube(read_table(table_path, columns=TABLE_COLUMNS_USED), axis), mix_cfg, mix, axis, seed)
-    record = provenance(config={"mix": mix_cfg, "season_axis": season_axis}, seed=seed,
-                        inputs={"table": file_sha256(table_path)})
+    build_cfg = mix_cfg
+    inputs = {"table": file_sha256(table_path)}
+    if scaling_file is not None:
+        build_cfg = {**mix_cfg, "scaling_distribution": {**mix_cfg["scaling_distribution"], "path": str(scaling_file)}}
+        inputs["scaling_targets"] = file_sha256(scaling_file)
+    cube = build_cube(read_table(table_path, columns=TABLE_COLUMNS_USED), axis)
+    mixer = FrameMixer(cube, build_cfg, mix, axis, seed)
+    record = provenance(config={"mix": mix_cfg, "season_axis": season_axis}, seed=seed, inputs=inputs)
     write_frame_blocks(mixer.blocks(), axis, mixer.labels, output, record)
     summary = {"mix": mix, **mixer.summary(), "provenance": record}
     if table_summary is not None:

@@ -17,8 +17,15 @@ from trainset.table.validate import validate_table
 logger = logging.getLogger(__name__)
 
 
-def load_raw(table_cfg: dict[str, Any], axis: SeasonAxis, seed: int) -> tuple[pd.DataFrame, str, dict]:
-    """Return (raw table, its name for messages, input hashes) for one ``tables`` entry."""
+def load_raw(
+    table_cfg: dict[str, Any], axis: SeasonAxis, seed: int, raw_file: str | os.PathLike | None = None
+) -> tuple[pd.DataFrame, str, dict]:
+    """Return (raw table, its name for messages, input hashes) for one ``tables`` entry.
+
+    ``raw_file`` is where the configured ``path`` can be read when that is elsewhere (Snakemake's
+    local copy of a storage object); messages and hashes still name the configured path, so the
+    outputs do not depend on where the copy was.
+    """
     if "demo" in table_cfg:
         from trainset.demo.flu import make_flu_table
 
@@ -28,7 +35,8 @@ def load_raw(table_cfg: dict[str, Any], axis: SeasonAxis, seed: int) -> tuple[pd
         return raw, f"demo:{table_cfg['demo']}:{table_cfg.get('size', 'small')}", {}
     if "path" in table_cfg:
         path = table_cfg["path"]
-        return read_raw_table(path), str(path), {str(path): file_sha256(path)}
+        local = raw_file if raw_file is not None else path
+        return read_raw_table(local), str(path), {str(path): file_sha256(local)}
     raise TrainsetError("tables: each table needs either 'demo' or 'path'")
 
 
@@ -38,10 +46,14 @@ def ingest_table(
     seed: int,
     output: str | os.PathLike,
     summary: str | os.PathLike,
+    raw_file: str | os.PathLike | None = None,
 ) -> dict:
-    """Load, validate and write one table and its summary; return the summary."""
+    """Load, validate and write one table and its summary; return the summary.
+
+    ``raw_file``: where to read the configured ``path`` from, if not there (see :func:`load_raw`).
+    """
     axis = SeasonAxis.from_config(season_axis)
-    raw, source, inputs = load_raw(table_cfg, axis, seed)
+    raw, source, inputs = load_raw(table_cfg, axis, seed, raw_file)
     table, report = validate_table(
         raw, axis, source=source, drop_unknown_places=table_cfg.get("drop_unknown_places", False)
     )
