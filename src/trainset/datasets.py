@@ -1,13 +1,14 @@
-"""The dataset stage for flu mixes: frames file -> training array -> NetCDF."""
+"""The dataset stage: flu frames -> NetCDF, splits, and the other formats.
+
+Everything streams: frames go to NetCDF one row group at a time, conversions read the NetCDF
+source lazily, and Zarr and WebDataset can be written by parallel jobs plus a gather step.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
-from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import xarray as xr
@@ -134,8 +135,15 @@ def convert_dataset(source: str | os.PathLike, splits_path: str | os.PathLike | 
     logger.info("wrote %s as %s", output, format_name)
 
 
-PARALLEL_FORMATS = ("webdataset", "zarr")
-"""Formats whose writing splits into jobs (disjoint shards or sample chunks) and a gather step."""
+def _job_writers(format_name: str) -> tuple[Callable, Callable]:
+    """(job writer, gather) of a format written by parallel jobs."""
+    from trainset.io import wds, zarr_
+
+    writers = {"webdataset": (wds.write_webdataset_job, wds.gather_webdataset),
+               "zarr": (zarr_.write_zarr_job, zarr_.gather_zarr)}
+    if format_name not in writers:
+        raise TrainsetError(f"{format_name}: not written in jobs. Fix: use one of {sorted(writers)}")
+    return writers[format_name]
 
 
 def write_dataset_job(source: str | os.PathLike, format_name: str, output: str | os.PathLike,
@@ -147,38 +155,25 @@ def write_dataset_job(source: str | os.PathLike, format_name: str, output: str |
     """
     from trainset.io.base import guess_format
 
+    write_job, _ = _job_writers(format_name)
     with guess_format(source).open(source) as (collection, _):
-        if format_name == "webdataset":
-            _webdataset_job(collection, output, options, job, jobs)
-        elif format_name == "zarr":
-            from trainset.io.zarr_ import write_zarr_job
-
-            write_zarr_job(collection, output, job, jobs, **options)
-        else:
-            raise TrainsetError(f"{format_name}: not written in jobs. Fix: use one of {list(PARALLEL_FORMATS)}")
+        write_job(collection, output, job, jobs, **options)
     logger.info("job %d/%d: %s", job + 1, jobs, output)
 
 
 def gather_dataset(source: str | os.PathLike, splits_path: str | os.PathLike | None, format_name: str,
                    job_folders: list[str | os.PathLike], output: str | os.PathLike, options: dict[str, Any]) -> None:
-    """Index the jobs' shards or chunks into one dataset (hard links: no bytes copied).
+    """Assemble the jobs' shards or chunks into one dataset (hard links: no bytes copied).
 
     The result is byte-identical to one written by the format's ``write``, whatever the
     number of jobs.
     """
     from trainset.io.base import guess_format
 
+    _, gather = _job_writers(format_name)
     with guess_format(source).open(source) as (collection, stored):
         splits = _splits(splits_path, stored)
-        collection = _with_statistics(collection, splits)
-        if format_name == "webdataset":
-            _gather_webdataset(collection, splits, job_folders, output, options)
-        elif format_name == "zarr":
-            from trainset.io.zarr_ import gather_zarr
-
-            gather_zarr(collection, job_folders, output, splits, **options)
-        else:
-            raise TrainsetError(f"{format_name}: not written in jobs. Fix: use one of {list(PARALLEL_FORMATS)}")
+        gather(_with_statistics(collection, splits), job_folders, output, splits, **options)
     logger.info("gathered %d jobs into %s", len(job_folders), output)
 
 
@@ -195,43 +190,3 @@ def _with_statistics(collection: Collection, splits: dict | None) -> Collection:
 
         collection.attrs["scale_statistics"] = scale_statistics(collection, splits["train"])
     return collection
-
-
-def _webdataset_job(collection: Collection, output, options: dict[str, Any], job: int, jobs: int) -> None:
-    """A job's shards, plus ``shards.json`` (their index records)."""
-    from trainset.io.wds import plan_shards, write_shards
-    from trainset.provenance import atomic_path
-
-    plan = plan_shards(collection, options)
-    with atomic_path(output) as tmp:
-        tmp.mkdir(parents=True)
-        records = write_shards(collection, plan, tmp, plan.job_shards(job, jobs))
-        (tmp / JOB_SHARDS).write_text(json.dumps(records, indent=1) + "\n")
-
-
-def _gather_webdataset(collection: Collection, splits, job_folders, output, options: dict[str, Any]) -> None:
-    from trainset.io.wds import plan_shards, write_index
-    from trainset.provenance import atomic_path
-
-    records = []
-    for folder in job_folders:
-        records += json.loads((Path(folder) / JOB_SHARDS).read_text())
-    plan = plan_shards(collection, options)
-    with atomic_path(output) as tmp:
-        tmp.mkdir(parents=True)
-        for folder in job_folders:
-            for shard in sorted(Path(folder).glob("shard-*.tar")):
-                _link(shard, tmp / shard.name)
-        write_index(collection, plan, tmp, records, splits)
-
-
-JOB_SHARDS = "shards.json"
-"""The records of the shards one WebDataset job wrote (entries of index.json's ``shards``)."""
-
-
-def _link(source: Path, target: Path) -> None:
-    """Hard-link ``source`` to ``target``, copying when the filesystem cannot link."""
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)

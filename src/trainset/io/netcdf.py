@@ -100,7 +100,10 @@ def write_netcdf_blocks(path: str | os.PathLike, template: xr.Dataset, variable:
             var.set_auto_maskandscale(False)
             var.set_var_chunk_cache(size=CHUNK_CACHE_BYTES)
             for key, value in variable.attrs.items():
-                var.setncattr_string(key, value) if isinstance(value, list) else var.setncattr(key, value)
+                if isinstance(value, list):  # lists of text as NC_STRING arrays, as xarray writes them
+                    var.setncattr_string(key, value)
+                else:
+                    var.setncattr(key, value)
             written = 0
             for start, block in blocks:
                 var[start:start + len(block)] = block

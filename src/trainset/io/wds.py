@@ -59,13 +59,14 @@ import xarray as xr
 from trainset.collection import SAMPLE, Collection
 from trainset.errors import TrainsetError
 from trainset.io.base import Format, PartInfo, Splits, VariableInfo, register
-from trainset.provenance import atomic_path, code_version, file_sha256
+from trainset.provenance import atomic_path, code_version, file_sha256, link_file
 from trainset.provenance import jsonable as _jsonable
 from trainset.splits import check_splits, read_splits, write_splits
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["WebDatasetFormat", "WdsSource", "ShardPlan", "plan_shards", "write_shards", "write_index"]
+__all__ = ["JOB_SHARDS", "ShardPlan", "WdsSource", "WebDatasetFormat", "gather_webdataset", "plan_shards",
+           "write_index", "write_shards", "write_webdataset_job"]
 
 FORMAT_ID = "trainset-webdataset"
 VERSION = 1
@@ -154,9 +155,8 @@ def _write_shard(file: Path, blocks: list[tuple[int, int]], collection: Collecti
     numbers = np.searchsorted(firsts, [b[0] for b in blocks], side="right") - 1
     slabs = {}
     for number in np.unique(numbers):
-        starts = [b[0] for b, n in zip(blocks, numbers) if n == number]
-        lo = min(starts) - int(firsts[number])
-        hi = max(b[1] for b, n in zip(blocks, numbers) if n == number) - int(firsts[number])
+        mine = [block for block, n in zip(blocks, numbers) if n == number]  # in order
+        lo, hi = mine[0][0] - int(firsts[number]), mine[-1][1] - int(firsts[number])
         part = parts[number].isel({SAMPLE: slice(lo, hi)})
         slabs[number] = (lo, {var: np.asarray(part[var].values) for var in part.data_vars})
     members = 0
@@ -233,9 +233,11 @@ def write_shards(collection: Collection, plan: ShardPlan, folder: Path, numbers:
 def write_index(collection: Collection, plan: ShardPlan, folder: Path, shards: list[dict],
                 splits: Splits | None) -> None:
     """The side files of a ``-wds`` folder: coordinates, ``index.json`` and ``splits.json``."""
-    if [rec["file"] for rec in shards] != [f"shard-{n:06d}.tar" for n in range(len(plan.layout))]:
-        raise TrainsetError(f"{folder}: shards {[r['file'] for r in shards]} are not the {len(plan.layout)} "
-                            "the layout asks for. Fix: rerun every shard job with the same options")
+    expected = [f"shard-{n:06d}.tar" for n in range(len(plan.layout))]
+    if [rec["file"] for rec in shards] != expected:
+        missing = sorted(set(expected) - {rec["file"] for rec in shards})[:5]
+        raise TrainsetError(f"{folder}: the jobs wrote {len(shards)} shards, not the {len(expected)} the layout asks "
+                            f"for (missing e.g. {missing}). Fix: rerun every shard job with the same options")
     (folder / COORDS).mkdir(parents=True, exist_ok=True)
     for file, values in plan.coord_files.items():
         np.save(folder / file, values, allow_pickle=False)
@@ -246,6 +248,40 @@ def write_index(collection: Collection, plan: ShardPlan, folder: Path, shards: l
     (folder / INDEX).write_text(json.dumps(index, indent=1) + "\n")
     if splits is not None:
         write_splits(check_splits(splits, len(collection)), folder / SPLITS_FILE)
+
+
+JOB_SHARDS = "shards.json"
+"""The records of the shards one job wrote (entries of index.json's ``shards``)."""
+
+
+def write_webdataset_job(collection: Collection, path: str | os.PathLike, job: int, jobs: int,
+                         **options: Any) -> None:
+    """Job ``job`` of ``jobs``: its contiguous range of shards in folder ``path``, plus ``shards.json``.
+
+    Every job plans the same layout, so jobs need no coordination; :func:`gather_webdataset`
+    then links their shards into one indexed folder.
+    """
+    plan = plan_shards(collection, options)
+    with atomic_path(path) as tmp:
+        tmp.mkdir(parents=True)
+        records = write_shards(collection, plan, tmp, plan.job_shards(job, jobs))
+        (tmp / JOB_SHARDS).write_text(json.dumps(records, indent=1) + "\n")
+
+
+def gather_webdataset(collection: Collection, job_folders: list[str | os.PathLike], path: str | os.PathLike,
+                      splits: Splits | None = None, **options: Any) -> None:
+    """One ``-wds`` folder from the jobs' shards (hard links), with its index, coordinates and splits.
+
+    The folder is byte-identical to one written by :meth:`WebDatasetFormat.write`.
+    """
+    plan = plan_shards(collection, options)
+    records = [rec for folder in job_folders for rec in json.loads((Path(folder) / JOB_SHARDS).read_text())]
+    with atomic_path(path) as tmp:
+        tmp.mkdir(parents=True)
+        for folder in job_folders:
+            for shard in sorted(Path(folder).glob("shard-*.tar")):
+                link_file(shard, tmp / shard.name)
+        write_index(collection, plan, tmp, records, splits)
 
 
 def _samples_per_shard(collection: Collection, options: dict[str, Any]) -> int:

@@ -37,7 +37,6 @@ import json
 import logging
 import math
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Callable
 
@@ -50,7 +49,7 @@ from zarr.storage import LocalStore
 from trainset.collection import SAMPLE, Collection
 from trainset.errors import TrainsetError
 from trainset.io.base import Format, PartInfo, Reader, Splits, VariableInfo, register
-from trainset.provenance import atomic_path, code_version, creation_date, json_sha256
+from trainset.provenance import atomic_path, code_version, creation_date, json_sha256, link_file
 from trainset.provenance import jsonable as _jsonable
 from trainset.splits import check_splits, read_splits, splits_to_json
 
@@ -396,11 +395,9 @@ def _link_chunks(sources: list[Path], target: Path) -> int:
             relative = file.relative_to(source)
             (target / relative).parent.mkdir(parents=True, exist_ok=True)
             try:
-                os.link(file, target / relative)
+                link_file(file, target / relative)
             except FileExistsError:
                 raise TrainsetError(f"{file}: chunk written by two jobs. Fix: rerun every zarr job") from None
-            except OSError:
-                shutil.copyfile(file, target / relative)
             seen.add(relative.parts[1])
     return len(seen)
 
