@@ -7,9 +7,9 @@ float32 frames). Each step runs in its own process, so its peak memory (max RSS)
     python benchmarks/bench_memory.py [--scales 1 10] [--jobs 2] [--workdir results/bench_memory]
 
 Steps: ``frames`` (table -> frames Parquet), ``netcdf`` (frames -> NetCDF), ``splits``,
-``hdf5`` (NetCDF -> HDF5, one job), ``zarr_job`` and ``wds_job`` (one of ``--jobs`` jobs
-writing Zarr chunks or WebDataset shards; the largest peak and the slowest job are reported)
-and ``zarr_gather``, ``wds_gather`` (link the jobs' files into one indexed dataset). Goal (issue 7): the 10x peak within 1.5x of the 1x peak, and time growing no worse
+``hdf5_job``, ``zarr_job`` and ``wds_job`` (one of ``--jobs`` jobs writing HDF5 or Zarr chunks
+or WebDataset shards from the NetCDF file; the largest peak and the slowest job are reported)
+and ``hdf5_gather``, ``zarr_gather``, ``wds_gather`` (assemble the jobs' files into one dataset). Goal (issue 7): the 10x peak within 1.5x of the 1x peak, and time growing no worse
 than linearly (10x time <= 10x the 1x time). A table of both and a JSON file are written.
 """
 
@@ -27,10 +27,11 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 MIX = "MIX_70S30M"
-STEPS = ("frames", "netcdf", "splits", "hdf5", "zarr_job", "zarr_gather", "wds_job", "wds_gather")
-JOB_STEPS = {"zarr_job": "zarr", "wds_job": "webdataset"}
-GATHER_STEPS = {"zarr_gather": ("zarr", ".zarr"), "wds_gather": ("webdataset", "-wds")}
-OPTIONS = {"webdataset": {"samples_per_shard": 2048, "samples_per_member": 256}, "zarr": {"chunk": 256}}
+STEPS = ("frames", "netcdf", "splits", "hdf5_job", "hdf5_gather", "zarr_job", "zarr_gather", "wds_job", "wds_gather")
+JOB_STEPS = {"hdf5_job": "hdf5", "zarr_job": "zarr", "wds_job": "webdataset"}
+GATHER_STEPS = {"hdf5_gather": ("hdf5", ".h5"), "zarr_gather": ("zarr", ".zarr"), "wds_gather": ("webdataset", "-wds")}
+OPTIONS = {"webdataset": {"samples_per_shard": 2048, "samples_per_member": 256}, "zarr": {"chunk": 256},
+           "hdf5": {"chunk": 256}}
 SPLITS = {"method": "group", "by": "group", "fractions": {"train": 0.8, "val": 0.1, "test": 0.1}}
 
 
@@ -50,7 +51,7 @@ def _config(scale: int) -> tuple[dict, dict]:
 
 def step(name: str, workdir: Path, scale: int, job: int, jobs: int) -> float:
     """Run one step in this process; return its wall time in seconds."""
-    from trainset.datasets import convert_dataset, gather_dataset, split_dataset, write_dataset_job, write_mix_netcdf
+    from trainset.datasets import gather_dataset, split_dataset, write_dataset_job, write_mix_netcdf
     from trainset.mixing.stage import mix_frames
     from trainset.table.ingest import ingest_table
 
@@ -66,11 +67,9 @@ def step(name: str, workdir: Path, scale: int, job: int, jobs: int) -> float:
         write_mix_netcdf(frames, netcdf, MIX, mix, cfg["season_axis"], cfg["seed"])
     elif name == "splits":
         split_dataset(netcdf, splits, SPLITS, cfg["seed"])
-    elif name == "hdf5":
-        convert_dataset(netcdf, splits, "hdf5", out / f"TS_{MIX}.h5", {})
     elif name in JOB_STEPS:
         fmt = JOB_STEPS[name]
-        write_dataset_job(netcdf, fmt, out / "jobs" / fmt / str(job), OPTIONS[fmt], job, jobs)
+        write_dataset_job(netcdf, splits, fmt, out / "jobs" / fmt / str(job), OPTIONS[fmt], job, jobs)
     elif name in GATHER_STEPS:
         fmt, suffix = GATHER_STEPS[name]
         folders = [out / "jobs" / fmt / str(j) for j in range(jobs)]

@@ -1,10 +1,10 @@
-"""Gather the jobs' shards or chunks into one dataset (rules write_webdataset and write_zarr).
+"""Gather the jobs' shards or chunks into one dataset (rules write_webdataset, write_zarr, write_hdf5*).
 
 Outputs
 -------
-dataset : results/datasets/{name}/TS_{name}-wds/ | TS_{name}.zarr/
-    The jobs' files (hard links), the index or manifest, coordinates and splits:
-    byte-identical to a dataset written in one job.
+dataset : results/datasets/{name}/TS_{name}-wds/ | TS_{name}.zarr/ | TS_{name}.h5 | .presplit.h5
+    The jobs' files (hard links; HDF5: raw chunk copies), the index or manifest, coordinates
+    and splits: the same bytes for any number of jobs.
 """
 
 from trainset.datasets import gather_dataset

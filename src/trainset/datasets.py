@@ -137,18 +137,21 @@ def convert_dataset(source: str | os.PathLike, splits_path: str | os.PathLike | 
 
 def _job_writers(format_name: str) -> tuple[Callable, Callable]:
     """(job writer, gather) of a format written by parallel jobs."""
-    from trainset.io import wds, zarr_
+    from trainset.io import hdf5, wds, zarr_
 
     writers = {"webdataset": (wds.write_webdataset_job, wds.gather_webdataset),
-               "zarr": (zarr_.write_zarr_job, zarr_.gather_zarr)}
+               "zarr": (zarr_.write_zarr_job, zarr_.gather_zarr),
+               "hdf5": (hdf5.write_hdf5_job, hdf5.gather_hdf5),
+               "hdf5_presplit": (hdf5.write_hdf5_job, hdf5.gather_hdf5)}  # options say layout: presplit
     if format_name not in writers:
         raise TrainsetError(f"{format_name}: not written in jobs. Fix: use one of {sorted(writers)}")
     return writers[format_name]
 
 
-def write_dataset_job(source: str | os.PathLike, format_name: str, output: str | os.PathLike,
-                      options: dict[str, Any], job: int, jobs: int) -> None:
-    """Job ``job`` of ``jobs`` writing its share of a WebDataset (shards) or Zarr store (chunks).
+def write_dataset_job(source: str | os.PathLike, splits_path: str | os.PathLike | None, format_name: str,
+                      output: str | os.PathLike, options: dict[str, Any], job: int, jobs: int) -> None:
+    """Job ``job`` of ``jobs`` writing its share of a WebDataset (shards), Zarr store or HDF5 file
+    (sample chunks).
 
     Every job plans the same layout from the source's metadata, so jobs need no coordination
     and :func:`gather_dataset` finds each piece where the plan put it.
@@ -156,8 +159,8 @@ def write_dataset_job(source: str | os.PathLike, format_name: str, output: str |
     from trainset.io.base import guess_format
 
     write_job, _ = _job_writers(format_name)
-    with guess_format(source).open(source) as (collection, _):
-        write_job(collection, output, job, jobs, **options)
+    with guess_format(source).open(source) as (collection, stored):
+        write_job(collection, output, job, jobs, _splits(splits_path, stored), **options)
     logger.info("job %d/%d: %s", job + 1, jobs, output)
 
 

@@ -1,4 +1,4 @@
-"""Bigger-than-memory writing: WebDataset shards and Zarr chunks written by several jobs and
+"""Bigger-than-memory writing: WebDataset shards, Zarr and HDF5 chunks written by several jobs and
 gathered, and conversions that read the NetCDF source lazily, slab by slab."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def test_jobs_then_gather_equal_one_writer_byte_for_byte(source, tmp_path, jobs)
     convert_dataset(source, source.parent / "splits.json", "webdataset", single, OPTIONS)
     folders = [tmp_path / "jobs" / str(job) for job in range(jobs)]
     for job, folder in enumerate(folders):
-        write_dataset_job(source, "webdataset", folder, OPTIONS, job, jobs)
+        write_dataset_job(source, None, "webdataset", folder, OPTIONS, job, jobs)
     gathered = tmp_path / "gathered-wds"
     gather_dataset(source, source.parent / "splits.json", "webdataset", folders, gathered, OPTIONS)
     assert folder_digest(gathered) == folder_digest(single)
@@ -50,17 +50,17 @@ def test_jobs_then_gather_equal_one_writer_byte_for_byte(source, tmp_path, jobs)
 def test_gather_refuses_missing_job(source, tmp_path):
     folders = [tmp_path / str(job) for job in range(2)]
     for job, folder in enumerate(folders):
-        write_dataset_job(source, "webdataset", folder, OPTIONS, job, 2)
+        write_dataset_job(source, None, "webdataset", folder, OPTIONS, job, 2)
     with pytest.raises(TrainsetError, match="not the 7 the layout asks for"):
         gather_dataset(source, None, "webdataset", folders[:1], tmp_path / "out-wds", OPTIONS)
     assert not (tmp_path / "out-wds").exists()
     assert (folders[1] / JOB_SHARDS).is_file()
 
 
-@pytest.mark.parametrize("fmt, options", [("webdataset", OPTIONS), ("zarr", {"chunk": 16})])
+@pytest.mark.parametrize("fmt, options", [("webdataset", OPTIONS), ("zarr", {"chunk": 16}), ("hdf5", {"chunk": 16})])
 def test_job_number_out_of_range_is_refused(source, tmp_path, fmt, options):
     with pytest.raises(TrainsetError, match="job 2 is not in 0..1"):
-        write_dataset_job(source, fmt, tmp_path / "j", options, 2, 2)
+        write_dataset_job(source, None, fmt, tmp_path / "j", options, 2, 2)
     assert not (tmp_path / "j").exists()
 
 
@@ -71,7 +71,7 @@ def test_zarr_jobs_then_gather_equal_one_writer_file_for_file(source, tmp_path, 
     convert_dataset(source, source.parent / "splits.json", "zarr", single, options)
     folders = [tmp_path / "jobs" / str(job) for job in range(jobs)]
     for job, folder in enumerate(folders):
-        write_dataset_job(source, "zarr", folder, options, job, jobs)
+        write_dataset_job(source, None, "zarr", folder, options, job, jobs)
     data_chunks = [f.relative_to(folder) for folder in folders for f in sorted(folder.rglob("*"))
                    if f.is_file() and "c" in f.relative_to(folder).parts and "coords" not in f.parts]
     variables = {f.parts[:2] for f in data_chunks}  # (part, variable)
@@ -85,7 +85,7 @@ def test_zarr_jobs_then_gather_equal_one_writer_file_for_file(source, tmp_path, 
 def test_zarr_gather_refuses_a_missing_job(source, tmp_path):
     folders = [tmp_path / str(job) for job in range(3)]
     for job, folder in enumerate(folders):
-        write_dataset_job(source, "zarr", folder, {"chunk": 16}, job, 3)
+        write_dataset_job(source, None, "zarr", folder, {"chunk": 16}, job, 3)
     with pytest.raises(TrainsetError, match="chunks of .* came from the jobs"):
         gather_dataset(source, None, "zarr", folders[:2], tmp_path / "out.zarr", {"chunk": 16})
     assert not (tmp_path / "out.zarr").exists()
@@ -114,3 +114,36 @@ def test_conversions_from_the_lazy_source_keep_every_sample(source, tmp_path, fm
     for name, part in original.parts.items():
         for var in part.data_vars:
             np.testing.assert_array_equal(back.parts[name][var].values, part[var].values)
+
+
+@pytest.mark.parametrize("layout", ["single", "presplit"])
+def test_hdf5_jobs_give_the_same_file_for_any_count_and_the_same_samples(source, tmp_path, layout):
+    options = {"chunk": 16, "compression": "gzip", "layout": layout}
+    splits = source.parent / "splits.json"
+    gathered = {}
+    for jobs in (1, 3, 20):
+        folders = [tmp_path / f"jobs{jobs}" / str(job) for job in range(jobs)]
+        for job, folder in enumerate(folders):
+            write_dataset_job(source, splits, "hdf5", folder, options, job, jobs)
+        gathered[jobs] = tmp_path / f"TS_{jobs}.h5"
+        gather_dataset(source, splits, "hdf5", folders, gathered[jobs], options)
+    assert gathered[1].read_bytes() == gathered[3].read_bytes() == gathered[20].read_bytes()
+    assert get_format("hdf5").check(gathered[3]) == []
+    single = tmp_path / "single.h5"
+    convert_dataset(source, splits, "hdf5", single, options)
+    one, one_splits = get_format("hdf5").load(single)
+    other, other_splits = get_format("hdf5").load(gathered[3])
+    for name, part in one.parts.items():
+        for var in part.data_vars:
+            np.testing.assert_array_equal(other.parts[name][var].values, part[var].values)
+    for split, rows in one_splits.items():
+        np.testing.assert_array_equal(other_splits[split], rows)
+
+
+def test_hdf5_gather_refuses_a_missing_job(source, tmp_path):
+    folders = [tmp_path / str(job) for job in range(2)]
+    for job, folder in enumerate(folders):
+        write_dataset_job(source, None, "hdf5", folder, {"chunk": 16}, job, 2)
+    with pytest.raises(TrainsetError, match="chunks of /.* came from the jobs"):
+        gather_dataset(source, None, "hdf5", folders[1:], tmp_path / "out.h5", {"chunk": 16})
+    assert not (tmp_path / "out.h5").exists()

@@ -158,7 +158,7 @@ def test_changing_one_mix_reruns_only_that_mix(run, tmp_path):
     config = tmp_path / "changed.yaml"
     config.write_text(yaml.safe_dump(changed, sort_keys=False))
     jobs = planned_jobs(snakemake(snakefile, workdir, config, "-n"))
-    downstream = {"make_splits": 1, "write_hdf5": 1, "write_zarr": 1, "write_dataset_job": 4, "write_webdataset": 1,
+    downstream = {"make_splits": 1, "write_hdf5": 1, "write_zarr": 1, "write_dataset_job": 6, "write_webdataset": 1,
                   "validate_dataset": 4,
                   "fit_scalers": 1, "train_model": 1, "evaluate_model": 1, "report_index": 1}
     assert jobs == {"build_frames": 1, "write_netcdf": 1, "plot_frames": 1, **downstream, "all": 1}
@@ -171,7 +171,7 @@ def test_editing_a_stage_module_reruns_that_stage_and_downstream(run):
     try:
         module.write_text(original + "\n# an edit\n")
         jobs = planned_jobs(snakemake(snakefile, workdir, config, "-n"))
-        formats = {"write_hdf5": 1, "write_zarr": 1, "write_dataset_job": 4, "write_webdataset": 1}
+        formats = {"write_hdf5": 1, "write_zarr": 1, "write_dataset_job": 6, "write_webdataset": 1}
         assert jobs == {"build_frames": 2, "write_netcdf": 2, "plot_frames": 2, "make_splits": 2, **formats,
                         "validate_dataset": 5, "fit_scalers": 1, "train_model": 1, "evaluate_model": 1,
                         "report_index": 1, "all": 1}

@@ -1,6 +1,24 @@
 # Stage 3: the training dataset of each flu mix and domain dataset, in each configured format.
 # The NetCDF file is always written (by write_netcdf for mixes, frame_dataset for domain
 # datasets): it is the canonical copy that splits and the other formats are made from.
+# HDF5, Zarr and WebDataset are written by `format_options.<format>.jobs` parallel
+# write_dataset_job jobs (disjoint sample chunks or shards), then assembled by one gather rule.
+
+
+def format_jobs(fmt):
+    """A params function: how many jobs write ``fmt`` (``format_options.<fmt>.jobs``, default 1)."""
+    return lambda wildcards: int(options_for(fmt)(wildcards).get("jobs", 1))
+
+
+def writer_options(fmt):
+    """A params function: the writer's options for ``fmt`` (all but ``jobs``, which only splits the work)."""
+    return lambda wildcards: {k: v for k, v in options_for(fmt)(wildcards).items() if k != "jobs"}
+
+
+def job_folders(fmt):
+    """An input function: the folders of every job writing ``fmt`` for a dataset."""
+    return lambda wildcards: [f"results/datasets/{wildcards.name}/jobs/{fmt}/{job}"
+                              for job in range(format_jobs(fmt)(wildcards))]
 
 
 rule write_netcdf:
@@ -53,6 +71,7 @@ rule make_splits:
 rule write_hdf5:
     input:
         unpack(conversion_inputs),
+        jobs=job_folders("hdf5"),
     output:
         dataset="results/datasets/{name}/TS_{name}.h5",
     log:
@@ -61,20 +80,21 @@ rule write_hdf5:
         "results/benchmarks/write_hdf5/{name}.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=2000,
         runtime=30,
     params:
         format="hdf5",
-        options=options_for("hdf5"),
+        options=writer_options("hdf5"),
     message:
-        "Writing the HDF5 dataset of {wildcards.name}"
+        "Gathering the HDF5 dataset of {wildcards.name}"
     script:
-        "../../src/scripts/convert_dataset.py"
+        "../../src/scripts/gather_dataset.py"
 
 
 rule write_hdf5_presplit:
     input:
         unpack(conversion_inputs),
+        jobs=job_folders("hdf5_presplit"),
     output:
         dataset="results/datasets/{name}/TS_{name}.presplit.h5",
     log:
@@ -83,37 +103,20 @@ rule write_hdf5_presplit:
         "results/benchmarks/write_hdf5_presplit/{name}.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=2000,
         runtime=30,
     params:
-        format="hdf5",
-        options=options_for("hdf5_presplit"),
+        format="hdf5_presplit",
+        options=writer_options("hdf5_presplit"),
     message:
-        "Writing the pre-split HDF5 dataset of {wildcards.name}"
+        "Gathering the pre-split HDF5 dataset of {wildcards.name}"
     script:
-        "../../src/scripts/convert_dataset.py"
-
-
-def format_jobs(fmt):
-    """A params function: how many jobs write ``fmt`` (``format_options.<fmt>.jobs``, default 1)."""
-    return lambda wildcards: int(options_for(fmt)(wildcards).get("jobs", 1))
-
-
-def writer_options(fmt):
-    """A params function: the writer's options for ``fmt`` (all but ``jobs``, which only splits the work)."""
-    return lambda wildcards: {k: v for k, v in options_for(fmt)(wildcards).items() if k != "jobs"}
-
-
-def job_folders(fmt):
-    """An input function: the folders of every job writing ``fmt`` for a dataset."""
-    return lambda wildcards: [f"results/datasets/{wildcards.name}/jobs/{fmt}/{job}"
-                              for job in range(format_jobs(fmt)(wildcards))]
+        "../../src/scripts/gather_dataset.py"
 
 
 rule write_dataset_job:
     input:
-        source=lambda wildcards: dataset_file(wildcards.name, "netcdf"),
-        code=library_files("datasets.py", "collection.py", "splits.py", "io", "domains/macro"),
+        unpack(conversion_inputs),
     output:
         folder=directory("results/datasets/{name}/jobs/{parallel_format}/{job}"),
     log:
@@ -121,7 +124,7 @@ rule write_dataset_job:
     benchmark:
         "results/benchmarks/write_dataset_job/{name}_{parallel_format}_{job}.tsv"
     wildcard_constraints:
-        parallel_format=r"zarr|webdataset",
+        parallel_format=r"zarr|webdataset|hdf5_presplit|hdf5",
         job=r"\d+",
     threads: 1
     resources:

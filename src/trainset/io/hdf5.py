@@ -52,7 +52,7 @@ import logging
 import os
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import h5py
 import numpy as np
@@ -181,7 +181,7 @@ def _chunks(shape: tuple[int, ...], itemsize: int, chunk: int) -> tuple[int, ...
 
 
 def _write_rows(group: h5py.Group, part: xr.Dataset, rows: np.ndarray | None, chunk: int,
-                compression: str | None, where: str) -> None:
+                compression: str | None, where: str, share: ChunkShare | None = None) -> None:
     """Write the rows ``rows`` (None: all) of every variable and coordinate of ``part`` into ``group``."""
     size = part.sizes[SAMPLE] if rows is None else len(rows)
     variables = [_meta(str(n), v, f"{where} variable {n!r}") for n, v in part.data_vars.items()]
@@ -191,7 +191,7 @@ def _write_rows(group: h5py.Group, part: xr.Dataset, rows: np.ndarray | None, ch
     group.attrs["trainset_variables"] = _dumps(variables, where)
     group.attrs["trainset_coords"] = _dumps(coords, where)
     for meta in variables:
-        _write_variable(group, meta["name"], part[meta["name"]], rows, chunk, compression, where)
+        _write_variable(group, meta["name"], part[meta["name"]], rows, chunk, compression, where, share)
     if coords:
         box = group.create_group("coords", track_times=False)
         for meta in coords:
@@ -202,9 +202,17 @@ def _write_rows(group: h5py.Group, part: xr.Dataset, rows: np.ndarray | None, ch
             box[meta["name"]].attrs["per_sample"] = meta["per_sample"]
 
 
+ChunkShare = Callable[[str, int], range]
+"""(HDF5 dataset path, its number of sample chunks) -> the chunks a parallel job writes."""
+
+
 def _write_variable(group: h5py.Group, name: str, var: xr.DataArray, rows: np.ndarray | None, chunk: int,
-                    compression: str | None, where: str) -> None:
-    """Create a chunked dataset and fill it in chunk-aligned slabs (bounded memory for lazy input)."""
+                    compression: str | None, where: str, share: ChunkShare | None = None) -> None:
+    """Create a chunked dataset and fill it in chunk-aligned slabs (bounded memory for lazy input).
+
+    ``share`` (dataset path, chunk count) -> sample chunks limits the filling to those chunks
+    (a parallel job's share); the others stay unallocated.
+    """
     size = var.shape[0] if rows is None else len(rows)
     storage = np.dtype(np.int64) if var.dtype.kind in "Mm" else var.dtype
     shape = (size, *var.shape[1:])
@@ -212,14 +220,18 @@ def _write_variable(group: h5py.Group, name: str, var: xr.DataArray, rows: np.nd
     squeeze = dict(compression=compression, shuffle=True) if compression and chunks else {}
     ds = group.create_dataset(name, shape=shape, dtype=storage, chunks=chunks, track_times=False, **squeeze)
     slab = chunks[0] * max(1, _SLAB_BYTES // (storage.itemsize * int(np.prod(chunks)))) if chunks else max(size, 1)
-    for lo in range(0, size, slab):
-        hi = min(size, lo + slab)
+    first, stop = 0, size
+    if share is not None and chunks:
+        mine = share(ds.name, -(-size // chunks[0]))
+        first, stop = min(mine.start * chunks[0], size), min(mine.stop * chunks[0], size)
+    for lo in range(first, stop, slab):
+        hi = min(stop, lo + slab)
         take = slice(lo, hi) if rows is None else rows[lo:hi]
         ds[lo:hi] = _encode(np.asarray(var.isel({SAMPLE: take}).values), f"{where} variable {name!r}")
 
 
 def _write(f: h5py.File, collection: Collection, splits: Splits | None, layout: str, chunk: int,
-           compression: str | None) -> None:
+           compression: str | None, share: ChunkShare | None = None) -> None:
     f.attrs["trainset_format_version"] = VERSION
     f.attrs["trainset_layout"] = layout
     f.attrs["trainset_parts"] = _dumps(list(collection.parts), "part names")
@@ -234,10 +246,10 @@ def _write(f: h5py.File, collection: Collection, splits: Splits | None, layout: 
         if layout == "presplit":
             for split, rows in splits.items():
                 rows_group = f.create_group(split, track_times=False)
-                _write_rows(rows_group, part, rows, chunk, compression, f"split {split!r}")
+                _write_rows(rows_group, part, rows, chunk, compression, f"split {split!r}", share)
                 rows_group.create_dataset("index", data=rows, dtype=np.int64, track_times=False)
         else:
-            _write_rows(group, part, None, chunk, compression, f"part {name!r}")
+            _write_rows(group, part, None, chunk, compression, f"part {name!r}", share)
     if splits and layout == "single":
         box = f.create_group("splits", track_times=False)
         for split, rows in splits.items():
@@ -632,6 +644,86 @@ def _load_part(f: h5py.File, part: _Part, order: tuple[np.ndarray, np.ndarray] |
 
 # ---------------------------------------------------------------- the format
 
+# ---------------------------------------------------------------- parallel jobs
+
+JOB_FILE = "part.h5"
+"""The file a parallel job writes in its folder."""
+
+
+def _checked_layout(collection: Collection, splits: Splits | None, options: dict[str, Any],
+                    path: Path) -> tuple[str, int, str | None, Splits | None]:
+    """Options and splits checked as :meth:`HDF5Format.write` checks them."""
+    layout, chunk, compression = _options(options)
+    splits = None if splits is None else check_splits(splits, len(collection))
+    _check_names(collection, splits, layout, path)
+    if layout == "presplit":
+        _check_presplit(collection, splits, path)
+    return layout, chunk, compression, splits
+
+
+def write_hdf5_job(collection: Collection, path: str | os.PathLike, job: int, jobs: int,
+                   splits: Splits | None = None, **options: Any) -> None:
+    """Job ``job`` of ``jobs``: ``path/part.h5`` with the whole structure and its share of data chunks.
+
+    Each chunked data variable gets a contiguous, balanced range of its sample chunks (the
+    expensive part: reading the source, and compressing). :func:`gather_hdf5` copies the raw
+    chunks into one file.
+    """
+    if not 0 <= job < jobs:
+        raise TrainsetError(f"hdf5: job {job} is not in 0..{jobs - 1}")
+    path = Path(path)
+    layout, chunk, compression, splits = _checked_layout(collection, splits, options, path)
+    with atomic_path(path) as tmp:
+        tmp.mkdir(parents=True)
+        with h5py.File(tmp / JOB_FILE, "w", track_times=False) as f:
+            _write(f, collection, splits, layout, chunk, compression,
+                   lambda name, n: range(job * n // jobs, (job + 1) * n // jobs))
+
+
+def gather_hdf5(collection: Collection, job_folders: list[str | os.PathLike], path: str | os.PathLike,
+                splits: Splits | None = None, **options: Any) -> None:
+    """One ``.h5`` file: metadata, coordinates and splits written here, data chunks copied raw.
+
+    Chunks are copied with HDF5's direct chunk read/write (no decompression or re-encoding),
+    dataset by dataset in chunk order, so the file is byte-identical for any number of jobs.
+    """
+    path = Path(path)
+    layout, chunk, compression, splits = _checked_layout(collection, splits, options, path)
+    sources = [h5py.File(Path(folder) / JOB_FILE, "r") for folder in job_folders]
+    try:
+        with atomic_path(path) as tmp, h5py.File(tmp, "w", track_times=False) as f:
+            _write(f, collection, splits, layout, chunk, compression, lambda name, n: range(0))
+            _copy_chunks(f, sources, path)
+    finally:
+        for source in sources:
+            source.close()
+    logger.info("gathered %d jobs into %s", len(job_folders), path)
+
+
+def _copy_chunks(target: h5py.File, sources: list[h5py.File], path: Path) -> None:
+    """Copy every chunk of every chunked dataset of ``target`` from the job file that holds it."""
+    names: list[str] = []
+    target.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) and obj.chunks else None)
+    for name in names:
+        dataset = target[name]
+        holder: dict[tuple[int, ...], h5py.Dataset] = {}
+        for source in sources:
+            chunks = source[name].id
+            for i in range(chunks.get_num_chunks()):
+                offset = chunks.get_chunk_info(i).chunk_offset
+                if offset in holder:
+                    raise TrainsetError(f"{path}: chunk {offset} of /{name} written by two jobs. "
+                                        "Fix: rerun every hdf5 job with the same options")
+                holder[offset] = source[name]
+        expected = -(-dataset.shape[0] // dataset.chunks[0])
+        if len(holder) != expected:
+            raise TrainsetError(f"{path}: {len(holder)} of {expected} chunks of /{name} came from the jobs. "
+                                "Fix: rerun every hdf5 job with the same options")
+        for offset in sorted(holder):
+            mask, data = holder[offset].id.read_direct_chunk(offset)
+            dataset.id.write_direct_chunk(offset, data, mask)
+
+
 class HDF5Format(Format):
     """``hdf5``: the seed-001 layouts, chunked per block of samples, byte-deterministic."""
 
@@ -655,11 +747,7 @@ class HDF5Format(Format):
             ``compression`` (None, "gzip" (level 4, with shuffle) or "lzf").
         """
         path = Path(path)
-        layout, chunk, compression = _options(options)
-        splits = None if splits is None else check_splits(splits, len(collection))
-        _check_names(collection, splits, layout, path)
-        if layout == "presplit":
-            _check_presplit(collection, splits, path)
+        layout, chunk, compression, splits = _checked_layout(collection, splits, options, path)
         with atomic_path(path) as tmp, h5py.File(tmp, "w", track_times=False) as f:
             _write(f, collection, splits, layout, chunk, compression)
         logger.info("wrote %s (%d samples, %d part(s), layout %s)", path, len(collection), len(collection.parts),

@@ -255,11 +255,11 @@ JOB_SHARDS = "shards.json"
 
 
 def write_webdataset_job(collection: Collection, path: str | os.PathLike, job: int, jobs: int,
-                         **options: Any) -> None:
+                         splits: Splits | None = None, **options: Any) -> None:
     """Job ``job`` of ``jobs``: its contiguous range of shards in folder ``path``, plus ``shards.json``.
 
     Every job plans the same layout, so jobs need no coordination; :func:`gather_webdataset`
-    then links their shards into one indexed folder.
+    then links their shards into one indexed folder and writes the ``splits`` (ignored here).
     """
     plan = plan_shards(collection, options)
     with atomic_path(path) as tmp:

@@ -353,12 +353,14 @@ def job_share(collection: Collection, chunk: int, job: int, jobs: int) -> ChunkS
     return share
 
 
-def write_zarr_job(collection: Collection, path: str | os.PathLike, job: int, jobs: int, *,
-                   chunk: int = DEFAULT_CHUNK, compression: str = "none", **options: Any) -> None:
+def write_zarr_job(collection: Collection, path: str | os.PathLike, job: int, jobs: int,
+                   splits: Splits | None = None, *, chunk: int = DEFAULT_CHUNK, compression: str = "none",
+                   **options: Any) -> None:
     """Job ``job`` of ``jobs``: a store with complete metadata holding only its share of data chunks.
 
     Jobs read and write disjoint sample ranges, so a cluster runs them at once;
-    :func:`gather_zarr` then links their chunk files into one store.
+    :func:`gather_zarr` then links their chunk files into one store and writes the ``splits``
+    (ignored here).
     """
     _check_options(options, compression, chunk)
     _write_store(collection, Path(path), None, int(chunk), compression, job_share(collection, int(chunk), job, jobs))
