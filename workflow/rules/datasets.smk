@@ -118,7 +118,7 @@ rule write_dataset_job:
     input:
         unpack(conversion_inputs),
     output:
-        folder=directory("results/datasets/{name}/jobs/{parallel_format}/{job}"),
+        folder=temp(directory("results/datasets/{name}/jobs/{parallel_format}/{job}")),  # removed once gathered
     log:
         "results/logs/write_dataset_job/{name}_{parallel_format}_{job}.log",
     benchmark:
