@@ -75,3 +75,22 @@ def test_loader_reads_the_written_dataset(frames_file, tmp_path):
     batch = torch.stack([ds[i] for i in range(len(ds))])
     np.testing.assert_allclose(ds.inverse(batch).numpy()[:, 0], frames.values, rtol=1e-5, atol=1e-4)
     assert ds.origins[2] == "fluview/fluview/2013/0#0"
+
+
+def test_frames_streamed_in_row_groups_must_be_whole_and_in_order(frames_file, tmp_path):
+    """write_mix_netcdf streams row groups: cells in any order inside one are fine; row groups
+    out of frame order are refused with the fix, and nothing is written."""
+    import pyarrow.parquet as pq
+
+    path, frames = frames_file
+    table = pq.read_table(path)
+    order = np.random.default_rng(0).permutation(table.num_rows)
+    pq.write_table(table.take(order), tmp_path / "shuffled.parquet")  # one row group, cells shuffled
+    write_mix_netcdf(tmp_path / "shuffled.parquet", tmp_path / "a.nc", "M", MIX, {}, seed=11)
+    with xr.open_dataset(tmp_path / "a.nc") as ds:
+        np.testing.assert_allclose(ds["frames"].values[:, 0], frames.values.astype(np.float32))
+    later_first = table.take(np.argsort(-table.column("frame").to_numpy(), kind="stable"))
+    pq.write_table(later_first, tmp_path / "reversed.parquet", row_group_size=2 * 53 * 51)
+    with pytest.raises(TrainsetError, match="does not hold whole frames 0.. in order"):
+        write_mix_netcdf(tmp_path / "reversed.parquet", tmp_path / "b.nc", "M", MIX, {}, seed=11)
+    assert not (tmp_path / "b.nc").exists()

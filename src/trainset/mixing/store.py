@@ -95,14 +95,7 @@ def read_frame_values(path: str | os.PathLike, weeks: int, places: tuple[str, ..
     memory stays near the size of the result and row order does not matter. A file whose grid
     is incomplete, has a cell twice, or has places off the axis is refused.
     """
-    try:
-        parquet = pq.ParquetFile(path)
-    except (OSError, pa.ArrowInvalid) as error:
-        raise TrainsetError(f"{path}: not a readable frames file ({error})") from error
-    n_frames, remainder = divmod(parquet.metadata.num_rows, weeks * len(places))
-    if remainder:
-        raise TrainsetError(f"{path}: {parquet.metadata.num_rows} cells do not fill whole frames of {weeks} weeks x "
-                            f"{len(places)} places. Fix: rebuild the frames with the same season_axis")
+    parquet, n_frames = _open_frames(path, weeks * len(places))
     values = np.empty((n_frames, weeks, len(places)))
     seen = np.zeros(values.shape, dtype=bool)
     frame_rows = []
