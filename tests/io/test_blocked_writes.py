@@ -147,3 +147,13 @@ def test_hdf5_gather_refuses_a_missing_job(source, tmp_path):
     with pytest.raises(TrainsetError, match="chunks of /.* came from the jobs"):
         gather_dataset(source, None, "hdf5", folders[1:], tmp_path / "out.h5", {"chunk": 16})
     assert not (tmp_path / "out.h5").exists()
+
+
+@pytest.mark.parametrize("fmt, options", [("zarr", {"chunk": 16}), ("hdf5", {"chunk": 16})])
+def test_gather_refuses_a_chunk_written_by_two_jobs(source, tmp_path, fmt, options):
+    folders = [tmp_path / str(job) for job in range(2)]
+    for job, folder in enumerate(folders):
+        write_dataset_job(source, None, fmt, folder, options, job, 2)
+    with pytest.raises(TrainsetError, match="written by two jobs"):
+        gather_dataset(source, None, fmt, [*folders, folders[0]], tmp_path / "out", options)
+    assert not (tmp_path / "out").exists()
