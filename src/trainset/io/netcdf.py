@@ -170,13 +170,13 @@ class NetCDFFormat(Format):
 
     @contextmanager
     def open(self, path) -> Iterator[tuple[Collection, Splits | None]]:
-        """Parts backed by the open file: slicing a variable reads just that slice."""
-        reader = NetCDFReader(path)
-        names = [p.name for p in reader.parts]
-        multi = len(names) > 1
-        with _chunk_cache(CHUNK_CACHE_BYTES), xr.open_datatree(path, engine="netcdf4") as tree:
-            parts = {name: _decode_attrs((tree[name] if multi else tree).to_dataset()) for name in names}
-            yield Collection(parts, reader.attrs), reader.splits
+        """Parts backed by the open file (opened once): slicing a variable reads just that slice."""
+        path = Path(path)
+        with _chunk_cache(CHUNK_CACHE_BYTES), _open_tree(path) as tree:
+            meta = _metadata_of(tree, path)
+            multi = len(meta["parts"]) > 1
+            parts = {p.name: _decode_attrs((tree[p.name] if multi else tree).to_dataset()) for p in meta["parts"]}
+            yield Collection(parts, meta["attrs"]), meta["splits"]
 
 
 class NetCDFReader(Reader):
@@ -236,22 +236,35 @@ def _read_metadata(path: Path) -> dict:
     Everything is read through one ``open_datatree`` handle: opening the same file several
     times at once through netCDF4 (root and groups) crashed the process on some files.
     """
+    with _open_tree(path) as tree:
+        return _metadata_of(tree, path)
+
+
+def _open_tree(path: Path) -> xr.DataTree:
+    """The file's root and groups, lazily; a missing or unreadable file says so."""
     if not path.exists():
         raise TrainsetError(f"{path}: file not found")
     try:
-        with xr.open_datatree(path, engine="netcdf4") as tree:
-            attrs = dict(tree.attrs)
-            names = json.loads(attrs.get("trainset_parts", '["all"]'))
-            collection_attrs = json.loads(attrs.get("trainset_attrs", "{}"))
-            parts, chunk = [], 256
-            for name in names:
-                part = tree[name].to_dataset() if len(names) > 1 else tree.to_dataset()
-                parts.append(_part_info(name, part, path))
-                chunk = _chunk_of(part, chunk)
-            splits = None
-            if SPLITS_GROUP in tree.children:
-                group = tree[SPLITS_GROUP].to_dataset()
-                splits = {str(k): group[k].values.astype(np.int64) for k in group.data_vars}
+        return xr.open_datatree(path, engine="netcdf4")
+    except (OSError, ValueError) as error:
+        raise TrainsetError(f"{path}: not a readable NetCDF dataset ({error}). Fix: rewrite it with trainset") from error
+
+
+def _metadata_of(tree: xr.DataTree, path: Path) -> dict:
+    """:func:`_read_metadata` of an open tree."""
+    try:
+        attrs = dict(tree.attrs)
+        names = json.loads(attrs.get("trainset_parts", '["all"]'))
+        collection_attrs = json.loads(attrs.get("trainset_attrs", "{}"))
+        parts, chunk = [], 256
+        for name in names:
+            part = tree[name].to_dataset() if len(names) > 1 else tree.to_dataset()
+            parts.append(_part_info(name, part, path))
+            chunk = _chunk_of(part, chunk)
+        splits = None
+        if SPLITS_GROUP in tree.children:
+            group = tree[SPLITS_GROUP].to_dataset()
+            splits = {str(k): group[k].values.astype(np.int64) for k in group.data_vars}
     except (OSError, ValueError, KeyError) as error:
         raise TrainsetError(f"{path}: not a readable NetCDF dataset ({error}). Fix: rewrite it with trainset") from error
     return {"parts": parts, "attrs": collection_attrs, "splits": splits, "chunk": chunk}

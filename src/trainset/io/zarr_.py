@@ -305,19 +305,19 @@ ChunkShare = Callable[[str, int], range]
 """(part name, its number of sample chunks) -> the sample chunks to write."""
 
 
-def _write_store(collection: Collection, path: Path, splits: Splits | None, chunk: int, compression: str,
-                 share: ChunkShare) -> None:
-    """The whole store, atomically; data variables get only the sample chunks ``share`` gives."""
+def _write_store(collection: Collection, folder: Path, target: Path, splits: Splits | None, chunk: int,
+                 compression: str, share: ChunkShare) -> None:
+    """The whole store in ``folder`` (the caller's temporary path for ``target``, which messages
+    name); data variables get only the sample chunks ``share`` gives."""
     if splits is not None:
         splits = check_splits(splits, len(collection))
     manifest = _manifest(collection, chunk, splits, compression)
-    with atomic_path(path) as tmp:
-        root = zarr.create_group(_store(tmp, False), zarr_format=3,
-                                 attributes=_jsonable(collection.attrs, f"{path}: dataset attrs"))
-        for (name, part), offset in zip(collection.parts.items(), collection.offsets.values()):
-            chunks = share(name, math.ceil(int(part.sizes[SAMPLE]) / chunk))
-            _write_part(root, tmp, name, part, chunk, offset, splits, compression, chunks)
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    root = zarr.create_group(_store(folder, False), zarr_format=3,
+                             attributes=_jsonable(collection.attrs, f"{target}: dataset attrs"))
+    for (name, part), offset in zip(collection.parts.items(), collection.offsets.values()):
+        chunks = share(name, math.ceil(int(part.sizes[SAMPLE]) / chunk))
+        _write_part(root, folder, name, part, chunk, offset, splits, compression, chunks)
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 def _write_part(root: zarr.Group, folder: Path, name: str, part: xr.Dataset, chunk: int, offset: int,
@@ -363,7 +363,9 @@ def write_zarr_job(collection: Collection, path: str | os.PathLike, job: int, jo
     (ignored here).
     """
     _check_options(options, compression, chunk)
-    _write_store(collection, Path(path), None, int(chunk), compression, job_share(collection, int(chunk), job, jobs))
+    share = job_share(collection, int(chunk), job, jobs)
+    with atomic_path(path) as tmp:
+        _write_store(collection, tmp, Path(path), None, int(chunk), compression, share)
 
 
 def gather_zarr(collection: Collection, job_folders: list[str | os.PathLike], path: str | os.PathLike,
@@ -376,7 +378,7 @@ def gather_zarr(collection: Collection, job_folders: list[str | os.PathLike], pa
     _check_options(options, compression, chunk)
     path = Path(path)
     with atomic_path(path) as tmp:
-        _write_store(collection, tmp, splits, int(chunk), compression, lambda part, n: range(0))
+        _write_store(collection, tmp, path, splits, int(chunk), compression, lambda part, n: range(0))
         for name, part in collection.parts.items():
             expected = math.ceil(int(part.sizes[SAMPLE]) / int(chunk))
             for var in part.data_vars:
@@ -424,7 +426,8 @@ class ZarrFormat(Format):
             bytes.
         """
         _check_options(options, compression, chunk)
-        _write_store(collection, Path(path), splits, int(chunk), compression, lambda part, n: range(n))
+        with atomic_path(path) as tmp:
+            _write_store(collection, tmp, Path(path), splits, int(chunk), compression, lambda part, n: range(n))
         logger.info("wrote %s: %d samples in %d worlds", path, len(collection), len(collection.parts))
 
     def reader(self, path: str | os.PathLike) -> ZarrReader:
