@@ -2,12 +2,19 @@
 
 Each step runs in its own process so its peak memory (max RSS) is measured alone:
 
-    python benchmarks/bench_frames.py [--repeat 3] [--workdir results/bench]
+    python benchmarks/bench_frames.py [--rounds 5] [--workdir results/bench] [--compare OTHER_CHECKOUT]
 
 Steps: ``ingest`` (demo table -> validated Parquet), ``frames`` (read the table, build the
 frames), ``write_frames`` (build + write the frames Parquet), ``convert`` (frames Parquet ->
-DataArray), ``netcdf`` (convert + write the NetCDF file). Targets (issue 2, 2 cores): frames
-< 4 s, convert < 1 s, peak memory < 600 MB. Old code: 351 s and 3.4 GB.
+DataArray), ``netcdf`` (convert + write the NetCDF file). Mixing uses the mix's splits (the
+schema's default, group splits), so fill sources are kept inside splits as in the workflow.
+Targets (issue 2, 2 cores): frames < 4 s, convert < 1 s, peak memory < 600 MB. Old code: 351 s
+and 3.4 GB.
+
+``--compare`` runs every step of another checkout of trainset (e.g. a ``git worktree`` of the
+previous commit) interleaved with this one, round by round (A, B, A, B, ...), each in its own
+process with that checkout's ``src`` first on ``PYTHONPATH``, so both see the same machine load;
+min and median of the rounds are reported for each.
 """
 
 from __future__ import annotations
@@ -44,13 +51,15 @@ def step(name: str, workdir: Path) -> float:
     cfg = _config()
     axis = SeasonAxis.from_config(cfg["season_axis"])
     mix_cfg, table, frames = cfg["mixes"][MIX], workdir / "table.parquet", workdir / "frames.parquet"
+    splits = mix_cfg.get("splits", {})
     start = time.perf_counter()
     if name == "ingest":
         ingest_table({"demo": "flu", "size": "full"}, cfg["season_axis"], cfg["seed"], table, workdir / "table.json")
     elif name == "frames":
-        build_frames(read_table(table, columns=TABLE_COLUMNS_USED), mix_cfg, MIX, axis, cfg["seed"])
+        build_frames(read_table(table, columns=TABLE_COLUMNS_USED), mix_cfg, MIX, axis, cfg["seed"], splits)
     elif name == "write_frames":
-        mix_frames(table, frames, workdir / "frames.json", MIX, mix_cfg, cfg["season_axis"], cfg["seed"])
+        mix_frames(table, frames, workdir / "frames.json", MIX, mix_cfg, cfg["season_axis"], cfg["seed"],
+                   splits_cfg=splits)
     elif name == "convert":
         values, table_frames = read_frame_values(frames, axis.weeks, axis.places)
         frames_to_dataarray(values, table_frames, axis.week_numbers, axis.places)
@@ -59,32 +68,44 @@ def step(name: str, workdir: Path) -> float:
     return time.perf_counter() - start
 
 
-def measure(name: str, workdir: Path) -> tuple[float, float]:
-    """Run a step in a child process; return (seconds, peak RSS in MB)."""
-    child = subprocess.Popen([sys.executable, __file__, "--step", name, "--workdir", str(workdir)],
-                             stdout=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(child.pid, 0)
+STEPS = ("ingest", "frames", "write_frames", "convert", "netcdf")
+
+
+def measure(name: str, workdir: Path, repo: Path = REPO) -> tuple[float, float]:
+    """Run a step of the checkout ``repo`` in a child process; return (seconds, peak RSS in MB)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo / "src"), os.environ.get("PYTHONPATH", "")])}
+    child = subprocess.Popen([sys.executable, str(repo / "benchmarks" / "bench_frames.py"), "--step", name,
+                              "--workdir", str(workdir)], stdout=subprocess.PIPE, text=True, env=env)
     output = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
     if status != 0:
-        raise SystemExit(f"step {name} failed")
+        raise SystemExit(f"step {name} of {repo} failed")
     return float(output.strip().splitlines()[-1]), usage.ru_maxrss / 1024
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rounds", "--repeat", type=int, default=5)
     parser.add_argument("--workdir", type=Path, default=REPO / "results" / "bench")
+    parser.add_argument("--compare", type=Path, help="another trainset checkout, measured interleaved")
     parser.add_argument("--step", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    args.workdir.mkdir(parents=True, exist_ok=True)
     if args.step:
+        args.workdir.mkdir(parents=True, exist_ok=True)
         print(step(args.step, args.workdir))
         return
-    print(f"{'step':<14}{'median s':>10}{'min s':>8}{'peak MB':>9}")
-    for name in ("ingest", "frames", "write_frames", "convert", "netcdf"):
-        runs = [measure(name, args.workdir) for _ in range(1 if name == "ingest" else args.repeat)]
-        seconds = [s for s, _ in runs]
-        print(f"{name:<14}{statistics.median(seconds):>10.2f}{min(seconds):>8.2f}{max(m for _, m in runs):>9.0f}")
+    checkouts = {"this": REPO, **({"compare": args.compare.resolve()} if args.compare else {})}
+    workdirs = {label: args.workdir / label for label in checkouts}
+    runs: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for name in STEPS:
+        for round_ in range(args.rounds):
+            for label, repo in checkouts.items():  # interleaved: A, B, A, B, ...
+                runs.setdefault((label, name), []).append(measure(name, workdirs[label], repo))
+    print(f"{'checkout':<10}{'step':<14}{'min s':>8}{'median s':>10}{'peak MB':>9}")
+    for (label, name), results in runs.items():
+        seconds = [s for s, _ in results]
+        print(f"{label:<10}{name:<14}{min(seconds):>8.2f}{statistics.median(seconds):>10.2f}"
+              f"{max(m for _, m in results):>9.0f}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Peak memory and time of every mixing and writing step at 1x and 10x the sample count.
 
 The same dataset is built twice from the full demo table (~2.6M rows): the MIX_70S30M mix
-(3000 frames) and the same mix with every family's ``total`` times 10 (30000 frames, 324 MB of
+(3000 frames) and the same mix with its ``total`` times 10 (30000 frames, 324 MB of
 float32 frames). Each step runs in its own process, so its peak memory (max RSS) is its own:
 
     python benchmarks/bench_memory.py [--scales 1 10] [--jobs 2] [--workdir results/bench_memory]
@@ -46,7 +46,8 @@ def _config(scale: int) -> tuple[dict, dict]:
             if key in spec:
                 spec[key] = int(spec[key]) * scale
         families[family] = spec
-    return cfg, {**mix, "families": families}
+    total = {"total": int(mix["total"]) * scale} if "total" in mix else {}
+    return cfg, {**mix, **total, "families": families}
 
 
 def step(name: str, workdir: Path, scale: int, job: int, jobs: int) -> float:
@@ -62,7 +63,7 @@ def step(name: str, workdir: Path, scale: int, job: int, jobs: int) -> float:
     if name == "table":
         ingest_table({"demo": "flu", "size": "full"}, cfg["season_axis"], cfg["seed"], table, workdir / "table.json")
     elif name == "frames":
-        mix_frames(table, frames, out / "frames.json", MIX, mix, cfg["season_axis"], cfg["seed"])
+        mix_frames(table, frames, out / "frames.json", MIX, mix, cfg["season_axis"], cfg["seed"], splits_cfg=SPLITS)
     elif name == "netcdf":
         write_mix_netcdf(frames, netcdf, MIX, mix, cfg["season_axis"], cfg["seed"])
     elif name == "splits":

@@ -4,10 +4,11 @@ Outputs
 -------
 frames : results/frames/{mix}.parquet
     One row per (frame, season_week, place): frame, datasetH1, datasetH2, fluseason, sample,
-    copy, scale, season_week, location_code, value, origin (source group of the cell), fill
-    (how the cell was made).
+    copy, scale, split, season_week, location_code, value, fill_scale (level ratio of a filled
+    place), origin (source group of the cell), fill (how the cell was made).
 summary : results/frames/{mix}.summary.json
-    Target vs realised share per family, frames filled and scaled, cells by kind.
+    Target vs realised share per family, frames filled and scaled, cells by kind, fill ratios,
+    frames per split, the fill-share check and its warnings.
 """
 
 from trainset.mixing.stage import mix_frames
@@ -25,6 +26,7 @@ def main(snakemake) -> None:
         seed=snakemake.params.seed,
         table_summary=snakemake.input.table_summary,
         scaling_file=getattr(snakemake.input, "scaling_targets", None),  # the local copy (object storage)
+        splits_cfg=snakemake.params.splits,
     )
 
 

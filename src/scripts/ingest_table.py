@@ -22,6 +22,7 @@ def main(snakemake) -> None:
         output=snakemake.output.table,
         summary=snakemake.output.summary,
         raw_file=raw[0] if raw else None,
+        name=snakemake.wildcards.table,
     )
 
 

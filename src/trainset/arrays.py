@@ -3,7 +3,7 @@
 The array is float32 on the season axis (53 weeks x 51 places) or, with ``pad_to``, zero-padded
 to a larger grid for image models (e.g. 64 x 64), with padding places named ``PAD_<i>``. Each
 sample keeps its provenance as coordinates (family, sub-dataset, season, sample, copy, scale,
-origin, and group: the origin without the copy, for leak-free splits).
+origin, group: the origin without the copy, and split when the mix assigned it).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from trainset.errors import TrainsetError
+from trainset.mixing.splitting import sample_coordinates
 from trainset.provenance import canonical_json
 
 ARRAY_NAME = "frames"
@@ -55,24 +56,15 @@ def training_coords(frames: pd.DataFrame, weeks: Sequence[int], places: Sequence
     weeks, places = list(weeks), list(places)
     if pad_to is not None:
         weeks, places = _pad_labels(weeks, places, pad_to)
-    group = (
-        frames["datasetH1"].astype(str) + "/" + frames["datasetH2"].astype(str) + "/"
-        + frames["fluseason"].astype(str) + "/" + frames["sample"].astype(str)
-    )  # fmt: skip
-    origin = (group + "#" + frames["copy"].astype(str)).to_numpy(dtype=str)
+    per_sample = sample_coordinates(frames)
+    if "split" in frames and len(frames) and (frames["split"].astype(str) != "").all():
+        per_sample["split"] = frames["split"].to_numpy(dtype=str)  # assigned at mixing (group splits)
     return {
         "sample": np.arange(len(frames)),
         "feature": ["value"],
         "season_week": np.asarray(weeks, dtype=np.int64),
         "place": np.asarray(places, dtype=str),
-        "origin": ("sample", origin),
-        "group": ("sample", group.to_numpy(dtype=str)),
-        "datasetH1": ("sample", frames["datasetH1"].astype(str).to_numpy(dtype=str)),
-        "datasetH2": ("sample", frames["datasetH2"].astype(str).to_numpy(dtype=str)),
-        "fluseason": ("sample", frames["fluseason"].to_numpy(dtype=np.int64)),
-        "source_sample": ("sample", frames["sample"].to_numpy(dtype=np.int64)),
-        "copy": ("sample", frames["copy"].to_numpy(dtype=np.int64)),
-        "scale": ("sample", frames["scale"].to_numpy(dtype=np.float64)),
+        **{name: ("sample", values) for name, values in per_sample.items()},
     }
 
 

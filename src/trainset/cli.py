@@ -43,8 +43,10 @@ def _ingest(args: argparse.Namespace) -> None:
 
     output = Path(args.output)
     summary = args.summary or output.with_suffix(".summary.json")
-    table_cfg = {"path": args.input, "drop_unknown_places": args.drop_unknown_places}
-    ingest_table(table_cfg, {}, args.seed, output, summary)
+    table_cfg = {"path": args.input, "drop_unknown_places": args.drop_unknown_places,
+                 "pad_location_codes": args.pad_location_codes}
+    table_cfg |= {key: value for key, value in (("sep", args.sep), ("date_format", args.date_format)) if value}
+    ingest_table(table_cfg, {}, args.seed, output, summary, name=Path(args.input).stem)
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -89,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("-o", "--output", required=True, help="validated .parquet table to write")
     ingest.add_argument("--summary", help="summary JSON (default: OUTPUT with .summary.json)")
     ingest.add_argument("--drop-unknown-places", action="store_true", help="drop unknown location codes")
+    ingest.add_argument("--pad-location-codes", action="store_true", help="zero-pad one-digit codes ('1' -> '01')")
+    ingest.add_argument("--sep", help="CSV delimiter (default: sniffed among , ; tab)")
+    ingest.add_argument("--date-format", help="strftime format of week_enddate, e.g. '%%m/%%d/%%Y' (default: ISO)")
     ingest.add_argument("--seed", type=int, default=42)
     ingest.set_defaults(func=_ingest)
 

@@ -25,6 +25,7 @@ from trainset.errors import TrainsetError
 from trainset.io.netcdf import ArraySpec, write_netcdf_blocks
 from trainset.mixing.store import (
     iter_frame_values,
+    read_fill_scales,
     read_frame_table,
     read_frames_provenance,
 )
@@ -60,6 +61,7 @@ def write_mix_netcdf(
         "frames_sha256": record["inputs"]["frames"],
         "trainset_version": record["trainset_version"],
         "creation_date": record["creation_date"],
+        "fill_scale": read_fill_scales(frames_path, axis.weeks, axis.places),
     }
     coords = training_coords(frames, axis.week_numbers, axis.places, mix_cfg.get("pad_to"))
     n_weeks, n_places = len(coords["season_week"]), len(coords["place"])
@@ -98,12 +100,40 @@ def _split(collection: Collection, source, output, splits_cfg: dict[str, Any], s
         return splits
     labels = None
     if method in ("group", "time"):
+        assigned = _assigned_at_mixing(collection)
+        if assigned is not None:
+            return _write_assigned(assigned, output, splits_cfg, seed, source)
         labels = _per_sample(collection, by, source)
     splits = make_splits(len(collection), splits_cfg,
                          seed, groups=labels if method == "group" else None, times=labels if method == "time" else None)
     write_splits(splits, output, method=method, by=by if labels is not None else None, seed=seed,
                  sizes={name: int(ix.size) for name, ix in splits.items()})
     logger.info("splits of %s: %s", source, {name: int(ix.size) for name, ix in splits.items()})
+    return splits
+
+
+def _assigned_at_mixing(collection: Collection) -> np.ndarray | None:
+    """The per-sample ``split`` a flu mix recorded when it kept fill sources inside splits."""
+    parts = list(collection.parts.values())
+    if not parts or not all("split" in part.coords and part["split"].dims == ("sample",) for part in parts):
+        return None
+    return np.concatenate([part["split"].values.astype(str) for part in parts])
+
+
+def _write_assigned(assigned: np.ndarray, output, splits_cfg: dict[str, Any], seed: int, source) -> dict:
+    """Splits as the mixing stage assigned them (fill sources were drawn inside these splits)."""
+    from trainset.splits import DEFAULT_FRACTIONS, check_splits, write_splits
+
+    names = list(splits_cfg.get("fractions") or DEFAULT_FRACTIONS)
+    unknown = sorted(set(assigned) - set(names))
+    if unknown:
+        raise TrainsetError(f"{source}: samples assigned to splits {unknown} at mixing, not in splits.fractions "
+                            f"{names}. Fix: rebuild the frames (snakemake reruns build_frames)")
+    splits = check_splits({name: np.flatnonzero(assigned == name) for name in names}, assigned.size)
+    sizes = {name: int(ix.size) for name, ix in splits.items()}
+    write_splits(splits, output, method=splits_cfg.get("method", "group"), by=splits_cfg.get("by", "group"),
+                 seed=seed, sizes=sizes, assigned_at="mixing")
+    logger.info("splits of %s (assigned at mixing): %s", source, sizes)
     return splits
 
 

@@ -43,7 +43,7 @@ def test_proportion_gives_exact_counts_and_shares(axis, table_factory):
 
 
 def test_proportion_below_group_count_samples_without_replacement(axis, table_factory):
-    fr = frames_of(axis, table_factory(B), {"flepi": {"proportion": 0.5, "total": 6}})
+    fr = frames_of(axis, table_factory(B), {"flepi": {"proportion": 0.5}}, total=6, allow_partial=True)
     assert len(fr.frames) == 3
     assert fr.frames["sample"].is_unique
 
@@ -100,13 +100,26 @@ def test_filled_values_are_the_source_series(axis, table_factory):
     validated, _ = validate_table(table, axis)
     fr = build_frames(validated, {"families": {"fluview": {"multiplier": 2}}}, "TEST", axis, seed=1)
     place = axis.places.index("06")
+    def series(season, place_code=None):
+        rows = validated[validated.fluseason == season]
+        rows = rows if place_code is None else rows[rows.location_code == place_code]
+        return rows
+
+    own = series(2012)
     for frame in (0, 1):
         label = fr.labels[fr.source[frame, 0, place]]
         season = int(label.split("/")[2])
-        rows = validated[(validated.fluseason == season) & (validated.location_code == "06")]
+        rows = series(season, "06")
         expected = np.zeros(axis.weeks)
         expected[rows.season_week.to_numpy() - 1] = rows.value.to_numpy()
-        np.testing.assert_allclose(fr.values[frame, :, place], expected)
+        # r by hand: both groups observe every other place on the same weeks
+        source = series(season)
+        r = own.value.sum() / source[source.location_code != "06"].value.sum()
+        assert fr.fill_scale[frame, place] == pytest.approx(r, rel=1e-12) and r != pytest.approx(1.0)
+        np.testing.assert_allclose(fr.values[frame, :, place], expected * r)
+    unscaled = build_frames(validated, {"families": {"fluview": {"multiplier": 2}}, "fill_scaling": "none"},
+                            "TEST", axis, seed=1)
+    assert (unscaled.fill_scale == 1.0).all()
 
 
 def test_zeros_and_none_fill_policies(axis, table_factory):
@@ -164,8 +177,8 @@ def test_frames_do_not_depend_on_table_order(axis, table_factory, tmp_path):
 
     shared = [("fluview", "zz", 2012, 0), ("fluview", "aa", 2013, 0), ("flepi", "zz", 2020, 0), ("flepi", "aa", 2020, 1)]
     table, _ = validate_table(table_factory(shared, drop={shared[0]: ["06"]}), axis)
-    families = {"fluview": {"multiplier": 3, "to_scale": True}, "flepi": {"proportion": 0.4, "total": 10}}
-    mix = {"families": families, "scaling_distribution": {"from_families": ["flepi"]}}
+    families = {"fluview": {"proportion": 0.6, "to_scale": True}, "flepi": {"proportion": 0.4}}
+    mix = {"families": families, "total": 10, "scaling_distribution": {"from_families": ["flepi"]}}
     one = build_frames(table, mix, "TEST", axis, seed=7)
     two = build_frames(table.sample(frac=1.0, random_state=5), mix, "TEST", axis, seed=7)
     write_table(table.sample(frac=1.0, random_state=9), tmp_path / "t.parquet", {})

@@ -155,6 +155,7 @@ def test_changing_one_mix_reruns_only_that_mix(run, tmp_path):
     snakefile, workdir, _ = run
     changed = yaml.safe_load(yaml.safe_dump(TINY, sort_keys=False))
     changed["mixes"]["TINY_B"]["families"]["flepiR1"]["proportion"] = 0.25
+    changed["mixes"]["TINY_B"]["families"]["SMH_R4-R5"]["proportion"] = 0.75
     config = tmp_path / "changed.yaml"
     config.write_text(yaml.safe_dump(changed, sort_keys=False))
     jobs = planned_jobs(snakemake(snakefile, workdir, config, "-n"))

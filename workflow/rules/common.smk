@@ -101,6 +101,11 @@ def splits_config(wildcards):
     return dataset_config(wildcards).get("splits", {})
 
 
+def mix_splits_config(wildcards):
+    """The ``splits`` section of one mix: fill sources are drawn inside the splits it assigns."""
+    return config["mixes"][wildcards.mix].get("splits", {})
+
+
 FORMAT_SUFFIX = {"netcdf": ".nc", "hdf5": ".h5", "hdf5_presplit": ".presplit.h5", "zarr": ".zarr", "webdataset": "-wds"}
 
 
@@ -293,6 +298,18 @@ def scaler_spec(wildcards):
     return cfg.get("scalers")
 
 
+def check_mixes():
+    """Refuse a mix whose arithmetic or policies are wrong at start-up, before any job runs."""
+    from trainset.errors import TrainsetError
+    from trainset.mixing.config import check_mix
+
+    for name, cfg in config["mixes"].items():
+        try:
+            check_mix(name, cfg)
+        except TrainsetError as error:
+            raise ValueError(str(error)) from None
+
+
 def check_runs():
     """Refuse a bad run config at start-up, naming the key (as the schema does for the rest)."""
     if not config.get("runs"):
@@ -316,6 +333,7 @@ def check_runs():
 def final_outputs():
     """Every dataset, summary and plot the config asks for."""
     outputs = []
+    check_mixes()
     for mix, cfg in config["mixes"].items():
         outputs.append(f"results/frames/{mix}.summary.json")
         outputs.append(f"results/plots/{mix}_us_grid.png")

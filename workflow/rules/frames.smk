@@ -18,6 +18,7 @@ rule build_frames:
         runtime=20,
     params:
         mix=mix_config,
+        splits=mix_splits_config,
         season_axis=config["season_axis"],
         seed=config["seed"],
     message:

@@ -24,6 +24,8 @@ class GroupCube:
     ----------
     keys : DataFrame
         One row per group (:data:`GROUP_COLUMNS`), sorted; row ``g`` describes ``values[g]``.
+        ``sample`` is int64, or text when the table's sample ids are labels (then sorted by
+        their Unicode code points, as the validated table is).
     values : ndarray
         float64 [groups, weeks, places]; NaN where the table has no row.
     """
@@ -88,5 +90,6 @@ def _decode_keys(group_codes: np.ndarray, uniques: list) -> pd.DataFrame:
     keys["datasetH1"] = keys["datasetH1"].astype(str)
     keys["datasetH2"] = keys["datasetH2"].astype(str)
     keys["fluseason"] = keys["fluseason"].astype(np.int64)
-    keys["sample"] = keys["sample"].astype(np.int64)
+    numeric = pd.api.types.is_numeric_dtype(np.asarray(uniques[GROUP_COLUMNS.index("sample")]))
+    keys["sample"] = keys["sample"].astype(np.int64) if numeric else keys["sample"].astype(str)
     return keys

@@ -15,8 +15,17 @@ from trainset.errors import TrainsetError
 
 
 def national_peaks(values: np.ndarray, states: np.ndarray) -> np.ndarray:
-    """Max over weeks of the sum over state places, per frame of ``values`` [n, weeks, places]."""
-    return np.nansum(values[:, :, states], axis=2).max(axis=1)
+    """Max over weeks of the sum over state places, per frame of ``values`` [n, weeks, places].
+
+    NaN cells count as 0. The plain sum is tried first (no copy when every place is a state,
+    the default axis); ``nansum`` of the same array sums in the same order, so a NaN elsewhere
+    in the block cannot change a NaN-free frame's peak.
+    """
+    chosen = values if states.all() else values[:, :, states]
+    totals = chosen.sum(axis=2)
+    if np.isnan(totals).any():
+        totals = np.nansum(chosen, axis=2)
+    return totals.max(axis=1)
 
 
 def scaling_targets(

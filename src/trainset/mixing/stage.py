@@ -7,6 +7,8 @@ import logging
 import os
 from typing import Any
 
+import pandas as pd
+
 from trainset.mixing.build import FrameMixer
 from trainset.mixing.cube import build_cube
 from trainset.mixing.store import write_frame_blocks
@@ -30,8 +32,13 @@ def mix_frames(
     seed: int,
     table_summary: str | os.PathLike | None = None,
     scaling_file: str | os.PathLike | None = None,
+    splits_cfg: dict[str, Any] | None = None,
 ) -> dict:
     """Build one mix's frames from a table written by the ingest stage; return its summary.
+
+    ``splits_cfg`` is the mix's ``splits`` section: when it keeps groups whole, frames are
+    assigned to splits here and fill sources are drawn inside each split (see
+    :mod:`trainset.mixing.splitting`).
 
     ``scaling_file``: where to read ``scaling_distribution.path`` from when that is elsewhere
     (Snakemake's local copy of a storage object); provenance keeps the configured path.
@@ -43,9 +50,11 @@ def mix_frames(
         build_cfg = {**mix_cfg, "scaling_distribution": {**mix_cfg["scaling_distribution"], "path": str(scaling_file)}}
         inputs["scaling_targets"] = file_sha256(scaling_file)
     cube = build_cube(read_table(table_path, columns=TABLE_COLUMNS_USED), axis)
-    mixer = FrameMixer(cube, build_cfg, mix, axis, seed)
-    record = provenance(config={"mix": mix_cfg, "season_axis": season_axis}, seed=seed, inputs=inputs)
-    write_frame_blocks(mixer.blocks(), axis, mixer.labels, output, record)
+    mixer = FrameMixer(cube, build_cfg, mix, axis, seed, splits_cfg)
+    record = provenance(config={"mix": mix_cfg, "season_axis": season_axis, "splits": splits_cfg}, seed=seed,
+                        inputs=inputs)
+    text_samples = not pd.api.types.is_integer_dtype(cube.keys["sample"])
+    write_frame_blocks(mixer.blocks(), axis, mixer.labels, output, record, text_samples)
     summary = {"mix": mix, **mixer.summary(), "provenance": record}
     if table_summary is not None:
         with open(table_summary) as handle:

@@ -1,10 +1,13 @@
 """Frames on disk: one Parquet row per (frame, season_week, place), written block by block.
 
-Columns: ``frame``, ``datasetH1``, ``datasetH2``, ``fluseason``, ``sample``, ``copy``,
-``scale`` (the frame's), ``season_week``, ``location_code``, ``value``, ``origin`` (the
-``H1/H2/season/sample`` group the cell's value came from) and ``fill`` (how the cell was made:
-observed, interpolated, outside_range, fill_other_season, ...). Text columns are
-dictionary-encoded, so repeating them per cell costs little.
+Columns: ``frame``, ``datasetH1``, ``datasetH2``, ``fluseason``, ``sample`` (integers, or text
+when the table's sample ids are text), ``copy``, ``scale`` (the frame's), ``split`` (the
+frame's split when the mix assigned it, else empty), ``season_week``, ``location_code``,
+``value``, ``fill_scale`` (the level ratio r a filled place was multiplied by, 1 for cells not
+copied from another group), ``origin`` (the ``H1/H2/season/sample`` group the cell's value came
+from) and ``fill`` (how the cell was made: observed, interpolated, outside_range,
+fill_other_season, ...). Text columns are dictionary-encoded, so repeating them per cell costs
+little.
 """
 
 from __future__ import annotations
@@ -16,34 +19,41 @@ from typing import Iterable, Iterator
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from trainset.errors import TrainsetError
 from trainset.mixing.build import BLOCK_FRAMES as _BLOCK_FRAMES
 from trainset.mixing.build import FrameBlock, Frames
-from trainset.mixing.gaps import CELL_KINDS
+from trainset.mixing.gaps import CELL_KINDS, FILL_LEVELS
 from trainset.provenance import atomic_path
 from trainset.seasons import SeasonAxis
 from trainset.table.io import PROVENANCE_KEY
 
-FRAME_COLUMNS = ["datasetH1", "datasetH2", "fluseason", "sample", "copy", "scale"]
+FILL_SCALE_KEY = b"trainset.fill_scale"
+"""Footer key of the index of filled (frame, place) pairs and their level ratios."""
+
+FRAME_COLUMNS = ["datasetH1", "datasetH2", "fluseason", "sample", "copy", "scale", "split"]
+_TEXT_COLUMNS = ("datasetH1", "datasetH2", "sample", "split")
+_KEY_COLUMNS = ["frame", "datasetH1", "datasetH2", "fluseason", "sample", "season_week"]
 
 
 def write_frames(frames: Frames, path: str | os.PathLike, provenance: dict) -> None:
     """Write in-memory ``frames`` atomically (see :func:`write_frame_blocks`)."""
-    blocks = (FrameBlock(start, frames.values[start:start + _BLOCK_FRAMES], frames.kind[start:start + _BLOCK_FRAMES],
-                         frames.source[start:start + _BLOCK_FRAMES], frames.frames.iloc[start:start + _BLOCK_FRAMES])
-              for start in range(0, len(frames.frames), _BLOCK_FRAMES))
-    write_frame_blocks(blocks, frames.axis, frames.labels, path, provenance)
+    rows = [slice(start, start + _BLOCK_FRAMES) for start in range(0, len(frames.frames), _BLOCK_FRAMES)]
+    blocks = (FrameBlock(r.start, frames.values[r], frames.kind[r], frames.source[r], frames.frames.iloc[r],
+                         frames.fill_scale[r]) for r in rows)
+    text_samples = not pd.api.types.is_integer_dtype(frames.frames["sample"])
+    write_frame_blocks(blocks, frames.axis, frames.labels, path, provenance, text_samples)
 
 
 def write_frame_blocks(blocks: Iterable[FrameBlock], axis: SeasonAxis, labels: np.ndarray,
-                       path: str | os.PathLike, provenance: dict) -> int:
+                       path: str | os.PathLike, provenance: dict, text_samples: bool = False) -> int:
     """Write frames block by block, one row group per block, atomically; return the frame count.
 
     Only one block is in memory at a time, so a mix of any size writes in bounded memory.
     """
-    schema = _schema(provenance)
+    schema = _schema(provenance, text_samples)
     weeks, n_places = len(axis.week_numbers), len(axis.places)
     cells = weeks * n_places
     week = np.repeat(axis.week_numbers.astype(np.int16), n_places)
@@ -51,8 +61,13 @@ def write_frame_blocks(blocks: Iterable[FrameBlock], axis: SeasonAxis, labels: n
     places = pa.array(axis.places, pa.string())
     origins = pa.array(list(labels), pa.string())
     kinds = pa.array(CELL_KINDS, pa.string())
-    total = 0
-    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+    total, filled = 0, {"frame": [], "place": [], "scale": []}
+    options = {
+        "compression": "zstd",
+        "use_dictionary": [name for name in schema.names if name != "value"],  # values rarely repeat
+        "write_statistics": _KEY_COLUMNS,  # min/max where filters use them; a third of the write time else
+    }
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, **options) as writer:
         for block in blocks:
             n = len(block.frames)
             columns = {
@@ -61,12 +76,23 @@ def write_frame_blocks(blocks: Iterable[FrameBlock], axis: SeasonAxis, labels: n
                 "season_week": np.tile(week, n),
                 "location_code": pa.DictionaryArray.from_arrays(np.tile(place, n), places),
                 "value": block.values.ravel(),
+                "fill_scale": np.broadcast_to(block.fill_scale[:, None, :], block.values.shape).ravel(),
                 "origin": pa.DictionaryArray.from_arrays(block.source.ravel(), origins),
                 "fill": pa.DictionaryArray.from_arrays(block.kind.ravel().astype(np.int32), kinds),
             }
             writer.write_table(pa.table(columns, schema=schema))
+            _index_fills(block, axis.places, filled)
             total += n
+        writer.add_key_value_metadata({FILL_SCALE_KEY: json.dumps(filled, separators=(",", ":"))})
     return total
+
+
+def _index_fills(block: FrameBlock, places: tuple[str, ...], index: dict[str, list]) -> None:
+    """Add the block's filled (frame, place) pairs and their ratios to the file's fill index."""
+    frame, place = np.nonzero(np.isin(block.kind[:, 0, :], FILL_LEVELS))
+    index["frame"] += (frame + block.start).tolist()
+    index["place"] += [places[p] for p in place]
+    index["scale"] += block.fill_scale[frame, place].tolist()
 
 
 def _repeat(column: pd.Series, times: int, kind: pa.DataType) -> pa.Array:
@@ -76,13 +102,13 @@ def _repeat(column: pd.Series, times: int, kind: pa.DataType) -> pa.Array:
     return pa.array(np.repeat(column.to_numpy(), times), kind)
 
 
-def _schema(provenance: dict) -> pa.Schema:
+def _schema(provenance: dict, text_samples: bool = False) -> pa.Schema:
     text = pa.dictionary(pa.int32(), pa.string())
     fields = [
         ("frame", pa.int32()), ("datasetH1", text), ("datasetH2", text), ("fluseason", pa.int32()),
-        ("sample", pa.int32()), ("copy", pa.int32()), ("scale", pa.float64()),
-        ("season_week", pa.int16()), ("location_code", text), ("value", pa.float64()),
-        ("origin", text), ("fill", text),
+        ("sample", text if text_samples else pa.int32()), ("copy", pa.int32()), ("scale", pa.float64()),
+        ("split", text), ("season_week", pa.int16()), ("location_code", text), ("value", pa.float64()),
+        ("fill_scale", pa.float64()), ("origin", text), ("fill", text),
     ]  # fmt: skip
     metadata = {PROVENANCE_KEY: json.dumps(provenance, sort_keys=True, default=str).encode()}
     return pa.schema(fields, metadata=metadata)
@@ -112,10 +138,7 @@ def read_frame_values(path: str | os.PathLike, weeks: int, places: tuple[str, ..
     if not seen.all():
         raise TrainsetError(f"{path}: {int((~seen).sum())} cells of the frame grid are missing. Fix: rebuild the frames")
     frames = pd.concat(frame_rows, ignore_index=True).drop_duplicates("frame").sort_values("frame")
-    frames = frames.drop(columns="frame").reset_index(drop=True)
-    for column in ("datasetH1", "datasetH2"):
-        frames[column] = frames[column].astype(str)
-    return values, frames
+    return values, _frame_columns(frames)
 
 
 def _open_frames(path: str | os.PathLike, cells: int) -> tuple[pq.ParquetFile, int]:
@@ -140,9 +163,41 @@ def read_frame_table(path: str | os.PathLike, weeks: int, places: tuple[str, ...
         first = np.unique(block.column("frame").to_numpy(), return_index=True)[1]
         rows.append(block.take(first).to_pandas())
     frames = pd.concat(rows, ignore_index=True).drop_duplicates("frame").sort_values("frame")
-    for column in ("datasetH1", "datasetH2"):
-        frames[column] = frames[column].astype(str)
-    return frames.drop(columns="frame").reset_index(drop=True)
+    return _frame_columns(frames)
+
+
+def _frame_columns(frames: pd.DataFrame) -> pd.DataFrame:
+    """Frame rows without the ``frame`` column; text columns as plain strings."""
+    frames = frames.drop(columns="frame").reset_index(drop=True)
+    for column in _TEXT_COLUMNS:
+        if not pd.api.types.is_numeric_dtype(frames[column]):
+            frames[column] = frames[column].astype(str)
+    return frames
+
+
+def read_fill_scales(path: str | os.PathLike, weeks: int, places: tuple[str, ...]) -> dict[str, list]:
+    """Every filled (frame, place) and its level ratio r: ``{"frame", "place", "scale"}`` lists.
+
+    Read from the index the writer keeps in the file's footer; a frames file rewritten by
+    another tool (which drops that index) is scanned instead: a filled place has one ratio for
+    all its weeks, so only the first week's cells are read.
+    """
+    parquet, _ = _open_frames(path, weeks * len(places))
+    raw = (parquet.metadata.metadata or {}).get(FILL_SCALE_KEY)
+    if raw is not None:
+        return json.loads(raw)
+    frame, place, scale = [], [], []
+    for group in range(parquet.num_row_groups):
+        block = parquet.read_row_group(group, columns=["frame", "season_week", "location_code", "fill", "fill_scale"])
+        block = block.filter(pc.equal(block.column("season_week"), 1))
+        block = block.filter(pc.starts_with(block.column("fill").cast(pa.string()), "fill_"))
+        frame.append(block.column("frame").to_numpy())
+        place.append(_place_codes(block.column("location_code"), places, path))
+        scale.append(block.column("fill_scale").to_numpy())
+    frame, place, scale = (np.concatenate(parts) for parts in (frame, place, scale))
+    order = np.lexsort((place, frame))
+    return {"frame": frame[order].astype(int).tolist(), "place": [places[p] for p in place[order]],
+            "scale": scale[order].astype(float).tolist()}
 
 
 def iter_frame_values(path: str | os.PathLike, weeks: int, places: tuple[str, ...]) -> Iterator[tuple[int, np.ndarray]]:

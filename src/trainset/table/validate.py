@@ -3,6 +3,16 @@
 The old code let bad rows through and failed (or silently dropped data) much later. Here every
 problem is found up front, vectorised over the whole table, and reported together: each names
 the column, how many rows are affected, a few example rows, and the fix.
+
+Sample ids are labels, not numbers: an integer (or integer-valued numeric) ``sample`` column
+stays int64, a text column stays text exactly as written (pandas ``string`` dtype). Groups are
+ordered by (datasetH1, datasetH2, fluseason, sample); integer sample ids sort numerically, text
+ids by their Unicode code points ('10.0' < '9.0').
+
+Dates are never guessed: without a ``date_format`` only ISO dates (YYYY-MM-DD, optionally with a
+time) are read, since 12/03/2022 could be March or December. Location codes that lost their
+leading zero ('1' for '01') are refused, never dropped as unknown places, unless the table
+config asks to zero-pad them (``pad_location_codes``).
 """
 
 from __future__ import annotations
@@ -30,7 +40,10 @@ TABLE_COLUMNS = [
 
 _STRING_COLUMNS = ["datasetH1", "datasetH2", "location_code"]
 _INTEGER_COLUMNS = ["sample", "fluseason", "season_week"]
+_DERIVABLE = ["fluseason", "season_week"]
 _EXAMPLES = 3
+_ONE_DIGIT = "[0-9]"
+_DATE_FIX_EXAMPLE = "e.g. '%m/%d/%Y' for 12/03/2022"
 
 
 @dataclass
@@ -42,6 +55,8 @@ class TableReport:
     dropped_missing_value: int = 0
     dropped_places: dict[str, int] = field(default_factory=dict)
     derived_columns: list[str] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
+    padded_location_codes: int = 0
 
     def to_dict(self) -> dict:
         """JSON-able form."""
@@ -51,6 +66,8 @@ class TableReport:
             "dropped_missing_value": self.dropped_missing_value,
             "dropped_places": dict(sorted(self.dropped_places.items())),
             "derived_columns": self.derived_columns,
+            "ignored_columns": sorted(self.ignored_columns),
+            "padded_location_codes": self.padded_location_codes,
         }
 
 
@@ -59,6 +76,9 @@ def validate_table(
     axis: SeasonAxis,
     source: str = "table",
     drop_unknown_places: bool = False,
+    pad_location_codes: bool = False,
+    date_format: str | None = None,
+    config_key: str = "tables.<name>",
 ) -> tuple[pd.DataFrame, TableReport]:
     """Check a combined long table and return it in canonical form with a report.
 
@@ -66,14 +86,23 @@ def validate_table(
     ----------
     table : DataFrame
         Raw rows with the :data:`TABLE_COLUMNS` (``season_week`` and ``fluseason`` may be
-        absent: they are then derived from ``week_enddate`` on ``axis``).
+        absent: they are then derived from ``week_enddate`` on ``axis``). Other columns are
+        ignored and listed in the report.
     axis : SeasonAxis
         Weeks and places of the frame grid.
     source : str
         Name of the file or generator, used in every message.
     drop_unknown_places : bool
         Drop rows whose ``location_code`` is not a known place instead of failing. Places the
-        axis removes on purpose (``US``, territories) are always dropped and counted.
+        axis removes on purpose (``US``, territories) are always dropped and counted. Codes
+        that lost their leading zero are refused whatever this says.
+    pad_location_codes : bool
+        Zero-pad one-digit codes ('1' -> '01'; integer code columns become text first) and
+        count the padded rows, for files that went through a spreadsheet.
+    date_format : str, optional
+        ``strftime`` format of ``week_enddate`` text; default: ISO dates only.
+    config_key : str
+        ``tables.<name>`` of this table, for the fixes in messages.
 
     Returns
     -------
@@ -86,13 +115,17 @@ def validate_table(
         Listing every problem found, each with its column, row count, examples and fix.
     """
     report = TableReport(rows_in=len(table))
-    table = _derive_season_columns(table, axis, source, report)
-    problems = _check_columns(table, source)
+    problems = _missing_columns(table, config_key)
+    table = _drop_extra_columns(table, source, report)
+    table, code_problems = _location_codes(table, pad_location_codes, report, config_key)
+    dates, date_problems = _parse_dates(table, date_format, config_key)
+    problems += code_problems + _check_types(table) + date_problems
     if problems:
         raise TrainsetError(_format(source, problems))
+    table = _derive_season_columns(table.assign(week_enddate=dates), axis, source, report)
     table = _coerce(table)
     problems = _check_keys_and_values(table, axis)
-    table, place_problems = _drop_places(table, axis, drop_unknown_places, report)
+    table, place_problems = _drop_places(table, axis, drop_unknown_places, report, config_key)
     problems += place_problems
     if not problems:
         problems += _check_duplicates(table)
@@ -107,56 +140,158 @@ def validate_table(
     return table, report
 
 
-def _derive_season_columns(
-    table: pd.DataFrame, axis: SeasonAxis, source: str, report: TableReport
-) -> pd.DataFrame:
-    """Fill in ``fluseason``/``season_week`` from ``week_enddate`` when the table lacks them."""
-    absent = [c for c in ("fluseason", "season_week") if c not in table.columns]
-    if not absent or "week_enddate" not in table.columns:
+def _missing_columns(table: pd.DataFrame, config_key: str) -> list[str]:
+    """Required columns the table lacks (season columns are derivable when dates are there)."""
+    derivable = _DERIVABLE if "week_enddate" in table.columns else []
+    missing = [c for c in TABLE_COLUMNS if c not in table.columns and c not in derivable]
+    if not missing:
+        return []
+    return [
+        f"missing column(s) {missing}; the table has {[str(c) for c in table.columns]}. Fix: add them, "
+        f"rename the file's columns with {config_key}.columns, or give one value for every row with "
+        f"{config_key}.constants (fluseason and season_week may be omitted and are then derived "
+        f"from week_enddate)"
+    ]
+
+
+def _drop_extra_columns(table: pd.DataFrame, source: str, report: TableReport) -> pd.DataFrame:
+    """Keep only the trainset columns; the others are named in the report, never used."""
+    extra = [c for c in table.columns if c not in TABLE_COLUMNS]
+    if not extra:
         return table
-    dates = pd.to_datetime(table["week_enddate"], errors="coerce")
-    if dates.isna().any():
-        return table  # reported by the type check
-    season, week = axis.season_and_week(dates)
-    table = table.copy()
-    if "fluseason" in absent:
-        table["fluseason"] = season
-    if "season_week" in absent:
-        table["season_week"] = week
-    report.derived_columns = absent
-    logger.info("%s: derived %s from week_enddate", source, absent)
-    return table
+    report.ignored_columns = sorted(str(c) for c in extra)
+    logger.info("%s: ignored columns %s (not trainset columns)", source, report.ignored_columns)
+    return table.drop(columns=extra)
 
 
-def _check_columns(table: pd.DataFrame, source: str) -> list[str]:
-    """Missing columns and columns of the wrong type."""
-    missing = [c for c in TABLE_COLUMNS if c not in table.columns]
-    if missing:
-        return [
-            f"missing column(s) {missing}; the table has {list(table.columns)}. Fix: add them "
-            f"(fluseason and season_week may be omitted and are then derived from week_enddate)"
-        ]
+def _location_codes(
+    table: pd.DataFrame, pad: bool, report: TableReport, config_key: str
+) -> tuple[pd.DataFrame, list[str]]:
+    """Integer code columns are refused (or, with ``pad``, made text); ``pad`` zero-pads '1'."""
+    if "location_code" not in table.columns:
+        return table, []
+    codes = table["location_code"]
+    numeric = pd.api.types.is_numeric_dtype(codes)
+    if numeric and _has_fraction(codes):
+        return table, [_location_type_problem(codes)]
+    if not numeric and not pad:
+        return table, []  # text codes that lost their zero are reported with the unknown places
+    text = codes.astype("Int64").astype("string") if numeric else codes.astype("string")
+    short = text.str.fullmatch(_ONE_DIGIT).fillna(False).astype(bool)
+    if pad:
+        report.padded_location_codes = int(short.sum())
+        logger.info("zero-padded %d one-digit location codes", report.padded_location_codes)
+        return table.assign(location_code=text.mask(short, "0" + text)), []
+    lost = short & ("0" + text).isin(_known_codes()).fillna(False).astype(bool)
+    if not lost.any():
+        return table, [_location_type_problem(codes)]
+    return table, [_lost_zero_problem(table, lost, config_key, f"is {codes.dtype}, expected text: ")]
+
+
+def _location_type_problem(codes: pd.Series) -> str:
+    return (
+        f"column 'location_code' is {codes.dtype}, expected text. Fix: store it as "
+        f"strings (location codes keep their leading zero, e.g. '06')"
+    )
+
+
+def _lost_zero_problem(table: pd.DataFrame, lost: pd.Series, config_key: str, prefix: str = "") -> str:
+    return _rows(
+        table, lost, "location_code",
+        f"{prefix}lost their leading zero (e.g. 1 for '01'; zero-padded they are known places)",
+        f"quote the codes as text in the file ('01', not 1), or set {config_key}.pad_location_codes: "
+        f"true for this table",
+    )  # fmt: skip
+
+
+def _known_codes() -> pd.Series:
+    return load_locations()["location_code"]
+
+
+def _parse_dates(
+    table: pd.DataFrame, date_format: str | None, config_key: str
+) -> tuple[pd.Series | None, list[str]]:
+    """``week_enddate`` as datetimes, read with ``date_format`` or as ISO dates, never guessed."""
+    if "week_enddate" not in table.columns:
+        return None, []
+    column = table["week_enddate"]
+    typed = pd.api.types.is_datetime64_any_dtype(column) or (
+        column.dtype == object and pd.api.types.infer_dtype(column, skipna=True) in ("date", "datetime")
+    )
+    if typed and date_format is not None:
+        return None, [f"{config_key}.date_format is set, but column 'week_enddate' already holds dates "
+                      f"(not text). Fix: remove {config_key}.date_format"]
+    if not typed and pd.api.types.is_numeric_dtype(column):
+        return None, [f"column 'week_enddate' is {column.dtype}, expected dates. Fix: write dates as text, "
+                      f"YYYY-MM-DD, or in another layout named by {config_key}.date_format"]
+    try:
+        dates = pd.to_datetime(column, format=None if typed else date_format or "ISO8601", errors="coerce")
+    except ValueError as error:
+        return None, [f"{config_key}.date_format {date_format!r} is not a date format ({error}). "
+                      f"Fix: use strftime codes, {_DATE_FIX_EXAMPLE}"]
+    if isinstance(dates.dtype, pd.DatetimeTZDtype):
+        return None, [_rows(table, column.notna(), "week_enddate", "carry a time zone",
+                            "write plain dates, YYYY-MM-DD")]
+    bad = dates.isna() & column.notna()
+    if not bad.any():
+        return dates, []
+    if date_format is None:
+        what = "are not ISO dates (YYYY-MM-DD); other layouts are not guessed"
+        fix = f"write them as YYYY-MM-DD, or set {config_key}.date_format, {_DATE_FIX_EXAMPLE}"
+    else:
+        what = f"do not match {config_key}.date_format {date_format!r}"
+        fix = f"correct those dates, or {config_key}.date_format ({_DATE_FIX_EXAMPLE})"
+    return None, [_rows(table, bad, "week_enddate", what, fix)]
+
+
+def _check_types(table: pd.DataFrame) -> list[str]:
+    """Columns of the wrong type (the place and date columns are checked on their own)."""
     problems = []
-    for column in _STRING_COLUMNS:
-        if pd.api.types.is_numeric_dtype(table[column]):
+    for column in ["datasetH1", "datasetH2"]:
+        if column in table.columns and pd.api.types.is_numeric_dtype(table[column]):
             problems.append(
-                f"column '{column}' is {table[column].dtype}, expected text. Fix: store it as "
-                f"strings (location codes keep their leading zero, e.g. '06')"
+                f"column '{column}' is {table[column].dtype}, expected text. Fix: store it as strings"
             )
-    for column in _INTEGER_COLUMNS:
+    if "sample" in table.columns:
+        problems += _sample_problems(table["sample"])
+    for column in ["fluseason", "season_week"]:
+        if column not in table.columns:
+            continue
         if not pd.api.types.is_numeric_dtype(table[column]):
             problems.append(f"column '{column}' is {table[column].dtype}, expected integers. Fix: store whole numbers")
         elif _has_fraction(table[column]):
             problems.append(f"column '{column}' has non-integer values. Fix: store whole numbers")
-    if not pd.api.types.is_numeric_dtype(table["value"]):
+    if "value" in table.columns and not pd.api.types.is_numeric_dtype(table["value"]):
         problems.append(f"column 'value' is {table['value'].dtype}, expected numbers. Fix: store numeric values")
-    dates = pd.to_datetime(table["week_enddate"], errors="coerce")
-    bad_dates = dates.isna() & table["week_enddate"].notna()
-    if bad_dates.any():
-        problems.append(
-            _rows(table, bad_dates, "week_enddate", "are not dates", "write dates as YYYY-MM-DD")
-        )
     return problems
+
+
+def _sample_problems(sample: pd.Series) -> list[str]:
+    """Sample ids are integers or text, not fractions and not a mix of both."""
+    if pd.api.types.is_bool_dtype(sample):
+        return ["column 'sample' is bool, expected integer or text ids. Fix: store ids such as 0, 1 or 'r1'"]
+    if pd.api.types.is_numeric_dtype(sample):
+        if _has_fraction(sample):
+            return ["column 'sample' has non-integer values. Fix: store whole numbers, or the ids as text"]
+        return []
+    kind = _text_kind(sample)
+    if kind in ("string", "empty"):
+        return []
+    return [
+        f"column 'sample' mixes text with {kind} values. Fix: store every sample id as text, "
+        f"or every one as an integer"
+    ]
+
+
+def _text_kind(column: pd.Series) -> str:
+    """pandas' inferred kind of a non-numeric column ('string' when all values are text)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return pd.api.types.infer_dtype(column.cat.categories, skipna=True)
+    return pd.api.types.infer_dtype(column, skipna=True)
+
+
+def _is_text(column: pd.Series) -> bool:
+    return not pd.api.types.is_numeric_dtype(column)
 
 
 def _has_fraction(column: pd.Series) -> bool:
@@ -165,15 +300,41 @@ def _has_fraction(column: pd.Series) -> bool:
     return bool(np.any(finite != np.round(finite)))
 
 
+def _derive_season_columns(
+    table: pd.DataFrame, axis: SeasonAxis, source: str, report: TableReport
+) -> pd.DataFrame:
+    """Fill in ``fluseason``/``season_week`` from the (parsed) ``week_enddate`` when absent.
+
+    Rows without a date get no season (NA) and are refused as empty dates afterwards.
+    """
+    absent = [c for c in _DERIVABLE if c not in table.columns]
+    if not absent:
+        return table
+    dates = table["week_enddate"]
+    dated = dates.notna().to_numpy()
+    season, week = axis.season_and_week(dates[dated])
+    derived = {}
+    for column, values in (("fluseason", season), ("season_week", week)):
+        full = pd.array(np.zeros(len(table), dtype=np.int64), dtype="Int64")
+        full[dated] = values
+        full[~dated] = pd.NA
+        derived[column] = full
+    table = table.assign(**{c: derived[c] for c in absent})
+    report.derived_columns = absent
+    logger.info("%s: derived %s from week_enddate", source, absent)
+    return table
+
+
 def _coerce(table: pd.DataFrame) -> pd.DataFrame:
     """Canonical dtypes: strings, nullable-free int64 where possible, float64, datetimes."""
     out = pd.DataFrame(index=table.index)
     for column in _STRING_COLUMNS:
         out[column] = table[column].astype("string")
     for column in _INTEGER_COLUMNS:
-        out[column] = table[column].astype("Int64")
+        text = column == "sample" and _is_text(table[column])
+        out[column] = table[column].astype("string" if text else "Int64")
     out["value"] = table["value"].astype("float64")
-    out["week_enddate"] = pd.to_datetime(table["week_enddate"]).astype("datetime64[ns]")
+    out["week_enddate"] = table["week_enddate"].astype("datetime64[ns]")
     return out[TABLE_COLUMNS]
 
 
@@ -182,6 +343,8 @@ def _check_keys_and_values(table: pd.DataFrame, axis: SeasonAxis) -> list[str]:
     problems = []
     for column in [*KEY_COLUMNS, "week_enddate"]:
         nan = table[column].isna()
+        if column == "sample" and _is_text(table[column]):
+            nan = nan | table[column].eq("").fillna(False).astype(bool)
         if nan.any():
             problems.append(_rows(table, nan, column, "are empty (NaN)", "fill in or remove those rows"))
     values = table["value"].to_numpy(dtype=float, na_value=np.nan)
@@ -216,22 +379,40 @@ def _check_keys_and_values(table: pd.DataFrame, axis: SeasonAxis) -> list[str]:
 
 
 def _drop_places(
-    table: pd.DataFrame, axis: SeasonAxis, drop_unknown: bool, report: TableReport
+    table: pd.DataFrame, axis: SeasonAxis, drop_unknown: bool, report: TableReport, config_key: str
 ) -> tuple[pd.DataFrame, list[str]]:
-    """Drop places the axis leaves out on purpose; unknown codes fail unless told to drop."""
+    """Drop places the axis leaves out on purpose; unknown codes fail unless told to drop.
+
+    A code that is a known place once zero-padded ('1' -> '01') lost its zero in a spreadsheet:
+    it is always refused, never dropped, since dropping would silently lose whole states.
+    """
     codes = table["location_code"]
-    on_axis = pd.Series(axis.place_index(codes.to_numpy(dtype=object, na_value=None)) >= 0, index=table.index)
-    known = codes.isin(load_locations()["location_code"]).fillna(False)
-    unknown = ~on_axis & ~known & codes.notna()
+    # decide per distinct code (a few dozen), then spread to the rows by integer code
+    row_code, uniques = pd.factorize(codes)
+    uniques = pd.Series(np.asarray(uniques, dtype=object), dtype=object)
+    known_codes = pd.Index(_known_codes())
+    u_known = uniques.isin(known_codes).to_numpy()
+    one_digit = uniques.str.fullmatch(_ONE_DIGIT).fillna(False).astype(bool).to_numpy()
+    u_lost = ~u_known & one_digit & ("0" + uniques).isin(known_codes).to_numpy()
+    u_on_axis = axis.place_index(uniques.to_numpy()) >= 0
+
+    def per_row(flags: np.ndarray) -> pd.Series:
+        return pd.Series(np.append(flags, False)[row_code], index=table.index)  # NaN codes (-1): False
+
+    on_axis, known, lost, present = per_row(u_on_axis), per_row(u_known), per_row(u_lost), pd.Series(
+        row_code >= 0, index=table.index)
+    unknown = ~on_axis & ~known & present & ~lost
     problems = []
+    if lost.any():
+        problems.append(_lost_zero_problem(table, lost, config_key))
     if unknown.any() and not drop_unknown:
         problems.append(
             _rows(
                 table, unknown, "location_code", "are not known places",
-                "use FIPS codes like '06', or set drop_unknown_places: true for this table",
+                f"use FIPS codes like '06', or set {config_key}.drop_unknown_places: true for this table",
             )  # fmt: skip
         )
-    drop = ~on_axis & codes.notna()
+    drop = ~on_axis & present & ~lost
     if drop.any():
         counts = codes[drop].value_counts()
         report.dropped_places = {str(k): int(v) for k, v in counts.items()}
@@ -253,7 +434,7 @@ def _check_duplicates(table: pd.DataFrame) -> list[str]:
 
 def _sort(table: pd.DataFrame) -> pd.DataFrame:
     """Sort by the key columns so the output never depends on the input's row order."""
-    table = table.astype({c: "int64" for c in _INTEGER_COLUMNS})
+    table = table.astype({c: "int64" for c in _INTEGER_COLUMNS if not _is_text(table[c])})
     return table.sort_values(KEY_COLUMNS, kind="stable", ignore_index=True)
 
 
