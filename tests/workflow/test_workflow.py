@@ -315,3 +315,14 @@ def test_wrong_config_key_is_refused_with_its_name(tmp_path):
     result = snakemake(REPO / "Snakefile", tmp_path / "work", config, "-n")
     assert result.returncode != 0
     assert "'pad_too' was unexpected" in result.stderr + result.stdout
+
+
+def test_mix_arithmetic_is_refused_at_start_up(tmp_path):
+    """Proportions over 1 are refused before any job runs, naming the mix and the numbers."""
+    config = tmp_path / "over.yaml"
+    config.write_text(yaml.safe_dump({"mixes": {"MIX_70S30M": {"families": {"fluview": {"proportion": 0.8}}}}}))
+    result = snakemake(REPO / "Snakefile", tmp_path / "work", config, "-n")
+    assert result.returncode != 0
+    output = result.stderr + result.stdout
+    assert "mixes.MIX_70S30M: proportions" in output and "sum to 1.43, more than 1" in output
+    assert not (tmp_path / "work/results").exists()

@@ -133,7 +133,7 @@ def read_frame_values(path: str | os.PathLike, weeks: int, places: tuple[str, ..
             raise TrainsetError(f"{path}: some (frame, season_week, place) cells appear twice. Fix: rebuild the frames")
         seen[cell] = True
         values[cell] = block.column("value").to_numpy()
-        first = np.unique(cell[0], return_index=True)[1]
+        first = _first_rows(cell[0])
         frame_rows.append(block.select(["frame", *FRAME_COLUMNS]).take(first).to_pandas())
     if not seen.all():
         raise TrainsetError(f"{path}: {int((~seen).sum())} cells of the frame grid are missing. Fix: rebuild the frames")
@@ -160,10 +160,15 @@ def read_frame_table(path: str | os.PathLike, weeks: int, places: tuple[str, ...
     rows = []
     for group in range(parquet.num_row_groups):
         block = parquet.read_row_group(group, columns=["frame", *FRAME_COLUMNS])
-        first = np.unique(block.column("frame").to_numpy(), return_index=True)[1]
+        first = _first_rows(block.column("frame").to_numpy())
         rows.append(block.take(first).to_pandas())
     frames = pd.concat(rows, ignore_index=True).drop_duplicates("frame").sort_values("frame")
     return _frame_columns(frames)
+
+
+def _first_rows(frame: np.ndarray) -> np.ndarray:
+    """Row of each frame's first cell, by hashing (O(n); ``np.unique`` sorts every cell)."""
+    return np.flatnonzero(~pd.Series(frame).duplicated().to_numpy())
 
 
 def _frame_columns(frames: pd.DataFrame) -> pd.DataFrame:
