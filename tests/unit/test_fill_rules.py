@@ -205,6 +205,18 @@ def test_mix_arithmetic_is_refused_with_the_numbers(cfg, match):
         check_mix("M", cfg)
 
 
+def test_bad_target_peaks_are_refused_not_dropped(axis, table_factory, tmp_path):
+    table = table_factory(SURV)
+    families = {"surv": {"multiplier": 1, "to_scale": True}}
+    with pytest.raises(TrainsetError, match=r"scaling_distribution.values: 2 of 3 target peaks.*\[-5.0, 0.0\]"):
+        mix(axis, table, families, scaling_distribution={"values": [100.0, -5.0, 0.0]})
+    (tmp_path / "peaks.txt").write_text("100\nnan\n")
+    with pytest.raises(TrainsetError, match=r"peaks.txt: 1 of 2 target peaks"):
+        mix(axis, table, families, scaling_distribution={"path": str(tmp_path / "peaks.txt")})
+    fr = mix(axis, table, families, scaling_distribution={"values": [100.0, 200.0]})
+    assert fr.summary["scaling_targets"] == {"count": 2, "groups_with_zero_peak_left_out": 0}
+
+
 def test_mix_arithmetic_that_holds_is_accepted(axis, table_factory):
     assert check_mix("M", {"families": {"a": {"proportion": 0.7, "total": 50}, "b": {"proportion": 0.3,
                                                                                     "total": 50}}}).total == 50

@@ -99,9 +99,9 @@ class FrameMixer:
         self._filler = PlaceFiller(self.cube.keys, self.cube.values, self.splits.group if self.splits else None,
                                    match_level=p.fill_scaling == "match_level")
         self.plan = self._check_sources(plan, has_place) if p.fill == "random" else plan
-        self.targets = None
+        self.targets, self.zero_peaks_excluded = None, 0
         if self.plan.to_scale.any():
-            self.targets = scaling_targets(mix_cfg.get("scaling_distribution"), self.cube.keys, self.filled,
+            self.targets, self.zero_peaks_excluded = scaling_targets(mix_cfg.get("scaling_distribution"), self.cube.keys, self.filled,
                                            axis.states_mask, mix)
         self.missing = ~has_place[self.plan.group]
         self.scale = np.ones(len(self.plan))
@@ -197,6 +197,8 @@ class FrameMixer:
         summary = _summary(self.plan, self._kinds, self.scale, self.missing, self.policy)
         summary["fill_scale"] = _ratio_summary(self._ratios, self.policy.fill_scaling)
         summary["groups_without_fill_source"] = self.unfillable_groups
+        summary["scaling_targets"] = {"count": 0 if self.targets is None else int(self.targets.size),
+                                      "groups_with_zero_peak_left_out": self.zero_peaks_excluded}
         summary["splits"] = _split_summary(self.splits)
         keys = self.cube.keys
         observed = ~self.missing

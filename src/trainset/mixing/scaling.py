@@ -30,11 +30,13 @@ def national_peaks(values: np.ndarray, states: np.ndarray) -> np.ndarray:
 
 def scaling_targets(
     cfg: dict | None, keys: pd.DataFrame, values: np.ndarray, states: np.ndarray, mix: str
-) -> np.ndarray:
-    """The 1-D distribution of target peaks named by a mix's ``scaling_distribution``.
+) -> tuple[np.ndarray, int]:
+    """The 1-D distribution of target peaks named by a mix's ``scaling_distribution``, and how
+    many groups of ``from_families`` were left out for a national peak of 0 (nothing to copy).
 
     ``{from_families: [...]}`` uses the national peaks of every group of those families,
-    ``{values: [...]}`` a list, ``{path: file}`` a text file of numbers (one per line).
+    ``{values: [...]}`` a list, ``{path: file}`` a text file of numbers (one per line). A given
+    target that is not a positive finite number is refused, never dropped.
     """
     where = f"mixes.{mix}.scaling_distribution"
     if not cfg:
@@ -47,17 +49,27 @@ def scaling_targets(
         if missing:
             raise TrainsetError(f"{where}.from_families: {missing} not in the table. "
                                 f"Fix: use some of {sorted(keys['datasetH1'].unique())}")
-        targets = national_peaks(values[chosen], states)
+        peaks = national_peaks(values[chosen], states)
+        targets, excluded = peaks[peaks > 0], int((peaks <= 0).sum())
     elif "values" in cfg:
-        targets = np.asarray(cfg["values"], dtype=float)
+        targets, excluded = _checked(np.asarray(cfg["values"], dtype=float), f"{where}.values"), 0
     elif "path" in cfg:
-        targets = _read_targets(Path(cfg["path"]), where)
+        targets, excluded = _checked(_read_targets(Path(cfg["path"]), where), f"{where}.path {cfg['path']}"), 0
     else:
         raise TrainsetError(f"{where}: give from_families, values or path")
-    targets = targets[np.isfinite(targets) & (targets > 0)]
     if targets.size == 0:
-        raise TrainsetError(f"{where}: no positive finite target peak. Fix: check its source")
-    return np.sort(targets)
+        raise TrainsetError(f"{where}: no positive target peak (every group's national peak is 0). "
+                            "Fix: draw the targets from families with data")
+    return np.sort(targets), excluded
+
+
+def _checked(targets: np.ndarray, where: str) -> np.ndarray:
+    """Given target peaks, all positive and finite (a bad one is refused, not dropped)."""
+    bad = ~(np.isfinite(targets) & (targets > 0))
+    if bad.any():
+        raise TrainsetError(f"{where}: {int(bad.sum())} of {targets.size} target peaks are not positive finite "
+                            f"numbers (e.g. {targets[bad][:3].tolist()}). Fix: correct or remove them")
+    return targets
 
 
 def _read_targets(path: Path, where: str) -> np.ndarray:

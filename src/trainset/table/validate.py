@@ -387,20 +387,15 @@ def _drop_places(
     it is always refused, never dropped, since dropping would silently lose whole states.
     """
     codes = table["location_code"]
-    # decide per distinct code (a few dozen), then spread to the rows by integer code
-    row_code, uniques = pd.factorize(codes)
+    row_code, uniques = pd.factorize(codes)  # decide per distinct code (a few dozen), not per row
     uniques = pd.Series(np.asarray(uniques, dtype=object), dtype=object)
     known_codes = pd.Index(_known_codes())
     u_known = uniques.isin(known_codes).to_numpy()
     one_digit = uniques.str.fullmatch(_ONE_DIGIT).fillna(False).astype(bool).to_numpy()
     u_lost = ~u_known & one_digit & ("0" + uniques).isin(known_codes).to_numpy()
     u_on_axis = axis.place_index(uniques.to_numpy()) >= 0
-
-    def per_row(flags: np.ndarray) -> pd.Series:
-        return pd.Series(np.append(flags, False)[row_code], index=table.index)  # NaN codes (-1): False
-
-    on_axis, known, lost, present = per_row(u_on_axis), per_row(u_known), per_row(u_lost), pd.Series(
-        row_code >= 0, index=table.index)
+    on_axis, known, lost = (_per_row(flags, row_code, table.index) for flags in (u_on_axis, u_known, u_lost))
+    present = pd.Series(row_code >= 0, index=table.index)
     unknown = ~on_axis & ~known & present & ~lost
     problems = []
     if lost.any():
@@ -418,6 +413,11 @@ def _drop_places(
         report.dropped_places = {str(k): int(v) for k, v in counts.items()}
         logger.info("dropped %d rows of places not on the axis: %s", int(drop.sum()), report.dropped_places)
     return table.loc[~drop], problems
+
+
+def _per_row(flags: np.ndarray, row_code: np.ndarray, index: pd.Index) -> pd.Series:
+    """A per-distinct-code flag spread to the rows (rows without a code, -1, get False)."""
+    return pd.Series(np.append(flags, False)[row_code], index=index)
 
 
 def _check_duplicates(table: pd.DataFrame) -> list[str]:
