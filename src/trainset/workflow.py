@@ -36,7 +36,7 @@ def _log_uncaught(kind, value, traceback) -> None:
 def run_rule(main: Callable[[Any], None], snakemake: Any) -> None:
     """Run a rule script's ``main(snakemake)`` with logging and clean error exits."""
     log = snakemake.log[0] if len(snakemake.log) else None
-    configure_logging(log, snakemake.params.get("log_level", "INFO") if hasattr(snakemake.params, "get") else "INFO")
+    configure_logging(log)
     try:
         main(snakemake)
     except TrainsetError as error:

@@ -2,7 +2,6 @@
 # the library files each stage imports (declared as inputs so an edit reruns the stage), and
 # the list of final outputs.
 
-import datetime
 import glob
 import os
 import re
@@ -179,10 +178,9 @@ def mix_table_files(wildcards):
 
 def export_date():
     """Today's date (or SOURCE_DATE_EPOCH's) for the dated export names."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    utc = datetime.timezone.utc
-    when = datetime.datetime.fromtimestamp(int(epoch), tz=utc) if epoch else datetime.datetime.now(tz=utc)
-    return when.strftime("%Y-%m-%d")
+    from trainset.provenance import creation_date
+
+    return creation_date()
 
 
 def run_config(wildcards):

@@ -16,11 +16,6 @@ from trainset.evaluate import metrics as m
 from trainset.evaluate.html import Figure, Section, Table
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
-
-
 def _flat(x: np.ndarray) -> np.ndarray:
     return np.asarray(x, dtype=np.float64).reshape(len(x), -1)
 

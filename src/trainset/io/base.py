@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Iterator
+from typing import Any, Callable, ClassVar, Iterator
 
 import numpy as np
 
@@ -24,6 +24,10 @@ from trainset.errors import TrainsetError
 
 Splits = dict[str, np.ndarray]
 """Split name -> sorted global sample indices."""
+
+ChunkShare = Callable[[str, int], range]
+"""(the array's name in the store: HDF5 dataset path or Zarr part, its number of sample chunks)
+-> the sample chunks one parallel job writes."""
 
 
 @dataclass(frozen=True)

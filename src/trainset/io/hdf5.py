@@ -52,7 +52,7 @@ import logging
 import os
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import h5py
 import numpy as np
@@ -60,7 +60,7 @@ import xarray as xr
 
 from trainset.collection import SAMPLE, Collection
 from trainset.errors import TrainsetError
-from trainset.io.base import Format, PartInfo, Reader, Splits, VariableInfo, register
+from trainset.io.base import ChunkShare, Format, PartInfo, Reader, Splits, VariableInfo, register
 from trainset.provenance import atomic_path
 from trainset.splits import check_splits
 
@@ -200,10 +200,6 @@ def _write_rows(group: h5py.Group, part: xr.Dataset, rows: np.ndarray | None, ch
             text = h5py.string_dtype() if values.dtype.kind == "O" else None
             box.create_dataset(meta["name"], data=values, dtype=text, track_times=False)
             box[meta["name"]].attrs["per_sample"] = meta["per_sample"]
-
-
-ChunkShare = Callable[[str, int], range]
-"""(HDF5 dataset path, its number of sample chunks) -> the chunks a parallel job writes."""
 
 
 def _write_variable(group: h5py.Group, name: str, var: xr.DataArray, rows: np.ndarray | None, chunk: int,

@@ -38,7 +38,7 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -48,7 +48,7 @@ from zarr.storage import LocalStore
 
 from trainset.collection import SAMPLE, Collection
 from trainset.errors import TrainsetError
-from trainset.io.base import Format, PartInfo, Reader, Splits, VariableInfo, register
+from trainset.io.base import ChunkShare, Format, PartInfo, Reader, Splits, VariableInfo, register
 from trainset.provenance import atomic_path, code_version, creation_date, json_sha256, link_file
 from trainset.provenance import jsonable as _jsonable
 from trainset.splits import check_splits, read_splits, splits_to_json
@@ -299,10 +299,6 @@ def _check_options(options: dict[str, Any], compression: str, chunk: int) -> Non
         raise TrainsetError(f"zarr write: compression {compression!r} unknown. Fix: use one of {list(COMPRESSIONS)}")
     if int(chunk) < 1:
         raise TrainsetError(f"zarr write: chunk={chunk} must be >= 1")
-
-
-ChunkShare = Callable[[str, int], range]
-"""(part name, its number of sample chunks) -> the sample chunks to write."""
 
 
 def _write_store(collection: Collection, folder: Path, target: Path, splits: Splits | None, chunk: int,

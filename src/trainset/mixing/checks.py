@@ -89,7 +89,6 @@ class ShareCheck:
             logger.warning("%s", warning)
         return {"limit": LIMIT, "places": result, "warnings": warnings}
 
-
     def reference(self, place: int) -> float | None:
         """Median share of ``place`` over the table's groups that observe it (computed on demand:
         only for a place no frame of the mix observes)."""

@@ -28,7 +28,7 @@ from trainset.mixing.build import FrameBlock, Frames
 from trainset.mixing.gaps import CELL_KINDS, FILL_LEVELS
 from trainset.provenance import atomic_path
 from trainset.seasons import SeasonAxis
-from trainset.table.io import PROVENANCE_KEY
+from trainset.table.io import PROVENANCE_KEY, read_provenance
 
 FILL_SCALE_KEY = b"trainset.fill_scale"
 """Footer key of the index of filled (frame, place) pairs and their level ratios."""
@@ -255,7 +255,5 @@ def _place_codes(column: pa.ChunkedArray, places: tuple[str, ...], path) -> np.n
     return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
 
-def read_frames_provenance(path: str | os.PathLike) -> dict:
-    """The provenance stored in a frames file."""
-    raw = (pq.read_schema(path).metadata or {}).get(PROVENANCE_KEY)
-    return json.loads(raw) if raw else {}
+read_frames_provenance = read_provenance
+"""The provenance stored in a frames file (the table's reader: the same footer key)."""
