@@ -26,7 +26,7 @@ from trainset.scalers import fit_dataset_scalers
 from trainset.splits import make_splits, write_splits
 from trainset.train.config import TrainingConfig
 from trainset.train.losses import build_objective
-from trainset.train.run import _load_scalers, _prepare, batches, open_split
+from trainset.train.run import batches, load_scalers, open_split, prepare_batches
 from trainset.train.trainer import Trainer
 
 
@@ -72,10 +72,10 @@ def throughput(path: Path, run: dict, threads: int) -> float:
     info = describe_dataset(train)
     torch.manual_seed(0)
     model = build_model(cfg.model.name, dict(cfg.model.params), info)
-    scalers = _load_scalers(path.parent / "scalers.json")
+    scalers = load_scalers(path.parent / "scalers.json")
     with tempfile.TemporaryDirectory() as out:
         trainer = Trainer(model, build_objective(cfg.training.losses), cfg, batches(train, cfg, True),
-                          batches(train, cfg, False), out, prepare=_prepare(cfg, scalers, info))
+                          batches(train, cfg, False), out, prepare=prepare_batches(cfg, scalers, info))
         trainer.train_epoch(1)
         start = time.perf_counter()
         _, samples = trainer.train_epoch(2)

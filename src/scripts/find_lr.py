@@ -15,17 +15,16 @@ plot : results/tuning/{run}/lr.png
 """
 
 from trainset.errors import TrainsetError
-from trainset.train.lr_finder import find_lr, search_config, write_lr_result
+from trainset.train.lr_finder import LR_FINDER_OPTIONS, find_lr, search_config, write_lr_result
 from trainset.workflow import run_rule
 
-OPTIONS = ("min_lr", "max_lr", "steps", "smoothing", "divergence")
 
 
 def main(snakemake) -> None:
     options = dict(getattr(snakemake.params, "lr_finder", None) or {})
-    unknown = sorted(set(options) - set(OPTIONS))
+    unknown = sorted(set(options) - set(LR_FINDER_OPTIONS))
     if unknown:
-        raise TrainsetError(f"lr_finder: unknown key(s) {unknown}. Fix: use {list(OPTIONS)}")
+        raise TrainsetError(f"lr_finder: unknown key(s) {unknown}. Fix: use {list(LR_FINDER_OPTIONS)}")
     cfg = search_config(snakemake.params.run, io_json=getattr(snakemake.input, "io", None) or None)
     result = find_lr(cfg, snakemake.input.dataset, getattr(snakemake.input, "scalers", None) or None,
                      threads=getattr(snakemake.params, "threads", None) or 1, **options)

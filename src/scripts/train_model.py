@@ -12,7 +12,7 @@ results/models/{run}/ (or results/search/{search}/{trial}/) :
 from pathlib import Path
 
 from trainset.train.config import TrainingConfig
-from trainset.train.lr_finder import resolve_auto
+from trainset.train.auto import resolve_auto
 from trainset.train.run import train_run
 from trainset.workflow import run_rule
 

@@ -14,17 +14,16 @@ io : results/tuning/{run}/io.json
 """
 
 from trainset.errors import TrainsetError
-from trainset.train.io_tuner import tune_io, write_io_result
+from trainset.train.io_tuner import IO_TUNER_OPTIONS, tune_io, write_io_result
 from trainset.workflow import run_rule
 
-OPTIONS = ("split", "batch_sizes", "workers", "seconds", "samples_per_member", "max_samples", "tolerance")
 
 
 def main(snakemake) -> None:
     options = dict(getattr(snakemake.params, "io_tuner", None) or {})
-    unknown = sorted(set(options) - set(OPTIONS))
+    unknown = sorted(set(options) - set(IO_TUNER_OPTIONS))
     if unknown:
-        raise TrainsetError(f"io_tuner: unknown key(s) {unknown}. Fix: use {list(OPTIONS)}")
+        raise TrainsetError(f"io_tuner: unknown key(s) {unknown}. Fix: use {list(IO_TUNER_OPTIONS)}")
     result = tune_io(snakemake.input.dataset, seed=getattr(snakemake.params, "seed", None) or 0, **options)
     write_io_result(result, snakemake.output.io)
 

@@ -7,14 +7,15 @@ report : results/datasets/{name}/validation/{format}.json
 """
 
 from trainset.errors import TrainsetError
+from trainset.io.base import get_copy
 from trainset.provenance import write_json
 from trainset.validate import validate_dataset
 from trainset.workflow import run_rule
 
 
 def main(snakemake) -> None:
-    fmt = "hdf5" if snakemake.wildcards.format == "hdf5_presplit" else snakemake.wildcards.format
-    report = validate_dataset(snakemake.input.dataset, format=fmt)
+    copy = get_copy(snakemake.wildcards.format)  # a variant copy is checked as the format it is
+    report = validate_dataset(snakemake.input.dataset, format=copy.format)
     if not report["valid"]:
         raise TrainsetError("\n".join([f"{snakemake.input.dataset} is not valid:", *report["problems"]]))
     write_json(report, snakemake.output.report)

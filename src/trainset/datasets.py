@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -76,7 +76,8 @@ def write_mix_netcdf(
 def split_dataset(source: str | os.PathLike, output: str | os.PathLike, splits_cfg: dict[str, Any], seed: int) -> dict:
     """Write ``splits.json`` for a stored dataset from its ``splits`` config.
 
-    ``extrapolation`` (macro worlds) adds parameter-slice and corner test splits per world.
+    Methods a domain offers (``extrapolation`` of macro worlds: parameter-slice and corner test
+    splits per world) come from its registered hook.
     ``group`` and ``time`` splits read the per-sample coordinate named by ``splits_cfg["by"]``
     (for flu mixes ``group``, the origin without its copy number, keeps every copy of a curve in
     one split).
@@ -89,13 +90,13 @@ def split_dataset(source: str | os.PathLike, output: str | os.PathLike, splits_c
 
 def _split(collection: Collection, source, output, splits_cfg: dict[str, Any], seed: int) -> dict:
     """The body of :func:`split_dataset` (reads per-sample coordinates only)."""
+    from trainset.domains.registry import domain_split
     from trainset.splits import make_splits, write_splits
 
     method, by = splits_cfg.get("method", "group"), splits_cfg.get("by", "group")
-    if method == "extrapolation":
-        from trainset.domains.macro import extrapolation_splits
-
-        splits = extrapolation_splits(collection, seed, fractions=splits_cfg.get("fractions"))
+    hook = domain_split(collection, method, source)
+    if hook is not None:
+        splits = hook(collection, seed, splits_cfg)
         write_splits(splits, output, method=method, seed=seed, sizes={k: int(v.size) for k, v in splits.items()})
         return splits
     labels = None
@@ -153,44 +154,44 @@ def _per_sample(collection: Collection, name: str, source) -> Any:
 
 def convert_dataset(source: str | os.PathLike, splits_path: str | os.PathLike | None, format_name: str,
                     output: str | os.PathLike, options: dict[str, Any] | None = None) -> None:
-    """Write the dataset stored at ``source`` (and its splits) in another format.
+    """Write the dataset stored at ``source`` (and its splits) as stored copy ``format_name``.
 
     The source is opened lazily: writers read it slab by slab, so memory stays bounded.
     """
-    from trainset.io.base import get_format, guess_format
+    from trainset.io.base import get_copy, guess_format
 
+    copy = get_copy(format_name)
     with guess_format(source).open(source) as (collection, stored):
         splits = _splits(splits_path, stored)
-        get_format(format_name).write(_with_statistics(collection, splits), output, splits, **(options or {}))
+        copy.adapter.write(_with_statistics(collection, splits), output, splits, **{**(options or {}), **copy.options})
     logger.info("wrote %s as %s", output, format_name)
 
 
-def _job_writers(format_name: str) -> tuple[Callable, Callable]:
-    """(job writer, gather) of a format written by parallel jobs."""
-    from trainset.io import hdf5, wds, zarr_
+def _parallel_copy(format_name: str) -> Any:
+    """The stored copy ``format_name``, refused unless parallel jobs write it."""
+    from trainset.io.base import get_copy, stored_copies
 
-    writers = {"webdataset": (wds.write_webdataset_job, wds.gather_webdataset),
-               "zarr": (zarr_.write_zarr_job, zarr_.gather_zarr),
-               "hdf5": (hdf5.write_hdf5_job, hdf5.gather_hdf5),
-               "hdf5_presplit": (hdf5.write_hdf5_job, hdf5.gather_hdf5)}  # options say layout: presplit
-    if format_name not in writers:
-        raise TrainsetError(f"{format_name}: not written in jobs. Fix: use one of {sorted(writers)}")
-    return writers[format_name]
+    copy = get_copy(format_name)
+    if not copy.jobs:
+        written = [name for name, c in stored_copies().items() if c.jobs]
+        raise TrainsetError(f"{format_name}: not written in jobs. Fix: use one of {written}")
+    return copy
 
 
 def write_dataset_job(source: str | os.PathLike, splits_path: str | os.PathLike | None, format_name: str,
                       output: str | os.PathLike, options: dict[str, Any], job: int, jobs: int) -> None:
     """Job ``job`` of ``jobs`` writing its share of a WebDataset (shards), Zarr store or HDF5 file
-    (sample chunks).
+    (sample chunks): :meth:`~trainset.io.base.Format.write_job` of stored copy ``format_name``.
 
     Every job plans the same layout from the source's metadata, so jobs need no coordination
     and :func:`gather_dataset` finds each piece where the plan put it.
     """
     from trainset.io.base import guess_format
 
-    write_job, _ = _job_writers(format_name)
+    copy = _parallel_copy(format_name)
     with guess_format(source).open(source) as (collection, stored):
-        write_job(collection, output, job, jobs, _splits(splits_path, stored), **options)
+        splits = _splits(splits_path, stored)
+        copy.adapter.write_job(collection, output, job, jobs, splits, **{**options, **copy.options})
     logger.info("job %d/%d: %s", job + 1, jobs, output)
 
 
@@ -203,10 +204,11 @@ def gather_dataset(source: str | os.PathLike, splits_path: str | os.PathLike | N
     """
     from trainset.io.base import guess_format
 
-    _, gather = _job_writers(format_name)
+    copy = _parallel_copy(format_name)
     with guess_format(source).open(source) as (collection, stored):
         splits = _splits(splits_path, stored)
-        gather(_with_statistics(collection, splits), job_folders, output, splits, **options)
+        copy.adapter.gather(_with_statistics(collection, splits), job_folders, output, splits,
+                            **{**options, **copy.options})
     logger.info("gathered %d jobs into %s", len(job_folders), output)
 
 
@@ -217,9 +219,9 @@ def _splits(splits_path: str | os.PathLike | None, stored: dict | None) -> dict 
 
 
 def _with_statistics(collection: Collection, splits: dict | None) -> Collection:
-    """For IRF datasets, the per-world, per-variable scale statistics of ``train`` in the attrs."""
-    if collection.attrs.get("task") == "irf" and splits and "train" in splits:
-        from trainset.domains.macro import scale_statistics
+    """The collection with the attributes its domain adds to written datasets (e.g. the
+    per-world scale statistics of ``train`` for macro worlds)."""
+    from trainset.domains.registry import domain_attrs
 
-        collection.attrs["scale_statistics"] = scale_statistics(collection, splits["train"])
+    collection.attrs.update(domain_attrs(collection, splits))
     return collection

@@ -32,12 +32,13 @@ def open_dataset(path: str | os.PathLike, split: str | None = None, variables: S
     Returns
     -------
     MappedDataset or WdsDataset
-        Map-style (``len``, indexing, whole-batch fetches) for NetCDF, HDF5 and Zarr; an
-        iterable dataset for WebDataset. All yield the same sample dicts in the same order.
+        Map-style (``len``, indexing, whole-batch fetches) for readers with random access
+        (NetCDF, HDF5, Zarr); an iterable dataset for streamed ones (WebDataset). All yield the
+        same sample dicts in the same order.
     """
     fmt = get_format(format) if format else guess_format(path)
     source = fmt.reader(path)
-    if fmt.name == "webdataset":
+    if not source.random_access:  # streamed: the dataset shares out the stored blocks itself
         from trainset.loaders.wds import WdsDataset
 
         return WdsDataset(source, split=split, variables=variables, **options)

@@ -11,8 +11,10 @@ import contextlib
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -48,20 +50,58 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def jsonable(obj: Any, where: str) -> Any:
-    """``obj`` as plain JSON types (numpy scalars/arrays converted), or a TrainsetError naming
-    ``where``: attributes stored in files must survive a JSON round trip unchanged."""
+def jsonable(obj: Any, where: str, *, nan_as_null: bool = False) -> Any:
+    """``obj`` as plain JSON types, or a TrainsetError naming ``where``.
+
+    The one numpy-to-JSON encoder: numpy scalars and arrays become numbers and lists, tuples
+    lists, keys text (as ``json`` writes them), so attributes stored in files survive a JSON
+    round trip unchanged. NaN and infinities stay floats, unless ``nan_as_null`` makes them
+    (and pandas' NA) None, for strict JSON such as ``metrics.json``. Any other type is refused
+    rather than silently turned into text.
+    """
     from trainset.errors import TrainsetError
 
-    def convert(value: Any) -> Any:
-        if isinstance(value, (np.generic, np.ndarray)):
-            return value.tolist()
-        raise TypeError(f"{type(value).__name__} is not JSON-able")
-
     try:
-        return json.loads(json.dumps(obj, default=convert))
-    except (TypeError, ValueError) as error:
+        return _plain(obj, nan_as_null)
+    except TypeError as error:
         raise TrainsetError(f"{where}: {error}. Fix: keep attrs to numbers, strings, lists and dicts") from error
+
+
+def _plain(obj: Any, nan_as_null: bool) -> Any:
+    if isinstance(obj, dict):
+        return {_key(key): _plain(value, nan_as_null) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(value, nan_as_null) for value in obj]
+    if isinstance(obj, (np.generic, np.ndarray)):
+        return _plain(obj.tolist(), nan_as_null)
+    if obj is None or isinstance(obj, bool):
+        return obj
+    if isinstance(obj, float):
+        return None if nan_as_null and not math.isfinite(obj) else float(obj)
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, str):
+        return str(obj)
+    if nan_as_null and _is_pandas_na(obj):
+        return None
+    raise TypeError(f"{type(obj).__name__} is not JSON-able")
+
+
+def _key(key: Any) -> str:
+    """A mapping key as ``json.dumps`` writes it (numpy scalars taken as their Python value)."""
+    if isinstance(key, str):
+        return str(key)
+    key = key.item() if isinstance(key, np.generic) else key
+    if key is None or isinstance(key, (bool, float)):
+        return json.dumps(key)  # null, true, NaN, 0.5 ...
+    if isinstance(key, int):
+        return str(int(key))
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
+
+
+def _is_pandas_na(value: Any) -> bool:
+    pandas = sys.modules.get("pandas")  # only a loaded pandas can have made one
+    return pandas is not None and value is pandas.NA
 
 
 def code_version() -> str:

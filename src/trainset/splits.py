@@ -26,6 +26,7 @@ import numpy as np
 
 from trainset.errors import TrainsetError
 from trainset.provenance import write_json
+from trainset.versions import KEY, check_version, stamp
 
 Splits = dict[str, np.ndarray]
 DEFAULT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
@@ -109,14 +110,21 @@ def splits_from_json(obj: dict[str, Any]) -> Splits:
 
 
 def write_splits(splits: Splits, path: str | os.PathLike, **extra: Any) -> None:
-    """Write ``splits.json`` atomically."""
-    write_json(splits_to_json(splits, **extra), path)
+    """Write ``splits.json`` atomically, with its format version."""
+    write_json({**splits_to_json(splits, **extra), **stamp("splits")}, path)
 
 
-def read_splits(path: str | os.PathLike) -> Splits:
-    """Read a ``splits.json``; a clear error if it is not one."""
+def read_splits(path: str | os.PathLike, versioned: bool = True) -> Splits:
+    """Read a ``splits.json``; a clear error if it is not one.
+
+    ``versioned=False`` reads the per-world files of a Zarr store in the seed-003 layout, which
+    carry no version of their own (the store's metadata does).
+    """
     try:
         with open(path) as handle:
-            return splits_from_json(json.load(handle))
+            obj = json.load(handle)
+        if versioned:
+            check_version("splits", obj.get(KEY), path)
+        return splits_from_json(obj)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise TrainsetError(f"{path}: not a readable splits.json ({error}). Fix: rebuild it with the splits rule") from error

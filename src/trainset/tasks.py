@@ -11,12 +11,17 @@ through a reader in whole blocks).
 Shapes are symbolic: ``("N", "T", "K")`` means rank 3, samples first; a letter seen twice in one
 part (``T`` in ``data`` and in seq2seq classification ``labels``) must have the same size, and a
 digit is a literal size (the ``1`` of ``[N, T, 1]`` tokens).
+
+:data:`TASKS` is the one registry of task facts: besides the variables, each :class:`TaskSpec`
+holds the default scalers, the headline metric and its direction, the evaluation handler (by
+name) and the sequence flags, which scalers, models, training and evaluation read from here.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -49,60 +54,148 @@ class Rule:
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """A task type: its rules, the names it is also known by, and whether inputs may be tokens."""
+    """A task type and every fact the stages need about it, so a new task is one entry here.
+
+    Parameters
+    ----------
+    name, description : str
+        The canonical name (stored as the dataset attribute ``task``) and a one-line summary.
+    rules : tuple of Rule
+        The variables a dataset for the task holds (checked by :func:`check_task`).
+    aliases : tuple of str
+        Other names :func:`get_task` accepts (the guide's long names).
+    tokens : bool
+        Whether ``data`` may hold token ids instead of floats.
+    sequence : {"static", "seq2seq"} or None
+        Sequence tasks: one target per sequence (``static``: the model pools over time) or per
+        time step (``seq2seq``: labels indexed by time are cut and padded with the inputs).
+        None: not a sequence task, recognised by its variables when a dataset stores no task.
+    labels_table : ((str, ...), (str, ...)) or None
+        Sequence tasks: the key columns of the long labels table and the dims of the framed
+        ``labels``; None where there is no labels table.
+    scalers : tuple of (variable, kind)
+        What is scaled by default: float inputs, and regression targets (their predictions are
+        inverted back to data units). Integer labels, site ids and dates are never scaled. A
+        dataset's ``scalers:`` config replaces this.
+    target_scaler : str or None
+        The variable whose scaler turns predictions back into data units (None: predictions are
+        compared as the model gives them, e.g. logits).
+    metric, baseline : str, str or None
+        The headline number the report index compares runs by, and its best baseline's
+        counterpart (None: no baseline).
+    direction : {"min", "max"}
+        Whether a lower or a higher ``metric`` is better.
+    evaluation : str
+        ``"module:function"`` of the evaluation handler (resolved by the evaluate stage, so this
+        module stays free of torch and matplotlib).
+    generative : bool
+        The model draws samples rather than predicting targets: the handler gets the model and
+        compares drawn with held-out samples instead of getting predictions.
+    split_scores : str or None
+        ``"module:function"`` scoring the model on every other held-out split too (the macro
+        worlds' extrapolation splits).
+    """
 
     name: str
     description: str
     rules: tuple[Rule, ...]
     aliases: tuple[str, ...] = ()
     tokens: bool = False
+    sequence: str | None = None
+    labels_table: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+    scalers: tuple[tuple[str, str], ...] = ()
+    target_scaler: str | None = None
+    metric: str = ""
+    baseline: str | None = None
+    direction: str = "min"
+    evaluation: str = ""
+    generative: bool = False
+    split_scores: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.sequence not in (None, "static", "seq2seq") or self.direction not in ("min", "max"):
+            raise ValueError(f"task {self.name}: sequence {self.sequence!r} or direction {self.direction!r} unknown")
 
     def layout(self) -> str:
         """One-line summary of the variables, e.g. ``data [N, T, D] float32; labels [N] int64``."""
         return "; ".join(_expected(rule, {}) for rule in self.rules)
 
+    @property
+    def static(self) -> bool:
+        """One target per sequence: the sequence model pools its hidden states over time."""
+        return self.sequence == "static"
+
+    @property
+    def seq2seq(self) -> bool:
+        """Targets per time step: labels indexed by time follow the inputs' length policy."""
+        return self.sequence == "seq2seq"
+
+    @property
+    def classification(self) -> bool:
+        """Labels are class ids (integer, cross entropy)."""
+        return any(rule.values == "classes" for rule in self.rules)
+
+    def default_scalers(self) -> dict[str, str]:
+        """``{variable: kind}`` of :attr:`scalers`, in the order they are fitted."""
+        return dict(self.scalers)
+
 
 _DATA = Rule("data", (("N", "T", "D"),), "float32", meaning="input sequences")
 _TOKENS = Rule("data", (("N", "T"), ("N", "T", "1")), "integer", "tokens", meaning="token ids")
+_HANDLERS = "trainset.evaluate.tasks"
+_CLASSIFY = {"scalers": (("data", "standard"),), "metric": "accuracy", "baseline": "baseline_accuracy",
+             "direction": "max", "evaluation": f"{_HANDLERS}:classification"}
+_REGRESS = {"scalers": (("data", "standard"), ("labels", "standard")), "target_scaler": "labels", "metric": "rmse",
+            "baseline": "baseline_rmse", "direction": "min", "evaluation": f"{_HANDLERS}:regression"}
 
 
-def _seq(name: str, description: str, labels: Rule | None, *aliases: str) -> TaskSpec:
+def _seq(name: str, description: str, labels: Rule | None, aliases: tuple[str, ...], sequence: str,
+         labels_table: tuple[tuple[str, ...], tuple[str, ...]] | None, facts: dict[str, Any]) -> TaskSpec:
     rules = (_DATA,) if labels is None else (_DATA, labels)
-    return TaskSpec(name, description, rules, aliases, tokens=True)
+    return TaskSpec(name, description, rules, aliases, tokens=True, sequence=sequence, labels_table=labels_table,
+                    **facts)
 
 
+# Order matters twice: describe_tasks lists tasks in it, and guess_task tries irf before frames
+# before thresholds, as describe_dataset always did.
 TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (
     _seq("seq2static_classification", "one class per sequence (cross entropy)",
          Rule("labels", (("N",),), "int64", "classes", meaning="one class id per sequence"),
-         "supervised_seq2static_classification"),
+         ("supervised_seq2static_classification",), "static", (("sample",), ("sample",)), _CLASSIFY),
     _seq("seq2static_regression", "K targets per sequence (MSE)",
          Rule("labels", (("N", "K"),), "float32", meaning="K float targets per sequence"),
-         "supervised_seq2static_regression"),
+         ("supervised_seq2static_regression",), "static", (("sample", "k"), ("sample", "target")), _REGRESS),
     _seq("seq2seq_classification", "one class per time step (cross entropy)",
          Rule("labels", (("N", "T"),), "int64", "classes", meaning="one class id per time step of data"),
-         "supervised_seq2seq_classification"),
+         ("supervised_seq2seq_classification",), "seq2seq", (("sample", "t"), ("sample", "time")), _CLASSIFY),
     _seq("seq2seq_regression", "K targets per step of a horizon T' (forecasting, MSE)",
          Rule("labels", (("N", "T'", "K"),), "float32", meaning="K float targets per forecast step"),
-         "supervised_seq2seq_regression", "forecasting"),
+         ("supervised_seq2seq_regression", "forecasting"), "seq2seq",
+         (("sample", "t", "k"), ("sample", "step", "target")), _REGRESS),
     _seq("reconstruction", "the inputs are the targets (autoencoder); labels ignored",
          Rule("labels", None, None, None, required=False, meaning="ignored"),
-         "self_supervised_seq2seq_reconstruction", "self_supervised_reconstruction", "autoencoder"),
+         ("self_supervised_seq2seq_reconstruction", "self_supervised_reconstruction", "autoencoder"), "seq2seq",
+         None, {**_REGRESS, "scalers": (("data", "standard"),), "target_scaler": None}),
     _seq("summary", "K float summaries derived from each sequence (MSE)",
          Rule("labels", (("N", "K"),), "float32", meaning="K float summaries per sequence"),
-         "self_supervised_seq2static_summary", "self_supervised_seq2static_summary_learning",
-         "summary_learning"),
-    TaskSpec("frames", "flu frames: feature x season week x place images",
-             (Rule("frames", (("N", "F", "W", "P"),), "float32", meaning="frames [sample, feature, week, place]"),),
-             ("flu_frames",)),
+         ("self_supervised_seq2static_summary", "self_supervised_seq2static_summary_learning", "summary_learning"),
+         "static", (("sample", "k"), ("sample", "target")), _REGRESS),
     TaskSpec("irf", "macro emulator: parameters -> impulse responses, one part per world",
              (Rule("theta", (("N", "P"),), "float32", meaning="model parameters"),
               Rule("irfs", (("N", "S", "H+1", "V"),), "float32",
                    meaning="impulse responses [shock, horizon, variable]")),
-             ("macro_irf", "emulator")),
+             ("macro_irf", "emulator"), scalers=(("theta", "standard"), ("irfs", "standard")), target_scaler="irfs",
+             metric="nrmse", baseline="baseline_nrmse", direction="min", evaluation=f"{_HANDLERS}:irfs",
+             split_scores=f"{_HANDLERS}:irf_splits"),
+    TaskSpec("frames", "flu frames: feature x season week x place images",
+             (Rule("frames", (("N", "F", "W", "P"),), "float32", meaning="frames [sample, feature, week, place]"),),
+             ("flu_frames",), scalers=(("frames", "sqrt_max"),), metric="ks_peak_size", direction="min",
+             evaluation=f"{_HANDLERS}:generated_frames", generative=True),
     TaskSpec("thresholds", "flight scores: K binary 'score exceeds t' targets per site-day (BCE)",
              (Rule("features", (("N", "F"),), "float32", meaning="features per site-day"),
               Rule("targets", (("N", "K"),), "float32", "binary", meaning="0/1 threshold exceedances")),
-             ("flight_thresholds",)),
+             ("flight_thresholds",), scalers=(("features", "standard"),), metric="pooled_auc",
+             baseline="baseline_auc", direction="max", evaluation=f"{_HANDLERS}:thresholds"),
 )}
 
 _ALIASES = {alias: spec.name for spec in TASKS.values() for alias in (spec.name, *spec.aliases)}
@@ -115,6 +208,24 @@ def get_task(task: str) -> TaskSpec:
         raise TrainsetError(f"unknown task type {task!r}. Fix: use one of {sorted(TASKS)} "
                             f"(also accepted: {sorted(set(_ALIASES) - set(TASKS))})")
     return TASKS[_ALIASES[key]]
+
+
+def sequence_tasks() -> tuple[str, ...]:
+    """The sequence tasks (``data`` [N, T, D] and labels by task), in registry order."""
+    return tuple(name for name, spec in TASKS.items() if spec.sequence)
+
+
+def guess_task(names: Iterable[str]) -> str | None:
+    """The task of a dataset stored without one, from its variable names (None: no guess).
+
+    Only tasks with distinctive variables are guessed (``theta``/``irfs``, ``frames``,
+    ``features``/``targets``); sequence datasets (``data``/``labels``) must store their task.
+    """
+    present = set(names)
+    for spec in TASKS.values():
+        if spec.sequence is None and {rule.name for rule in spec.rules if rule.required} <= present:
+            return spec.name
+    return None
 
 
 def check_task(parts: list[PartInfo], task: str, reader: Any = None, vocab_size: int | None = None,
@@ -253,10 +364,11 @@ def _check_values(spec: TaskSpec, reader: Any, number: int, part: PartInfo, rule
     block = max(1, int(getattr(reader, "block_size", 256)))
     step = block * max(1, _SCAN_BYTES // max(1, per_sample * block))
     tallies: dict[tuple[str, str], list] = {}
-    for start in range(0, part.size, step):
-        arrays = reader.read(number, np.arange(start, min(part.size, start + step)), names)
+    selected = int(reader.offsets()[number]) + np.arange(part.size, dtype=np.int64)
+    for block in reader.iter_blocks(selected, names, rows=step):  # whole blocks; streamed readers too
+        start = int(block.local[0])
         for rule in rules:
-            for kind, bad in _bad_values(rule, np.asarray(arrays[rule.name]), vocab_size, num_classes):
+            for kind, bad in _bad_values(rule, np.asarray(block.arrays[rule.name]), vocab_size, num_classes):
                 _tally(tallies, (rule.name, kind), bad, start)
     return [_describe(spec, part.name, name, kind, tally, vocab_size, num_classes)
             for (name, kind), tally in tallies.items()]
@@ -309,4 +421,5 @@ def describe_tasks() -> list[str]:
     return [f"{spec.name}: {spec.description} -- {spec.layout()}" for spec in TASKS.values()]
 
 
-__all__ = ["TASKS", "Rule", "TaskSpec", "check_task", "describe_tasks", "get_task"]
+__all__ = ["TASKS", "Rule", "TaskSpec", "check_task", "describe_tasks", "get_task", "guess_task",
+           "sequence_tasks"]

@@ -89,30 +89,33 @@ def submissions(log: str) -> list[tuple[str, str]]:
 # --- the profile itself (no cluster needed) --------------------------------------------------
 
 
-def rule_memory() -> dict[str, int]:
-    """Each rule's own mem_mb, from workflow/rules/*.smk."""
-    found = {}
-    for path in sorted((REPO / "workflow" / "rules").glob("*.smk")):
-        for block in re.split(r"^(?=rule \w+:)", path.read_text(), flags=re.M):
-            name = re.match(r"rule (\w+):", block)
-            mem = re.search(r"^\s+mem_mb=(\d+),", block, re.M)
-            if name and mem:
-                found[name.group(1)] = int(mem.group(1))
-    return found
-
-
-def test_profile_scales_every_rules_memory_by_attempt():
+def test_profile_keeps_its_settings_and_repeats_no_rules_memory():
     profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
     assert profile["executor"] == "slurm" and profile["retries"] >= 1 and profile["scheduler"] == "greedy"
     assert profile["slurm-status-command"] == "squeue"
     assert profile["default-resources"]["slurm_partition"] == "debug"
     assert str(profile["default-resources"]["mem_mb"]).replace(" ", "") == "1000*attempt"
-    rules = rule_memory()
-    assert {"ingest_table", "train_model", "train_trial", "find_lr"} <= set(rules)
-    overrides = profile["set-resources"]
-    assert set(overrides) == set(rules), "set-resources must list exactly the workflow's rules"
-    for rule, mem in rules.items():
-        assert str(overrides[rule]["mem_mb"]).replace(" ", "") == f"{mem}*attempt", rule
+    overrides = profile.get("set-resources") or {}
+    assert not [rule for rule, resources in overrides.items() if "mem_mb" in resources], \
+        "the rules' memory lives in MEM_MB (workflow/rules/common.smk) only"
+
+
+def test_every_rule_asks_its_tables_memory_times_the_attempt(tmp_path):
+    """Each job's mem_mb is MEM_MB[rule] * attempt, as Snakemake evaluates it (retries double it)."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import OutputSettings, ResourceSettings
+
+    with SnakemakeApi(OutputSettings()) as api:
+        workflow = api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=REPO / "Snakefile",
+                                workdir=tmp_path)._workflow
+        table = workflow.globals["MEM_MB"]
+        jobs = {rule.name: rule for rule in workflow.rules if not rule.norun}  # aggregate targets run nothing
+        assert {"ingest_table", "train_model", "train_trial", "find_lr"} <= set(jobs)
+        assert set(jobs) == set(table), "MEM_MB must list exactly the rules that run something"
+        for name, rule in jobs.items():
+            for attempt in (1, 2):
+                got = rule.resources["mem_mb"].evaluate(None, attempt=attempt, rulename=name).value
+                assert got == table[name] * attempt, (name, attempt)
 
 
 # --- the cluster ------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import pytest
 import xarray as xr
 
 import trainset.io.hdf5 as hdf5
+import trainset.io.hdf5.read as hdf5_read
 from trainset.collection import Collection
 from trainset.errors import TrainsetError
 from trainset.io.base import FORMATS
@@ -124,7 +125,7 @@ def test_sparse_rows_use_one_selection(tmp_path, monkeypatch):
     collection = collection_a(n=300)
     path = tmp_path / "a.h5"
     FMT.write(collection, path, chunk=64)
-    monkeypatch.setattr(hdf5, "_ROW_COST_BYTES", 0)  # force the selection path for sparse rows
+    monkeypatch.setattr(hdf5_read, "_ROW_COST_BYTES", 0)  # force the selection path for sparse rows
     local = np.array([0, 1, 2, 10, 70, 130, 131, 199, 200, 201, 202, 299])
     got = FMT.reader(path).read(0, local)
     np.testing.assert_array_equal(got["data"], collection.parts["all"]["data"].values[local])

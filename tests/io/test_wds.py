@@ -405,7 +405,7 @@ def test_ddp_ranks_split_the_shards(tmp_path, monkeypatch):
 
 
 def test_unrequested_members_are_never_read(stored, monkeypatch):
-    import trainset.io.wds as wds
+    import trainset.io.wds.members as wds
 
     calls = []
     real = wds.npy_header

@@ -317,7 +317,7 @@ def three_worlds(worlds: Collection) -> tuple[dict, list[dict]]:
 def test_world_mlp_padded_shocks_never_count_and_every_shock_learns(worlds):
     info, samples = three_worlds(worlds)
     batch = collate_mixed_worlds([samples[i] for i in (0, 1, 2, 3, 40, 50, 61)])
-    assert set(batch["world"]) == {"nk", "nk2", "var"}
+    assert set(batch["part"]) == {"nk", "nk2", "var"}
     torch.manual_seed(0)
     model = build_model("world_mlp", {"hidden": [32]}, info)
     out = model(batch)
@@ -350,7 +350,7 @@ def test_world_mlp_state_carries_the_world_list(worlds):
     with pytest.raises(TrainsetError, match=r"trained on worlds \['var', 'nk'\], but given \['nk', 'var'\]"):
         build_model("world_mlp", {}, swapped).load_state_dict(state)
     with pytest.raises(TrainsetError, match=r"world\(s\) \['lss'\]"):
-        model({**collate_mixed_worlds([worlds.sample(0)]), "world": ["lss"]})
+        model({**collate_mixed_worlds([worlds.sample(0)]), "part": ["lss"]})
 
 
 # ------------------------------------------------------------------------------------ losses fall

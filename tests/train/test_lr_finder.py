@@ -14,9 +14,9 @@ import pytest
 
 from tests.conftest import stored_sequences
 from trainset.errors import TrainsetError
+from trainset.train.auto import resolve_auto
 from trainset.train.config import TrainingConfig
-from trainset.train.lr_finder import (apply_lr, find_lr, lr_search_hash, resolve_auto, search_config, suggest_lr,
-                                      write_lr_result)
+from trainset.train.lr_finder import apply_lr, find_lr, lr_search_hash, search_config, suggest_lr, write_lr_result
 
 RUN = {
     "name": "pulses",

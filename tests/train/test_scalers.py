@@ -269,7 +269,7 @@ def test_multi_part_statistics_per_world_and_batch_transform(tmp_path):
     ds = trainset.open_dataset(paths["netcdf"], split="val")
     samples = [ds[i] for i in range(len(ds))]
     batch = collate_mixed_worlds(samples)
-    assert set(batch["world"]) == {"nk", "var"}
+    assert set(batch["part"]) == {"nk", "var"}
     out = scalers.transform(batch)
     for row, sample in enumerate(samples):
         world = sample["part"]
@@ -281,7 +281,7 @@ def test_multi_part_statistics_per_world_and_batch_transform(tmp_path):
         stats = scalers.statistics["theta"][world]
         want = (sample["theta"].numpy() - stats["data_min"]) / stats["data_range"]
         np.testing.assert_allclose(out["theta"][row, :n_params].numpy(), want, rtol=1e-5, atol=1e-6)
-    back = scalers.inverse("irfs", out["irfs"], world=batch["world"], mask=batch["shock_mask"])
+    back = scalers.inverse("irfs", out["irfs"], world=batch["part"], mask=batch["shock_mask"])
     torch.testing.assert_close(back, batch["irfs"], rtol=1e-5, atol=1e-2)
     with pytest.raises(TrainsetError, match="'world'"):
         scalers.transform({"irfs": batch["irfs"]})

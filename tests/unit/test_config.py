@@ -38,3 +38,21 @@ def test_conda_env_pins_match_pyproject():
     assert set(pip) == pins
     for extra, extra_pins in project["optional-dependencies"].items():  # e.g. s3: a subset of test
         assert set(extra_pins) <= pins, f"extra {extra!r} pins what the test extra does not"
+
+
+def test_domain_config_defaults_in_the_schema_are_the_registry_s():
+    """Snakemake fills the schema's defaults, a library caller gets the registry's: they must be one set."""
+    from trainset.domains.registry import DOMAINS
+    from trainset.domains.sequences import RECIPES
+
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    entry = schema["properties"]["datasets"]["additionalProperties"]["properties"]
+    assert set(entry["domain"]["enum"]) == set(DOMAINS)
+    assert set(entry["recipe"]["enum"]) == set(RECIPES)
+    in_code: dict = {}
+    for domain in DOMAINS.values():
+        for key, value in domain.defaults.items():
+            assert in_code.setdefault(key, value) == value, f"domains disagree on the default of {key!r}"
+    assert {key: prop["default"] for key, prop in entry.items() if "default" in prop} == in_code
+    methods = set(schema["$defs"]["splits"]["properties"]["method"]["enum"])
+    assert {method for domain in DOMAINS.values() for method in domain.splits} <= methods

@@ -8,7 +8,7 @@ import torch
 
 from trainset.errors import TrainsetError
 from trainset.io.base import PartInfo, Reader, VariableInfo
-from trainset.tasks import TASKS, check_task, describe_tasks, get_task
+from trainset.tasks import TASKS, check_task, describe_tasks, get_task, guess_task, sequence_tasks
 from trainset.tokens import one_hot
 
 
@@ -155,6 +155,71 @@ def test_describe_tasks_lists_every_task():
     lines = describe_tasks()
     assert len(lines) == len(TASKS)
     assert any(line.startswith("seq2seq_classification") and "labels [N, T] int64" in line for line in lines)
+
+
+# ---------------------------------------------------------------- the registry of task facts
+
+@pytest.mark.parametrize("name", list(TASKS))
+def test_every_task_has_all_facts(name):
+    from trainset.scalers import KINDS
+
+    spec = TASKS[name]
+    variables = {rule.name for rule in spec.rules}
+    assert spec.description and spec.rules and spec.metric and spec.evaluation
+    assert spec.direction in ("min", "max")
+    assert spec.baseline is None or spec.baseline.startswith("baseline_")
+    scalers = spec.default_scalers()
+    assert scalers and set(scalers) <= variables and set(scalers.values()) <= set(KINDS)
+    assert spec.target_scaler is None or spec.target_scaler in scalers
+    labels = [rule for rule in spec.rules if rule.name == "labels"]
+    if spec.sequence is None:  # recognised by its variables when a dataset stores no task
+        assert guess_task(variables) == name and spec.labels_table is None and not spec.tokens
+    else:
+        assert spec.sequence in ("static", "seq2seq") and spec.static != spec.seq2seq and spec.tokens
+        keys_and_dims = spec.labels_table
+        assert (keys_and_dims is not None) == labels[0].required
+        if keys_and_dims is not None:
+            assert keys_and_dims[0][0] == "sample" and len(keys_and_dims[1]) == len(labels[0].shapes[0])
+
+
+@pytest.mark.parametrize("name", list(TASKS))
+def test_evaluation_handlers_named_by_the_registry_resolve(name):
+    import inspect
+
+    from trainset.evaluate.stage import resolve_handler
+
+    spec = TASKS[name]
+    handler = resolve_handler(spec.evaluation)
+    wanted = ["model", "cfg", "dataset_path", "split", "scalers", "n"] if spec.generative else \
+        ["p", "train", "test", "info"]
+    assert list(inspect.signature(handler).parameters) == wanted
+    if spec.split_scores:
+        assert callable(resolve_handler(spec.split_scores))
+
+
+def test_unresolvable_handler_is_a_clear_error():
+    from trainset.evaluate.stage import resolve_handler
+
+    with pytest.raises(TrainsetError, match="not found. Fix:"):
+        resolve_handler("trainset.evaluate.tasks:no_such_handler")
+
+
+def test_sequence_tasks_and_guessing_follow_the_registry():
+    assert sequence_tasks() == ("seq2static_classification", "seq2static_regression", "seq2seq_classification",
+                                "seq2seq_regression", "reconstruction", "summary")
+    assert guess_task({"theta", "irfs", "frames"}) == "irf"  # irf before frames, as always
+    assert guess_task({"frames", "features", "targets"}) == "frames"
+    assert guess_task({"data", "labels"}) is None
+
+
+def test_registry_and_evaluate_modules_import_light_and_acyclic():
+    import subprocess
+    import sys
+
+    code = ("import sys, trainset.tasks; heavy = [m for m in ('torch', 'matplotlib') if m in sys.modules]; "
+            "assert not heavy, heavy; import trainset.evaluate.tasks; "
+            "assert 'trainset.evaluate.stage' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 # ---------------------------------------------------------------- one-hot tokens

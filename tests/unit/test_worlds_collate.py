@@ -50,7 +50,7 @@ def test_mixed_batch_pads_and_masks_every_shock():
     assert batch["theta"].shape == (5, 6) and batch["theta_mask"].dtype == torch.bool
     assert batch["irfs"].shape == (5, 3, 41, 3) and batch["shock_mask"].shape == (5, 3)
     assert batch["index"].dtype == torch.int64 and batch["index"].tolist() == order
-    assert batch["world"] == ["var", "nk", "nk", "var", "var"]
+    assert batch["part"] == ["var", "nk", "nk", "var", "var"]
     assert "weight_mask" not in batch and batch["weight"].shape == (5,)
     for row, sample in enumerate(samples):
         params, shocks = WORLDS[sample["part"]]
@@ -92,7 +92,7 @@ def test_single_world_collate_equals_stack():
     batch = collate_single_world(samples)
     for key in ("theta", "irfs", "weight"):
         torch.testing.assert_close(batch[key], torch.stack([torch.as_tensor(s[key]) for s in samples]), rtol=0, atol=0)
-    assert batch["index"].tolist() == [4, 1, 7] and batch["world"] == ["nk"] * 3
+    assert batch["index"].tolist() == [4, 1, 7] and batch["part"] == ["nk"] * 3
     with pytest.raises(TrainsetError, match="collate_mixed_worlds"):
         collate_single_world([collection.sample(0), collection.sample(15)])
     broken = [dict(samples[0]), dict(samples[1])]
@@ -118,7 +118,7 @@ def test_inside_a_dataloader():
         for row, index in enumerate(batch["index"].tolist()):
             sample = collection.sample(index)
             params, shocks = WORLDS[sample["part"]]
-            assert batch["world"][row] == sample["part"]
+            assert batch["part"][row] == sample["part"]
             np.testing.assert_array_equal(batch["irfs"][row, :shocks].numpy(), sample["irfs"])
             assert int(batch["theta_mask"][row].sum()) == params
         seen += batch["index"].tolist()

@@ -10,8 +10,14 @@ from pathlib import Path
 import yaml
 from snakemake.utils import validate
 
+from trainset.io.base import stored_copies
+
 REPO = Path(workflow.basedir)
 LIBRARY = REPO / "src" / "trainset"
+
+STORED_COPIES = stored_copies()
+"""Every stored copy a dataset's ``formats:`` may list, by name: the formats and their variants
+(``hdf5_presplit``), each with its file-name suffix and the writer options it fixes."""
 
 
 def merge_config(defaults, user):
@@ -49,7 +55,7 @@ wildcard_constraints:
     dataset=alternatives(config.get("datasets", {})),
     name=alternatives([*config["mixes"], *config.get("datasets", {})]),
     date=r"\d{4}-\d{2}-\d{2}",
-    format=r"netcdf|hdf5|hdf5_presplit|zarr|webdataset",
+    format=alternatives(sorted(STORED_COPIES, key=len, reverse=True)),
     run=alternatives(config.get("runs", {})),
     search=alternatives(config.get("searches", {})),
     trial=r"t[0-9][0-9][0-9]+",
@@ -68,10 +74,45 @@ def library_files(*parts):
     for part in parts:
         path = LIBRARY / part
         if path.is_dir():
-            files.update(glob.glob(str(path / "*.py")))
+            files.update(glob.glob(str(path / "**" / "*.py"), recursive=True))
         else:
             files.add(str(path))
     return [local(f) for f in sorted(files)]
+
+
+MEM_MB = {
+    "ingest_table": 4000,
+    "ingest_domain": 4000,
+    "build_frames": 2000,
+    "frame_dataset": 4000,
+    "write_netcdf": 2000,
+    "make_splits": 2000,
+    "write_hdf5": 2000,
+    "write_hdf5_presplit": 2000,
+    "write_dataset_job": 2000,
+    "write_zarr": 2000,
+    "write_webdataset": 2000,
+    "validate_dataset": 2000,
+    "plot_frames": 2000,
+    "export_dataset": 500,
+    "fit_scalers": 2000,
+    "tune_io": 4000,
+    "find_lr": 4000,
+    "train_model": 4000,
+    "train_trial": 4000,
+    "gather_search": 1000,
+    "evaluate_model": 4000,
+    "report_index": 1000,
+}
+"""Each rule's memory (MB) on a job's first attempt: the one table of it (profiles repeat none)."""
+
+
+def mem_mb(wildcards, attempt, rulename):
+    """A job's ``mem_mb``: its rule's :data:`MEM_MB` times the attempt, so a job retried after
+    running out of memory (``retries`` in profiles/slurm) gets twice as much."""
+    if rulename not in MEM_MB:
+        raise ValueError(f"rule {rulename}: no memory in MEM_MB. Fix: add it in workflow/rules/common.smk")
+    return MEM_MB[rulename] * attempt
 
 
 DATASET_KEYS = ("formats", "format_options", "splits", "scalers")
@@ -105,7 +146,7 @@ def mix_splits_config(wildcards):
     return config["mixes"][wildcards.mix].get("splits", {})
 
 
-FORMAT_SUFFIX = {"netcdf": ".nc", "hdf5": ".h5", "hdf5_presplit": ".presplit.h5", "zarr": ".zarr", "webdataset": "-wds"}
+FORMAT_SUFFIX = {name: copy.suffix for name, copy in STORED_COPIES.items()}
 
 
 def dataset_file(name, fmt):
@@ -122,18 +163,18 @@ def conversion_inputs(wildcards):
     return {
         "source": dataset_file(wildcards.name, "netcdf"),
         "splits": f"results/datasets/{wildcards.name}/splits.json",
-        "code": library_files("datasets.py", "collection.py", "splits.py", "io", "domains/macro"),
+        "code": library_files("datasets.py", "collection.py", "splits.py", "io", "domains"),
     }
 
 
 def options_for(fmt):
-    """A params function giving the writer options of ``fmt`` for a dataset."""
-    base = "hdf5" if fmt == "hdf5_presplit" else fmt
+    """A params function giving the writer options of stored copy ``fmt`` for a dataset: its
+    format's ``format_options``, with the options a variant fixes (``layout``) laid over them."""
+    copy = STORED_COPIES[fmt]
 
     def options(wildcards):
-        chosen = dict(dataset_config(wildcards).get("format_options", {}).get(base, {}))
-        if fmt == "hdf5_presplit":
-            chosen["layout"] = "presplit"
+        chosen = dict(dataset_config(wildcards).get("format_options", {}).get(copy.format, {}))
+        chosen.update(copy.options)
         return chosen
 
     return options
@@ -188,14 +229,11 @@ def run_config(wildcards):
     return {"name": wildcards.run, **config["runs"][wildcards.run]}
 
 
-AUTO_KEYS = {"lr": "lr", "batch_size": "io", "num_workers": "io"}
-"""training.<key>: auto -> which tuner JSON decides it."""
-
-
 def auto_tuners(run):
-    """Which tuner outputs (lr, io) a run's ``auto`` settings need."""
-    training = config["runs"][run].get("training", {})
-    return sorted({tool for key, tool in AUTO_KEYS.items() if training.get(key) == "auto"})
+    """Which tuner outputs (lr, io) a run's ``auto`` settings need (trainset.train.auto decides)."""
+    from trainset.train.auto import tuners_needed
+
+    return tuners_needed(config["runs"][run])
 
 
 def tuning_inputs(wildcards):
@@ -215,15 +253,16 @@ def search_trials(search):
     """Trial name -> run config of one search (drawn from the search's seed, stable)."""
     from trainset.train.search import trial_configs
 
+    from trainset.train.auto import auto_keys, with_placeholders
+
     spec = config["searches"][search]
-    base = dict(config["runs"][spec["run"]])
-    training = dict(base.get("training", {}))
-    for key in [k for k, v in training.items() if v == "auto"]:
-        if f"training.{key}" not in spec.get("space", {}):
-            raise ValueError(f"searches.{search}: run {spec['run']!r} has training.{key}: auto; "
-                             f"a search must set it (add training.{key} to its space)")
-        training[key] = 1 if key != "num_workers" else 0  # replaced by every trial's drawn value
-    base["training"] = training
+    base = config["runs"][spec["run"]]
+    for key in auto_keys(base):
+        if key not in spec.get("space", {}):
+            raise ValueError(f"searches.{search}: run {spec['run']!r} has {key}: auto; "
+                             f"a search must set it (add {key} to its space)")
+    base = with_placeholders(base)  # replaced by every trial's drawn value
+    base.setdefault("training", {})
     return trial_configs(base, {"name": search, **spec}, config["seed"])
 
 
@@ -280,7 +319,7 @@ def run_inputs(wildcards):
         "dataset": dataset_file(name, cfg.get("format", "netcdf")),
         "splits": f"results/datasets/{name}/splits.json",
         "scalers": f"results/scalers/{name}.json",
-        "code": library_files("train", "models", "scalers.py", "transforms.py", "tokens.py", "loaders", "io",
+        "code": library_files("train", "models", "scalers", "tasks.py", "transforms.py", "tokens.py", "loaders", "io",
                               "open.py", "collection.py", "splits.py"),
     }
 
@@ -312,16 +351,14 @@ def check_runs():
     """Refuse a bad run config at start-up, naming the key (as the schema does for the rest)."""
     if not config.get("runs"):
         return
+    from trainset.train.auto import with_placeholders
     from trainset.train.config import TrainingConfig
 
     known = {*config["mixes"], *config.get("datasets", {})}
-    placeholders = {"lr": 1e-3, "batch_size": 64, "num_workers": 0}
     for name, cfg in config["runs"].items():
         if cfg.get("dataset") not in known:
             raise ValueError(f"runs.{name}.dataset: {cfg.get('dataset')!r} is not a mix or dataset; use one of {sorted(known)}")
-        training = {k: placeholders[k] if v == "auto" and k in placeholders else v
-                    for k, v in cfg.get("training", {}).items()}
-        TrainingConfig.from_dict({"name": name, **cfg, "training": training})
+        TrainingConfig.from_dict(with_placeholders({"name": name, **cfg}))
     for search, spec in config.get("searches", {}).items():
         if spec.get("run") not in config["runs"]:
             raise ValueError(f"searches.{search}.run: {spec.get('run')!r} is not a run; use one of {sorted(config['runs'])}")

@@ -15,6 +15,12 @@ def writer_options(fmt):
     return lambda wildcards: {k: v for k, v in options_for(fmt)(wildcards).items() if k != "jobs"}
 
 
+def gathered_output(copy):
+    """The dataset a gather rule writes: a folder (``directory()``) or one file."""
+    path = f"results/datasets/{{name}}/TS_{{name}}{copy.suffix}"
+    return directory(path) if copy.folder else path
+
+
 def job_folders(fmt):
     """An input function: the folders of every job writing ``fmt`` for a dataset."""
     return lambda wildcards: [f"results/datasets/{wildcards.name}/jobs/{fmt}/{job}"
@@ -33,7 +39,7 @@ rule write_netcdf:
         "results/benchmarks/write_netcdf/{mix}.tsv"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=mem_mb,
         runtime=20,
     params:
         mix=mix_config,
@@ -48,7 +54,7 @@ rule write_netcdf:
 rule make_splits:
     input:
         netcdf=canonical_dataset,
-        code=library_files("splits.py", "datasets.py", "collection.py", "io", "domains/macro"),
+        code=library_files("splits.py", "datasets.py", "collection.py", "io", "domains"),
     output:
         splits="results/datasets/{name}/splits.json",
     log:
@@ -57,7 +63,7 @@ rule make_splits:
         "results/benchmarks/make_splits/{name}.tsv"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=mem_mb,
         runtime=10,
     params:
         splits=splits_config,
@@ -66,52 +72,6 @@ rule make_splits:
         "Splitting {wildcards.name} into train/val/test"
     script:
         "../../src/scripts/make_splits.py"
-
-
-rule write_hdf5:
-    input:
-        unpack(conversion_inputs),
-        jobs=job_folders("hdf5"),
-    output:
-        dataset="results/datasets/{name}/TS_{name}.h5",
-    log:
-        "results/logs/write_hdf5/{name}.log",
-    benchmark:
-        "results/benchmarks/write_hdf5/{name}.tsv"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=30,
-    params:
-        format="hdf5",
-        options=writer_options("hdf5"),
-    message:
-        "Gathering the HDF5 dataset of {wildcards.name}"
-    script:
-        "../../src/scripts/gather_dataset.py"
-
-
-rule write_hdf5_presplit:
-    input:
-        unpack(conversion_inputs),
-        jobs=job_folders("hdf5_presplit"),
-    output:
-        dataset="results/datasets/{name}/TS_{name}.presplit.h5",
-    log:
-        "results/logs/write_hdf5_presplit/{name}.log",
-    benchmark:
-        "results/benchmarks/write_hdf5_presplit/{name}.tsv"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=30,
-    params:
-        format="hdf5_presplit",
-        options=writer_options("hdf5_presplit"),
-    message:
-        "Gathering the pre-split HDF5 dataset of {wildcards.name}"
-    script:
-        "../../src/scripts/gather_dataset.py"
 
 
 rule write_dataset_job:
@@ -124,11 +84,11 @@ rule write_dataset_job:
     benchmark:
         "results/benchmarks/write_dataset_job/{name}_{parallel_format}_{job}.tsv"
     wildcard_constraints:
-        parallel_format=r"zarr|webdataset|hdf5_presplit|hdf5",
+        parallel_format=alternatives(sorted((n for n, c in STORED_COPIES.items() if c.jobs), key=len, reverse=True)),
         job=r"\d+",
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=mem_mb,
         runtime=30,
     params:
         options=lambda wildcards: writer_options(wildcards.parallel_format)(wildcards),
@@ -139,50 +99,33 @@ rule write_dataset_job:
         "../../src/scripts/write_dataset_job.py"
 
 
-rule write_zarr:
-    input:
-        unpack(conversion_inputs),
-        jobs=job_folders("zarr"),
-    output:
-        dataset=directory("results/datasets/{name}/TS_{name}.zarr"),
-    log:
-        "results/logs/write_zarr/{name}.log",
-    benchmark:
-        "results/benchmarks/write_zarr/{name}.tsv"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=30,
-    params:
-        format="zarr",
-        options=writer_options("zarr"),
-    message:
-        "Gathering the Zarr store of {wildcards.name}"
-    script:
-        "../../src/scripts/gather_dataset.py"
+# One gather rule, write_<copy>, per stored copy written in jobs (trainset.io.base.stored_copies):
+# a format, or a variant of one with its own file-name suffix and fixed writer options.
+for copy in (c for c in STORED_COPIES.values() if c.jobs):
 
-
-rule write_webdataset:
-    input:
-        unpack(conversion_inputs),
-        jobs=job_folders("webdataset"),
-    output:
-        dataset=directory("results/datasets/{name}/TS_{name}-wds"),
-    log:
-        "results/logs/write_webdataset/{name}.log",
-    benchmark:
-        "results/benchmarks/write_webdataset/{name}.tsv"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=30,
-    params:
-        format="webdataset",
-        options=writer_options("webdataset"),
-    message:
-        "Indexing the WebDataset shards of {wildcards.name}"
-    script:
-        "../../src/scripts/gather_dataset.py"
+    rule:
+        name:
+            f"write_{copy.name}"
+        input:
+            unpack(conversion_inputs),
+            jobs=job_folders(copy.name),
+        output:
+            dataset=gathered_output(copy),
+        log:
+            f"results/logs/write_{copy.name}/{{name}}.log",
+        benchmark:
+            f"results/benchmarks/write_{copy.name}/{{name}}.tsv"
+        threads: 1
+        resources:
+            mem_mb=mem_mb,
+            runtime=30,
+        params:
+            format=copy.name,
+            options=writer_options(copy.name),
+        message:
+            f"Gathering the {copy.name} jobs of {{wildcards.name}}"
+        script:
+            "../../src/scripts/gather_dataset.py"
 
 
 rule validate_dataset:
@@ -196,7 +139,7 @@ rule validate_dataset:
         "results/logs/validate_dataset/{name}_{format}.log",
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=mem_mb,
         runtime=10,
     message:
         "Validating the {wildcards.format} dataset of {wildcards.name}"

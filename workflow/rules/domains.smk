@@ -6,7 +6,7 @@
 rule ingest_domain:
     input:
         files=domain_files,
-        code=library_files("domains", "domains/macro", "table/io.py", "mixing/rng.py", "splits.py", "collection.py"),
+        code=library_files("domains", "tasks.py", "table/io.py", "rng.py", "splits.py", "collection.py"),
     output:
         tables=directory("results/tables/{dataset}"),
     log:
@@ -15,7 +15,7 @@ rule ingest_domain:
         "results/benchmarks/ingest_domain/{dataset}.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=mem_mb,
         runtime=20,
     params:
         dataset=domain_config,
@@ -29,7 +29,7 @@ rule ingest_domain:
 rule frame_dataset:
     input:
         tables=rules.ingest_domain.output.tables,
-        code=library_files("domains", "domains/macro", "collection.py", "io"),
+        code=library_files("domains", "tasks.py", "table/io.py", "rng.py", "splits.py", "collection.py", "io"),
     output:
         netcdf="results/datasets/{dataset}/TS_{dataset}.nc",
     log:
@@ -38,7 +38,7 @@ rule frame_dataset:
         "results/benchmarks/frame_dataset/{dataset}.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=mem_mb,
         runtime=20,
     params:
         dataset=domain_config,

@@ -20,7 +20,7 @@ rule evaluate_model:
         "results/benchmarks/evaluate_model/{run}.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=mem_mb,
         runtime=30,
     params:
         split=config.get("evaluation", {}).get("split", "test"),
@@ -34,14 +34,14 @@ rule evaluate_model:
 rule report_index:
     input:
         metrics=expand("results/reports/{run}/metrics.json", run=list(config.get("runs", {}))),
-        code=library_files("evaluate"),
+        code=library_files("evaluate", "tasks.py"),
     output:
         index=report("results/reports/index.html", caption="../report/index.rst", category="Runs"),
     log:
         "results/logs/report_index/index.log",
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=mem_mb,
         runtime=5,
     message:
         "Comparing all runs in results/reports/index.html"

@@ -4,7 +4,7 @@
 rule build_frames:
     input:
         unpack(mix_table_files),
-        code=library_files("mixing", "table/io.py", "seasons.py", "locations.py"),
+        code=library_files("mixing", "rng.py", "table/io.py", "seasons.py", "locations.py"),
     output:
         frames="results/frames/{mix}.parquet",
         summary="results/frames/{mix}.summary.json",
@@ -14,7 +14,7 @@ rule build_frames:
         "results/benchmarks/build_frames/{mix}.tsv"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=mem_mb,
         runtime=20,
     params:
         mix=mix_config,

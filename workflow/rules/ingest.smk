@@ -14,7 +14,7 @@ rule ingest_table:
         "results/benchmarks/ingest_table/{table}.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=mem_mb,
         runtime=20,
     params:
         table=table_config,

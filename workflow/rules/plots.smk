@@ -13,7 +13,7 @@ rule plot_frames:
         "results/benchmarks/plot_frames/{mix}.tsv"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=mem_mb,
         runtime=20,
     params:
         samples=config.get("plots", {}).get("samples", 12),

@@ -20,7 +20,7 @@ rule export_dataset:
         "results/logs/export_dataset/{mix}_{date}.log",
     threads: 1
     resources:
-        mem_mb=500,
+        mem_mb=mem_mb,
         runtime=5,
     message:
         "Exporting {wildcards.mix} under its dated name"

@@ -5,7 +5,7 @@ rule fit_scalers:
     input:
         netcdf=canonical_dataset,
         splits="results/datasets/{name}/splits.json",
-        code=library_files("scalers.py", "transforms.py", "io", "open.py", "splits.py", "collection.py"),
+        code=library_files("scalers", "tasks.py", "transforms.py", "io", "open.py", "splits.py", "collection.py"),
     output:
         scalers="results/scalers/{name}.json",
     log:
@@ -14,7 +14,7 @@ rule fit_scalers:
         "results/benchmarks/fit_scalers/{name}.tsv"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=mem_mb,
         runtime=10,
     params:
         spec=scaler_spec,
@@ -34,7 +34,7 @@ rule tune_io:
         "results/logs/tune_io/{run}.log",
     threads: 2
     resources:
-        mem_mb=4000,
+        mem_mb=mem_mb,
         runtime=20,
     params:
         seed=config["seed"],
@@ -54,7 +54,7 @@ rule find_lr:
         "results/logs/find_lr/{run}.log",
     threads: run_threads
     resources:
-        mem_mb=4000,
+        mem_mb=mem_mb,
         runtime=30,
     params:
         run=run_config,
@@ -81,7 +81,7 @@ rule train_model:
         "results/benchmarks/train_model/{run}.tsv"
     threads: run_threads
     resources:
-        mem_mb=4000,
+        mem_mb=mem_mb,
         runtime=60,
         gpus=0,
     params:
@@ -106,7 +106,7 @@ rule train_trial:
         "results/benchmarks/train_trial/{search}_{trial}.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=mem_mb,
         runtime=60,
     params:
         run=trial_config,
@@ -127,7 +127,7 @@ rule gather_search:
         "results/logs/gather_search/{search}.log",
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=mem_mb,
         runtime=5,
     params:
         search=search_name,

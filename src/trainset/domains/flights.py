@@ -53,7 +53,7 @@ import xarray as xr
 
 from trainset.collection import Collection
 from trainset.errors import TrainsetError
-from trainset.mixing.rng import named_rng
+from trainset.rng import named_rng
 from trainset.splits import Splits, make_splits
 
 logger = logging.getLogger(__name__)

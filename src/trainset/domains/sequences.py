@@ -47,7 +47,9 @@ import xarray as xr
 
 from trainset.collection import Collection
 from trainset.errors import TrainsetError
-from trainset.mixing.rng import named_rng
+from trainset.rng import named_rng
+from trainset.tasks import TASKS as REGISTRY
+from trainset.tasks import sequence_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -55,17 +57,8 @@ RECIPES: dict[str, str] = {
     "pulses": "seq2static_classification", "statistics": "seq2static_regression",
     "labelling": "seq2seq_classification", "forecast": "seq2seq_regression",
     "reconstruction": "reconstruction", "summary": "summary"}
-TASKS: tuple[str, ...] = tuple(RECIPES.values())
+TASKS: tuple[str, ...] = sequence_tasks()
 INPUT_KEYS = ("sample", "t", "feature")
-#: task -> (key columns of its labels table, dims of ``labels``); None: no labels table.
-LABEL_LAYOUT: dict[str, tuple[tuple[str, ...], tuple[str, ...]] | None] = {
-    "seq2static_classification": (("sample",), ("sample",)),
-    "seq2static_regression": (("sample", "k"), ("sample", "target")),
-    "seq2seq_classification": (("sample", "t"), ("sample", "time")),
-    "seq2seq_regression": (("sample", "t", "k"), ("sample", "step", "target")),
-    "reconstruction": None,
-    "summary": (("sample", "k"), ("sample", "target"))}
-CLASSIFICATION = ("seq2static_classification", "seq2seq_classification")
 DEFAULT_FEATURES = {"pulses": 1, "statistics": 3, "labelling": 2, "forecast": 3, "reconstruction": 6, "summary": 3}
 
 
@@ -237,7 +230,7 @@ def make_sequence_tables(recipe: str, n: int, seed: int, length: int = 64, featu
     inputs = _long(data, ("sample", "t", "feature"))
     table = None
     if labels is not None:
-        table = _long(labels, LABEL_LAYOUT[task][0], keys, t_offset=length if recipe == "forecast" else 0)
+        table = _long(labels, REGISTRY[task].labels_table[0], keys, t_offset=length if recipe == "forecast" else 0)
     meta = {"recipe": recipe, "task": task, "seed": int(seed)}
     for frame in (inputs, table):
         if frame is not None:
@@ -305,7 +298,8 @@ def frame_sequences(inputs: pd.DataFrame, labels: pd.DataFrame | None, task: str
     coords: dict[str, Any] = {"sample_id": ("sample", samples), "time": times, "feature": feats}
     variables = {"data": (("sample", "time", "feature"), data)}
     out_attrs: dict[str, Any] = {"task": task, "recipe": recipe}
-    layout = LABEL_LAYOUT[task]
+    spec = REGISTRY[task]
+    layout = spec.labels_table  # (key columns of the labels table, dims of labels); None: no table
     if layout is None:
         if labels is not None:
             raise TrainsetError("reconstruction takes no labels table: its targets are the inputs. Fix: pass labels=None")
@@ -318,9 +312,9 @@ def frame_sequences(inputs: pd.DataFrame, labels: pd.DataFrame | None, task: str
         values, label_coords = _frame_labels(labels, task, keys, samples, times)
         coords.update(label_coords)
         variables["labels"] = (layout[1], values)
-        if task in CLASSIFICATION:
+        if spec.classification:
             out_attrs["num_classes"] = int(values.max()) + 1 if values.size else 0
-        if task.startswith("seq2seq"):
+        if spec.seq2seq:
             out_attrs["target_seq_len"] = int(values.shape[1])
     dataset = xr.Dataset(variables, coords=coords)
     logger.info("framed %s (%s): %s", name, task, dict(dataset.sizes))
@@ -348,7 +342,7 @@ def _frame_labels(labels: pd.DataFrame, task: str, keys: tuple[str, ...], sample
         coords["target"], code = _codes(labels["k"])
         codes.append(code)
         axes.append(coords["target"])
-    dtype = np.int64 if task in CLASSIFICATION else np.float32
+    dtype = np.int64 if REGISTRY[task].classification else np.float32
     return _scatter(labels, tuple(codes), tuple(axes), keys, "labels", dtype), coords
 
 

@@ -37,7 +37,7 @@ def load_trained(cfg: Any, checkpoint: str | os.PathLike, dataset_path: str | os
                  scalers_path: str | os.PathLike | None) -> tuple[torch.nn.Module, dict, Any]:
     """The model of a checkpoint, after checking it belongs to this dataset and these scalers."""
     from trainset.models import build_model
-    from trainset.train.run import _load_scalers
+    from trainset.train.run import load_scalers
     from trainset.train.trainer import checkpoint_meta, load_checkpoint
 
     state = load_checkpoint(checkpoint)
@@ -46,7 +46,7 @@ def load_trained(cfg: Any, checkpoint: str | os.PathLike, dataset_path: str | os
     if meta.get("dataset_sha256") != digest:
         raise TrainsetError(f"{checkpoint}: trained on dataset {meta.get('dataset_sha256', '?')[:12]}, but "
                             f"{dataset_path} is {digest[:12]}. Fix: retrain the run on this dataset")
-    scalers = _load_scalers(scalers_path)
+    scalers = load_scalers(scalers_path)
     scaler_hash = scalers.hash if scalers is not None else None
     if meta.get("scaler_sha256") != scaler_hash:
         raise TrainsetError(f"{checkpoint}: trained with scalers {meta.get('scaler_sha256')}, but {scalers_path} "
@@ -71,17 +71,17 @@ def load_trained(cfg: Any, checkpoint: str | os.PathLike, dataset_path: str | os
 def predict(model: torch.nn.Module, cfg: Any, dataset_path: str | os.PathLike, split: str, scalers: Any,
             info: dict) -> Predictions:
     """Run the model over one split (stored order) and gather pred/target in data units."""
-    from trainset.train.run import _prepare, batches, open_split
+    from trainset.train.run import prepare_run
 
     import dataclasses
 
     # one process: worker processes would interleave WebDataset shards out of stored order
     cfg = dataclasses.replace(cfg, training=dataclasses.replace(cfg.training, num_workers=0))
-    dataset = open_split(dataset_path, split, cfg, shuffle=False)
-    prepare = _prepare(cfg, scalers, info)
+    run = prepare_run(cfg, dataset_path, scalers, splits={split: False}, model=False, info=info)
+    prepare = run.prepare()
     torch.manual_seed(cfg.training.seed)
     preds, targets, masks, extra = [], [], [], {"index": [], "site": [], "world": []}
-    for batch in batches(dataset, cfg, shuffle=False)(0):
+    for batch in run.batches(split, shuffle=False)(0):
         out = model(prepare(batch))
         preds.append(out["pred"].float())
         targets.append(out["target"])
@@ -90,8 +90,8 @@ def predict(model: torch.nn.Module, cfg: Any, dataset_path: str | os.PathLike, s
         extra["index"].append(batch["index"])
         if "site" in batch:
             extra["site"].append(batch["site"])
-        if "world" in batch:
-            extra["world"] += list(batch["world"])
+        if "part" in batch:
+            extra["world"] += list(batch["part"])
     if not preds:
         raise TrainsetError(f"{dataset_path}: split {split!r} is empty. Fix: evaluate on a split with samples")
     pred, target = _stack(preds), _stack(targets)
@@ -117,13 +117,12 @@ def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat(out)
 
 
-TARGET_VARIABLES = {"seq2static_regression": "labels", "seq2seq_regression": "labels", "summary": "labels",
-                    "irf": "irfs"}
-
-
 def _to_data_units(values: torch.Tensor, scalers: Any, info: dict, extra: dict) -> np.ndarray:
     """Undo the target scaling of regression tasks (classification outputs are left as logits)."""
-    variable = TARGET_VARIABLES.get(info.get("task"))
+    from trainset.tasks import TASKS
+
+    spec = TASKS.get(info.get("task"))
+    variable = spec.target_scaler if spec is not None else None
     if scalers is None or variable is None or variable not in getattr(scalers, "specs", {}):
         return values.numpy()
     world = extra.get("world") or None

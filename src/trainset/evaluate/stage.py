@@ -7,16 +7,19 @@ something. The report says which split it scored.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from trainset.errors import TrainsetError
-from trainset.provenance import code_version, file_sha256, write_json
+from trainset.evaluate.load import load_split
+from trainset.provenance import code_version, file_sha256, jsonable, write_json
+from trainset.tasks import TASKS, TaskSpec
 
 logger = logging.getLogger(__name__)
 
@@ -40,20 +43,21 @@ def evaluate_run(run: dict[str, Any], folder: str | os.PathLike, dataset_path: s
     stored_attrs = guess_format(dataset_path).reader(dataset_path).attrs
     info = {**(meta.get("info") or {}), "thresholds": stored_attrs.get("thresholds")}
     task = info.get("task")
+    spec = _evaluated(task)
     history = json.loads((folder / "history.json").read_text())
-    if task == "frames":
-        metrics, sections = _frames(model, cfg, dataset_path, split, scalers, generated)
+    if spec.generative:
+        metrics, sections = resolve_handler(spec.evaluation)(model, cfg, dataset_path, split, scalers, generated)
     else:
         predictions = predict(model, cfg, dataset_path, split, scalers, info)
-        train = _load_split(dataset_path, cfg.training.train_split)
-        test = _load_split(dataset_path, split)
+        train = load_split(dataset_path, cfg.training.train_split)
+        test = load_split(dataset_path, split)
         if not np.array_equal(predictions.extra["index"], test["index"]):
             raise TrainsetError(f"{dataset_path}: predictions of split {split!r} are not in the split's order. "
                                 "Fix: report this as a bug; baselines would be scored against the wrong rows")
-        metrics, sections = _by_task(task, predictions, train, test, info)
-        if task == "irf":
-            by_split, table = _irf_other_splits(model, cfg, dataset_path, scalers, info, train, split)
-            metrics["nrmse_by_split"] = by_split
+        metrics, sections = resolve_handler(spec.evaluation)(predictions, train, test, info)
+        if spec.split_scores:
+            more, table = resolve_handler(spec.split_scores)(model, cfg, dataset_path, scalers, info, train, split)
+            metrics.update(more)
             sections[0].tables.append(table)
     provenance = {
         "run": cfg.name, "task": task, "split": split, "dataset": str(dataset_path),
@@ -70,36 +74,9 @@ def evaluate_run(run: dict[str, Any], folder: str | os.PathLike, dataset_path: s
     page = html.render_report(f"{cfg.name}: {task} on {split}",
                               [html.provenance_section(cfg.to_dict(), provenance), intro, *sections])
     output.mkdir(parents=True, exist_ok=True)
-    write_json(_jsonable(result), output / "metrics.json")
+    write_json(jsonable(result, f"{output}/metrics.json", nan_as_null=True), output / "metrics.json")
     html.write_page(page, output / "report.html")
     return result
-
-
-def _irf_other_splits(model, cfg, dataset_path, scalers, info, train, main_split) -> tuple[dict, Any]:
-    """NRMSE per world on every held-out split (interpolation and extrapolation tests alike)."""
-    from trainset.evaluate.html import Table
-    from trainset.evaluate.metrics import irf_metrics
-    from trainset.evaluate.predict import predict
-    from trainset.io.base import guess_format
-    from trainset.open import dataset_splits
-
-    names = [s for s in dataset_splits(dataset_path, guess_format(dataset_path).reader(dataset_path).splits)
-             if s != cfg.training.train_split]
-    by_split: dict[str, dict[str, float]] = {}
-    for name in names:
-        p = predict(model, cfg, dataset_path, name, scalers, info)
-        worlds = np.asarray(p.extra["world"])
-        by_split[name] = {}
-        for world in sorted(set(worlds)):
-            rows, shocks = worlds == world, train["irfs"][world].shape[1]
-            std = train["irfs"][world].std(axis=(0, 1, 2))
-            by_split[name][world] = irf_metrics(p.pred[rows][:, :shocks], p.target[rows][:, :shocks],
-                                                train_std=std)["nrmse"]
-    worlds = sorted({w for values in by_split.values() for w in values})
-    rows = [[name, *(by_split[name].get(w) for w in worlds)] for name in names]
-    table = Table("NRMSE per world and split (model)", ["split", *worlds], rows,
-                  "Extrapolation splits hold parameters outside the training region (a slice and a corner).")
-    return by_split, table
 
 
 def _best_epoch(history: list[dict]) -> int | None:
@@ -107,69 +84,22 @@ def _best_epoch(history: list[dict]) -> int | None:
     return min(finite, key=lambda h: h["val_loss"])["epoch"] if finite else None
 
 
-def _load_split(dataset_path: str | os.PathLike, split: str) -> dict[str, np.ndarray]:
-    """Every variable of one split in memory (for fitting baselines on the training split)."""
-    from trainset.io.base import guess_format
-    from trainset.open import dataset_splits
-
-    collection, stored = guess_format(dataset_path).load(dataset_path)
-    indices = np.sort(dataset_splits(dataset_path, stored)[split])
-    part, local = collection.locate(indices)
-    out: dict[str, Any] = {"world": [], "index": indices}
-    names = list(collection.parts)
-    for number, name in enumerate(names):
-        rows = local[part == number]
-        for var in collection.parts[name].data_vars:
-            out.setdefault(var, {})[name] = collection.parts[name][var].values[rows]
-        out["world"] += [name] * int(rows.size)
-    single = len(names) == 1
-    return {k: (v[names[0]] if single and isinstance(v, dict) else v) for k, v in out.items()}  # index stays flat
+def _evaluated(task: Any) -> TaskSpec:
+    """The registry entry of a stored task that has an evaluation handler."""
+    handled = sorted(name for name, spec in TASKS.items() if spec.evaluation)
+    if task not in handled:
+        raise TrainsetError(f"no evaluation for task {task!r}. Fix: use one of {handled}")
+    return TASKS[task]
 
 
-def _by_task(task: str, p: Any, train: dict, test: dict, info: dict) -> tuple[dict, list]:
-    from trainset.evaluate import tasks
-
-    handlers = {
-        "seq2static_classification": tasks.classification, "seq2seq_classification": tasks.classification,
-        "seq2static_regression": tasks.regression, "seq2seq_regression": tasks.regression,
-        "summary": tasks.regression, "reconstruction": tasks.regression,
-        "thresholds": tasks.thresholds, "irf": tasks.irfs,
-    }
-    if task not in handlers:
-        raise TrainsetError(f"no evaluation for task {task!r}. Fix: use one of {sorted(handlers)}")
-    return handlers[task](p, train, test, info)
-
-
-def _frames(model: Any, cfg: Any, dataset_path, split: str, scalers: Any, n: int) -> tuple[dict, list]:
-    from trainset.evaluate import tasks
-
-    return tasks.generated_frames(model, cfg, dataset_path, split, scalers, n)
-
-
-def _jsonable(obj: Any) -> Any:
-    """NaN/inf -> None, numpy -> Python, so metrics.json is strict JSON."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (np.floating, float)):
-        return float(obj) if np.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
-
-
-MAIN_METRIC = {
-    "seq2static_classification": ("accuracy", "baseline_accuracy"),
-    "seq2seq_classification": ("accuracy", "baseline_accuracy"),
-    "seq2static_regression": ("rmse", "baseline_rmse"), "seq2seq_regression": ("rmse", "baseline_rmse"),
-    "summary": ("rmse", "baseline_rmse"), "reconstruction": ("rmse", "baseline_rmse"),
-    "thresholds": ("pooled_auc", "baseline_auc"), "irf": ("nrmse", "baseline_nrmse"),
-    "frames": ("ks_peak_size", None),
-}
-"""The number each task is compared by in the index, and its best baseline's counterpart."""
+def resolve_handler(reference: str) -> Callable[..., tuple[dict, list]]:
+    """The function a task names as ``"module:function"`` (imported only when evaluating)."""
+    module, _, name = reference.partition(":")
+    handler = getattr(importlib.import_module(module), name, None) if module and name else None
+    if not callable(handler):
+        raise TrainsetError(f"evaluation handler {reference!r} not found. Fix: name an existing "
+                            "'module:function' in trainset.tasks.TASKS")
+    return handler
 
 
 def write_index(reports: list[str | os.PathLike], output: str | os.PathLike) -> None:
@@ -180,7 +110,8 @@ def write_index(reports: list[str | os.PathLike], output: str | os.PathLike) -> 
     for path in sorted(reports, key=str):
         result = json.loads(Path(path).read_text())
         headline = dict(result["metrics"].get("headline", {}))
-        metric, baseline = MAIN_METRIC.get(result["task"], (None, None))
+        spec = TASKS.get(result["task"])
+        metric, baseline = (spec.metric, spec.baseline) if spec else (None, None)
         row = {"run": result["run"], "task": result["task"], "split": result["split"],
                "dataset": Path(result["provenance"]["dataset"]).name, "main metric": metric,
                "model": headline.pop(metric, None), "best baseline": headline.pop(baseline, None)}

@@ -3,6 +3,9 @@
 Each handler gets the model's predictions on the evaluated split (data units), the training
 split (for baselines, fitted on it only) and the evaluated split's inputs, and returns
 ``(metrics, sections)``; ``metrics["headline"]`` holds the few numbers the index compares.
+Generative tasks' handler (:func:`generated_frames`) gets the model and draws samples instead;
+:func:`irf_splits` scores the macro worlds on every other held-out split. Which handler serves
+which task is a fact of the task registry (:data:`trainset.tasks.TASKS`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import numpy as np
 from trainset.evaluate import figures
 from trainset.evaluate import metrics as m
 from trainset.evaluate.html import Figure, Section, Table
+from trainset.evaluate.load import load_split
 
 
 def _flat(x: np.ndarray) -> np.ndarray:
@@ -147,6 +151,32 @@ def irfs(p: Any, train: dict, test: dict, info: dict) -> tuple[dict, list]:
     return {"headline": headline, "worlds": per_world}, [section]
 
 
+def irf_splits(model: Any, cfg: Any, dataset_path, scalers: Any, info: dict, train: dict,
+               main_split: str) -> tuple[dict, Table]:
+    """NRMSE per world on every held-out split (interpolation and extrapolation tests alike)."""
+    from trainset.evaluate.predict import predict
+    from trainset.io.base import guess_format
+    from trainset.open import dataset_splits
+
+    names = [s for s in dataset_splits(dataset_path, guess_format(dataset_path).reader(dataset_path).splits)
+             if s != cfg.training.train_split]
+    by_split: dict[str, dict[str, float]] = {}
+    for name in names:
+        p = predict(model, cfg, dataset_path, name, scalers, info)
+        worlds = np.asarray(p.extra["world"])
+        by_split[name] = {}
+        for world in sorted(set(worlds)):
+            rows, shocks = worlds == world, train["irfs"][world].shape[1]
+            std = train["irfs"][world].std(axis=(0, 1, 2))
+            by_split[name][world] = m.irf_metrics(p.pred[rows][:, :shocks], p.target[rows][:, :shocks],
+                                                  train_std=std)["nrmse"]
+    worlds = sorted({w for values in by_split.values() for w in values})
+    rows = [[name, *(by_split[name].get(w) for w in worlds)] for name in names]
+    table = Table("NRMSE per world and split (model)", ["split", *worlds], rows,
+                  "Extrapolation splits hold parameters outside the training region (a slice and a corner).")
+    return {"nrmse_by_split": by_split}, table
+
+
 def generated_frames(model: Any, cfg: Any, dataset_path, split: str, scalers: Any, n: int) -> tuple[dict, list]:
     """Frames drawn from a generative model vs the held-out frames of ``split``."""
     import tempfile
@@ -154,11 +184,10 @@ def generated_frames(model: Any, cfg: Any, dataset_path, split: str, scalers: An
     import torch
     import xarray as xr
 
-    from trainset.evaluate.stage import _load_split
     from trainset.io.base import guess_format
     from trainset.plots.us_grid import plot_us_grid
 
-    held = _load_split(dataset_path, split)["frames"]
+    held = load_split(dataset_path, split)["frames"]
     generator = torch.Generator().manual_seed(cfg.training.seed)
     with torch.no_grad():
         sample = model.sample(n, generator=generator, steps=50)

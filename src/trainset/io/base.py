@@ -1,11 +1,18 @@
 """The interface every format adapter implements, and the registry of adapters.
 
-A :class:`Format` writes a :class:`~trainset.collection.Collection` (plus its splits) to one path
-and returns a :class:`Reader` for that path. Readers are what loaders use: they know each part's
-variables (name, per-sample shape, dtype) without reading data, and read whole blocks of samples
-in one call, which is what makes chunked and compressed stores fast (anchors section 5).
-Readers open files lazily and reopen them after a fork, so each DataLoader worker has its own
-handle.
+A :class:`Format` writes a :class:`~trainset.collection.Collection` (plus its splits) to one path,
+in one call or in parallel jobs plus a gather, and returns a :class:`Reader` for that path.
+Readers are what loaders use: they know each part's variables (name, per-sample shape, dtype)
+without reading data, and read whole blocks of samples in one call, which is what makes chunked
+and compressed stores fast (anchors section 5). Every reader streams blocks in stored order
+(:meth:`Reader.iter_blocks`); map-style readers also read any rows (:meth:`Reader.read`), and say
+so with ``random_access``. Readers open files lazily and reopen them after a fork, so each
+DataLoader worker has its own handle.
+
+A format may store a dataset in several named copies (:class:`StoredCopy`): the HDF5 adapter
+declares ``hdf5_presplit``, its presplit layout under its own file-name suffix.
+:func:`stored_copies` lists them all; the workflow's rules, schema and run configs derive their
+format names from it.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator
+from typing import Any, Callable, ClassVar, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -47,11 +54,24 @@ class PartInfo:
     variables: dict[str, VariableInfo]
 
 
-class Reader(ABC):
-    """Random-access reading of a stored collection (map-style formats)."""
+class Block(NamedTuple):
+    """Rows of one part, as :meth:`Reader.iter_blocks` yields them."""
 
-    #: natural block of samples (a chunk, or a row group): samplers shuffle whole blocks
+    part: int
+    """Part number (stored order)."""
+    local: np.ndarray
+    """Row numbers within the part (sorted)."""
+    arrays: dict[str, np.ndarray]
+    """Variable -> those rows, stacked (the requested variables this part stores)."""
+
+
+class Reader(ABC):
+    """Reading a stored collection: whole blocks in stored order, and (map-style) any rows."""
+
+    #: natural block of samples (a chunk, a row group, a tar member): samplers shuffle whole blocks
     block_size: int = 256
+    #: whether :meth:`read` serves any rows at any time (False: stream with :meth:`iter_blocks`)
+    random_access: ClassVar[bool] = True
 
     @property
     @abstractmethod
@@ -72,6 +92,47 @@ class Reader(ABC):
     def read(self, part: int, local: np.ndarray, variables: list[str] | None = None) -> dict[str, np.ndarray]:
         """Rows ``local`` (sorted, unique) of part number ``part``: variable -> stacked array."""
 
+    def iter_blocks(self, indices: np.ndarray | None = None, variables: Sequence[str] | None = None,
+                    rows: int | Sequence[int] | None = None) -> Iterator[Block]:
+        """The samples ``indices`` (sorted, unique global indices; None: all) in stored order.
+
+        Each :class:`Block` holds consecutive selected rows of one part. ``rows`` cuts every
+        part's selected rows into blocks of that many (a list: one size per part; the last
+        block of a part may be short), the same for every format, so fits and scans over the
+        blocks give bit-identical results whatever the format. Without ``rows`` blocks follow
+        the store (:attr:`block_size` rows here). Blocks never straddle parts.
+        """
+        names, parts = self._requested(variables), self.parts
+        for part, local in enumerate(self.local_indices(indices)):
+            size = self._block_rows(rows, part)
+            wanted = None if names is None else [v for v in names if v in parts[part].variables]
+            for start in range(0, local.size, size):
+                chunk = local[start:start + size]
+                yield Block(part, chunk, self.read(part, chunk, wanted))
+
+    def local_indices(self, indices: np.ndarray | None) -> list[np.ndarray]:
+        """Per part, the selected rows as sorted row numbers within the part."""
+        firsts = self.offsets()
+        if indices is None:
+            return [np.arange(p.size, dtype=np.int64) for p in self.parts]
+        indices = np.asarray(indices, dtype=np.int64)
+        return [indices[(indices >= f) & (indices < f + p.size)] - f for f, p in zip(firsts, self.parts)]
+
+    def _block_rows(self, rows: int | Sequence[int] | None, part: int) -> int:
+        """Rows per block of part number ``part``."""
+        size = self.block_size if rows is None else rows if isinstance(rows, (int, np.integer)) else rows[part]
+        return max(1, int(size))
+
+    def _requested(self, variables: Sequence[str] | None) -> list[str] | None:
+        """``variables`` as a list; an error names those no part stores."""
+        if variables is None:
+            return None
+        known = {v for p in self.parts for v in p.variables}
+        unknown = sorted(set(variables) - known)
+        if unknown:
+            raise TrainsetError(f"no variable(s) {unknown} stored (has {sorted(known)}). Fix: request stored variables")
+        return list(variables)
+
     def __len__(self) -> int:
         return sum(p.size for p in self.parts)
 
@@ -80,11 +141,40 @@ class Reader(ABC):
         return np.cumsum([0, *(p.size for p in self.parts)])[:-1]
 
 
+@dataclass(frozen=True)
+class StoredCopy:
+    """A named stored copy of a dataset: what a dataset's ``formats:`` list and a run's ``format:`` name.
+
+    Each format is a copy under its own name; an adapter may add variants (``hdf5_presplit``:
+    HDF5 with ``layout: presplit``, in ``TS_<name>.presplit.h5``). The variant's ``options``
+    are laid over the dataset's ``format_options.<format>``.
+    """
+
+    name: str
+    format: str
+    suffix: str
+    options: dict[str, Any]
+    jobs: bool
+    """Written by parallel jobs plus a gather (every format but NetCDF, the canonical copy)."""
+    folder: bool
+    """Stored as a folder (Zarr, WebDataset) rather than one file."""
+
+    @property
+    def adapter(self) -> Format:
+        return get_format(self.format)
+
+
 class Format(ABC):
-    """A file format: writer, reader factory and structural validator."""
+    """A file format: writer (whole, or by parallel jobs and a gather), reader factory, validator."""
 
     name: ClassVar[str]
     suffix: ClassVar[str]  # e.g. ".nc", ".h5", ".zarr", "-wds"
+    parallel: ClassVar[bool] = True
+    """Whether :meth:`write_job` and :meth:`gather` can write this format."""
+    folder: ClassVar[bool] = False
+    """Whether a stored dataset is a folder (else one file)."""
+    variants: ClassVar[dict[str, tuple[dict[str, Any], str]]] = {}
+    """Further named copies: copy name -> (writer options it fixes, file-name suffix)."""
 
     def path_for(self, folder: str | os.PathLike, name: str) -> Path:
         """Where the workflow writes dataset ``name``: ``folder/TS_{name}{suffix}``."""
@@ -95,9 +185,28 @@ class Format(ABC):
               **options: Any) -> None:
         """Write atomically: a temporary path renamed into place only when complete."""
 
+    def write_job(self, collection: Collection, path: str | os.PathLike, job: int, jobs: int,
+                  splits: Splits | None = None, **options: Any) -> None:
+        """Job ``job`` of ``jobs``: its share of the dataset in folder ``path``, for :meth:`gather`.
+
+        Every job plans the same layout from the collection's metadata, so jobs need no
+        coordination.
+        """
+        raise self._no_jobs()
+
+    def gather(self, collection: Collection, job_folders: list[str | os.PathLike], path: str | os.PathLike,
+               splits: Splits | None = None, **options: Any) -> None:
+        """One dataset at ``path`` from the jobs' folders, byte-identical to :meth:`write`'s."""
+        raise self._no_jobs()
+
+    def _no_jobs(self) -> TrainsetError:
+        parallel = sorted(n for n, f in FORMATS.items() if f.parallel)
+        return TrainsetError(f"{self.name}: not written in parallel jobs (it is written whole). "
+                             f"Fix: use write(), or one of {parallel}")
+
     @abstractmethod
-    def reader(self, path: str | os.PathLike) -> Any:
-        """A :class:`Reader` (map-style formats) or an iterable source (WebDataset)."""
+    def reader(self, path: str | os.PathLike) -> Reader:
+        """A :class:`Reader` of the stored dataset (opened lazily)."""
 
     @abstractmethod
     def guess_can_open(self, path: str | os.PathLike) -> bool:
@@ -137,6 +246,24 @@ def get_format(name: str) -> Format:
     if name not in FORMATS:
         raise TrainsetError(f"unknown dataset format {name!r}. Fix: use one of {sorted(FORMATS)}")
     return FORMATS[name]
+
+
+def stored_copies() -> dict[str, StoredCopy]:
+    """Every stored copy by name: each format (sorted by name), then the variants adapters declare."""
+    import trainset.io  # noqa: F401
+
+    own = [StoredCopy(f.name, f.name, f.suffix, {}, f.parallel, f.folder) for _, f in sorted(FORMATS.items())]
+    extra = [StoredCopy(name, f.name, suffix, dict(options), f.parallel, f.folder)
+             for _, f in sorted(FORMATS.items()) for name, (options, suffix) in sorted(f.variants.items())]
+    return {copy.name: copy for copy in [*own, *extra]}
+
+
+def get_copy(name: str) -> StoredCopy:
+    """The stored copy called ``name`` (a format or a variant); a clear error lists the known ones."""
+    copies = stored_copies()
+    if name not in copies:
+        raise TrainsetError(f"unknown dataset format {name!r}. Fix: use one of {list(copies)}")
+    return copies[name]
 
 
 def guess_format(path: str | os.PathLike) -> Format:

@@ -113,10 +113,11 @@ def write_netcdf_blocks(path: str | os.PathLike, template: xr.Dataset, variable:
 
 
 class NetCDFFormat(Format):
-    """NetCDF-4 files (``.nc``)."""
+    """NetCDF-4 files (``.nc``): the canonical copy, written whole (streamed block by block)."""
 
     name = "netcdf"
     suffix = ".nc"
+    parallel = False
 
     def write(self, collection: Collection, path, splits: Splits | None = None, chunk: int = 256,
               compression: int | None = None, **options: Any) -> None:

@@ -105,6 +105,11 @@ class WdsDataset(IterableDataset):
         self._length = len(self.source) if mask is None else int(mask.sum())
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
 
+    @property
+    def reader(self) -> WdsSource:
+        """The stored dataset's reader (as :attr:`MappedDataset.reader <trainset.loaders.mapped.MappedDataset>`)."""
+        return self.source
+
     def set_epoch(self, epoch: int) -> None:
         """Select the shuffle of ``epoch``; call before iterating each epoch."""
         if int(epoch) < 0:
@@ -147,7 +152,7 @@ class WdsDataset(IterableDataset):
         """Stored blocks of the split as {var: rows, "index": global indices}."""
         mask = self.source.split_mask(self.split)
         for shard in shards:
-            for first, _, count, block in self.source.iter_blocks(shard, self.variables):
+            for first, _, count, block in self.source.iter_shard(shard, self.variables):
                 index = np.arange(first, first + count, dtype=np.int64)
                 keep = slice(None) if mask is None else mask[first:first + count]
                 if mask is not None and not keep.any():

@@ -15,7 +15,8 @@ holding strings are returned as lists.
 
 Samples are dicts as :meth:`trainset.collection.Collection.sample` makes them: numpy arrays or
 torch tensors, ``index`` (the global sample number) and ``part`` (the world name; samples of a
-one-part collection carry none, and their world is reported as ``""``).
+one-part collection carry none, and their part is reported as ``""``). Batches keep that word:
+each holds ``part``, the list of its rows' part names, as every stored format calls them.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def pad_stack(values: Sequence[Any], key: str = "value") -> tuple[torch.Tensor, 
     return batch, mask
 
 
-def _index_and_world(samples: Sequence[dict[str, Any]]) -> tuple[torch.Tensor, list[str]]:
+def _index_and_part(samples: Sequence[dict[str, Any]]) -> tuple[torch.Tensor, list[str]]:
     try:
         index = torch.as_tensor([int(s["index"]) for s in samples], dtype=torch.int64)
     except KeyError as error:
@@ -137,7 +138,7 @@ def collate_mixed_worlds(samples: list[dict[str, Any]]) -> dict[str, Any]:
     dict
         ``theta`` ``[B, max_params]``, ``theta_mask`` (bool), ``irfs``
         ``[B, max_shocks, H+1, n_vars]``, ``shock_mask`` ``[B, max_shocks]`` (bool), ``index``
-        ``[B]`` int64, ``world`` (list of str), plus any further keys under the module's rule.
+        ``[B]`` int64, ``part`` (list of world names), plus any further keys under the module's rule.
     """
     if not samples:
         raise TrainsetError("collate_mixed_worlds: empty batch")
@@ -158,7 +159,7 @@ def collate_mixed_worlds(samples: list[dict[str, Any]]) -> dict[str, Any]:
         "irfs": irf,
         "shock_mask": torch.arange(irf.shape[1])[None, :] < n_shocks[:, None],
     }
-    out["index"], out["world"] = _index_and_world(samples)
+    out["index"], out["part"] = _index_and_part(samples)
     for key in _common_keys(samples):
         if all(_is_numeric(s[key]) for s in samples):
             out[key], mask = pad_stack([s[key] for s in samples], key)
@@ -179,9 +180,9 @@ def collate_single_world(samples: list[dict[str, Any]]) -> dict[str, Any]:
     """
     if not samples:
         raise TrainsetError("collate_single_world: empty batch")
-    index, world = _index_and_world(samples)
-    if len(set(world)) > 1:
-        raise TrainsetError(f"collate_single_world: batch mixes worlds {sorted(set(world))}. "
+    index, part = _index_and_part(samples)
+    if len(set(part)) > 1:
+        raise TrainsetError(f"collate_single_world: batch mixes worlds {sorted(set(part))}. "
                             "Fix: use collate_mixed_worlds, or a sampler that batches one world at a time")
     out: dict[str, Any] = {}
     for key in [k for k in ("theta", "irfs") if k in samples[0]] + _common_keys(samples):
@@ -195,5 +196,5 @@ def collate_single_world(samples: list[dict[str, Any]]) -> dict[str, Any]:
             raise TrainsetError(f"collate_single_world: {key!r} has shapes {shapes} in one batch. "
                                 "Fix: use collate_mixed_worlds, which pads and masks")
         out[key] = torch.stack(tensors)
-    out["index"], out["world"] = index, world
+    out["index"], out["part"] = index, part
     return out

@@ -17,9 +17,9 @@ from trainset.mixing.cube import GroupCube, build_cube
 from trainset.mixing.fill import PlaceFiller, check_fillable, describe_unfillable, refuse_incomplete
 from trainset.mixing.gaps import CELL_KINDS, MISSING, ZEROS, fill_gaps
 from trainset.mixing.plan import FramePlan, plan_frames
-from trainset.mixing.rng import named_rng
 from trainset.mixing.scaling import national_peaks, scaling_targets
 from trainset.mixing.splitting import GroupSplits, assign_splits
+from trainset.rng import named_rng
 from trainset.seasons import SeasonAxis
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from trainset.errors import TrainsetError
 from trainset.mixing.config import round_half_up
-from trainset.mixing.rng import named_rng
+from trainset.rng import named_rng
 
 
 @dataclass

@@ -28,7 +28,7 @@ from trainset.mixing.build import FrameBlock, Frames
 from trainset.mixing.gaps import CELL_KINDS, FILL_LEVELS
 from trainset.provenance import atomic_path
 from trainset.seasons import SeasonAxis
-from trainset.table.io import PROVENANCE_KEY, read_provenance
+from trainset.table.io import check_footer_version, footer_metadata, read_provenance
 
 FILL_SCALE_KEY = b"trainset.fill_scale"
 """Footer key of the index of filled (frame, place) pairs and their level ratios."""
@@ -110,8 +110,7 @@ def _schema(provenance: dict, text_samples: bool = False) -> pa.Schema:
         ("split", text), ("season_week", pa.int16()), ("location_code", text), ("value", pa.float64()),
         ("fill_scale", pa.float64()), ("origin", text), ("fill", text),
     ]  # fmt: skip
-    metadata = {PROVENANCE_KEY: json.dumps(provenance, sort_keys=True, default=str).encode()}
-    return pa.schema(fields, metadata=metadata)
+    return pa.schema(fields, metadata=footer_metadata("frames", provenance))
 
 
 def read_frame_values(path: str | os.PathLike, weeks: int, places: tuple[str, ...]) -> tuple[np.ndarray, pd.DataFrame]:
@@ -147,6 +146,7 @@ def _open_frames(path: str | os.PathLike, cells: int) -> tuple[pq.ParquetFile, i
         parquet = pq.ParquetFile(path)
     except (OSError, pa.ArrowInvalid) as error:
         raise TrainsetError(f"{path}: not a readable frames file ({error})") from error
+    check_footer_version("frames", parquet.schema_arrow.metadata, path)
     n_frames, remainder = divmod(parquet.metadata.num_rows, cells)
     if remainder:
         raise TrainsetError(f"{path}: {parquet.metadata.num_rows} cells do not fill whole frames of {cells} cells. "

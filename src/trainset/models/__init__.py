@@ -40,6 +40,7 @@ from trainset.models.flight import FlightNet
 from trainset.models.mlp import MLP, ConfiguredModel
 from trainset.models.sequence import SequenceModel
 from trainset.models.worlds import WorldMLP
+from trainset.tasks import guess_task
 
 logger = logging.getLogger(__name__)
 
@@ -84,22 +85,21 @@ def describe_dataset(source: Any) -> dict[str, Any]:
 
     Parameters
     ----------
-    source : Collection, Reader, MappedDataset, WdsDataset or WdsSource
+    source : Collection, Reader, MappedDataset or WdsDataset
         Anything that knows its parts (names, variables) and attributes.
 
     Returns
     -------
     dict
-        ``task`` (the stored task, else ``irf`` for theta/irfs parts, ``frames`` for frames,
-        ``thresholds`` for features/targets), ``variables`` (name -> ``{"shape", "dtype"}``, per
+        ``task`` (the stored task, else :func:`~trainset.tasks.guess_task` of the variable names:
+        ``irf`` for theta/irfs parts, ``frames`` for frames, ``thresholds`` for features/targets), ``variables`` (name -> ``{"shape", "dtype"}``, per
         sample; with several parts the widest shape over parts, i.e. the padded batch's),
         ``num_classes``, ``vocab_size``, ``n_sites`` (from ``site_ids``), ``target_seq_len``
         and, for several parts, ``worlds`` (name -> ``{"theta": [P], "irfs": [S, H+1, V]}``) and
         ``parts`` (names in order).
     """
-    for attr in ("reader", "source"):
-        if hasattr(source, attr) and not hasattr(source, "parts"):
-            source = getattr(source, attr)
+    if not hasattr(source, "parts"):  # a torch dataset: describe its reader
+        source = getattr(source, "reader", source)
     parts = _parts(source)
     attrs = dict(getattr(source, "attrs", {}) or {})
     variables: dict[str, dict[str, Any]] = {}
@@ -108,9 +108,7 @@ def describe_dataset(source: Any) -> dict[str, Any]:
             if var in variables and len(variables[var]["shape"]) == len(shape):
                 shape = [max(a, b) for a, b in zip(variables[var]["shape"], shape)]
             variables[var] = {"shape": list(shape), "dtype": dtype}
-    names = set(variables)
-    task = attrs.get("task") or ("irf" if {"theta", "irfs"} <= names else "frames" if "frames" in names
-                                 else "thresholds" if {"features", "targets"} <= names else None)
+    task = attrs.get("task") or guess_task(variables)
     info: dict[str, Any] = {"task": task, "variables": variables, "num_classes": attrs.get("num_classes"),
                             "vocab_size": attrs.get("vocab_size"), "target_seq_len": attrs.get("target_seq_len"),
                             "n_sites": len(attrs["site_ids"]) if attrs.get("site_ids") is not None else None}
@@ -126,7 +124,7 @@ def _parts(source: Any) -> dict[str, dict[str, tuple[list[int], str]]]:
     if hasattr(source, "parts") and isinstance(source.parts, dict):  # Collection
         return {name: {var: ([int(s) for s in part[var].shape[1:]], str(part[var].dtype)) for var in part.data_vars}
                 for name, part in source.parts.items()}
-    if hasattr(source, "parts"):  # Reader / WdsSource: list of PartInfo
+    if hasattr(source, "parts"):  # Reader: list of PartInfo
         return {p.name: {var: ([int(s) for s in v.shape], str(np.dtype(v.dtype))) for var, v in p.variables.items()}
                 for p in source.parts}
     raise TrainsetError(f"describe_dataset: cannot describe a {type(source).__name__}. "

@@ -43,7 +43,7 @@ from torch import nn
 from trainset.errors import TrainsetError
 from trainset.models.mlp import (ConfiguredModel, check_choice, check_float, check_int, num_classes, resolve_params,
                                  variable)
-from trainset.tasks import get_task
+from trainset.tasks import TASKS, get_task, sequence_tasks
 from trainset.tokens import check_vocab_size, one_hot
 
 logger = logging.getLogger(__name__)
@@ -51,8 +51,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["POOLINGS", "SequenceModel", "last_real", "pool_time"]
 
 POOLINGS = ("final", "mean", "max", "mean_last_n")
-STATIC = ("seq2static_classification", "seq2static_regression", "summary")
-TASKS = (*STATIC, "seq2seq_classification", "seq2seq_regression", "reconstruction")
 
 
 def pool_time(hidden: torch.Tensor, name: str, scale: float = 1.0, n: int = 5,
@@ -149,9 +147,10 @@ class SequenceModel(ConfiguredModel):
     def __init__(self, params: dict[str, Any], info: dict[str, Any]) -> None:
         super().__init__(params, info)
         self.task = get_task(info.get("task", "")).name if info.get("task") else ""
-        if self.task not in TASKS:
+        if self.task not in sequence_tasks():
+            static_first = sorted(sequence_tasks(), key=lambda name: not TASKS[name].static)
             raise TrainsetError(f"model {self.name!r}: task {info.get('task')!r} is not a sequence task. "
-                                f"Fix: use it on a dataset of one of {list(TASKS)}")
+                                f"Fix: use it on a dataset of one of {static_first}")
         data_shape, data_dtype = variable(info, "data", self.name)
         self.vocab = check_vocab_size(info["vocab_size"]) if info.get("vocab_size") is not None else None
         if self.vocab is None and (len(data_shape) != 2 or data_dtype.startswith(("int", "uint"))):
@@ -221,7 +220,7 @@ class SequenceModel(ConfiguredModel):
         if isinstance(hidden, tuple):  # nn.GRU returns (outputs, last state)
             hidden = hidden[0]
         per_step = False
-        if self.task in STATIC:
+        if TASKS[self.task].static:
             pooling = self.params["time_pooling"]
             pred = self.head(pool_time(hidden, pooling["name"], **pooling["params"], mask=time_mask))
         elif self.from_last:

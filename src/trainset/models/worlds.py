@@ -2,7 +2,7 @@
 
 Worlds differ in parameter and shock counts, so each has its own MLP (a ``ModuleDict`` keyed by
 world name). A mixed-world batch from :func:`trainset.loaders.worlds.collate_mixed_worlds`
-(``theta`` and ``irfs`` zero-padded, ``theta_mask``, ``shock_mask``, ``world``) is split by world
+(``theta`` and ``irfs`` zero-padded, ``theta_mask``, ``shock_mask``, ``part``) is split by world
 with index tensors, each group goes through its world's MLP on its own ``P_w`` parameters, and
 the outputs are placed back into a zero ``[B, max_S, H+1, V]`` prediction. The returned
 ``mask`` is ``shock_mask`` ``[B, S]`` (losses align it with the leading dims), so padded shocks never count in
@@ -118,7 +118,7 @@ class WorldMLP(ConfiguredModel):
         ----------
         batch : dict
             ``theta`` ``[B, P_max]``, ``irfs`` ``[B, S_max, H+1, V]``, ``shock_mask`` ``[B, S_max]``
-            and ``world`` (list of B names), as :func:`collate_mixed_worlds` makes them.
+            and ``part`` (list of B world names), as :func:`collate_mixed_worlds` makes them.
 
         Returns
         -------
@@ -131,7 +131,7 @@ class WorldMLP(ConfiguredModel):
         TrainsetError
             A world the model does not know, or a sample whose shapes differ from its world's.
         """
-        theta, target, worlds = batch["theta"], batch["irfs"], batch["world"]
+        theta, target, worlds = batch["theta"], batch["irfs"], batch["part"]
         if isinstance(worlds, str):
             worlds = [worlds] * theta.shape[0]
         shock_mask = batch.get("shock_mask")

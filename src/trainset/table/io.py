@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from trainset.errors import TrainsetError
 from trainset.provenance import atomic_path
+from trainset.versions import PARQUET_KEY, check_version, current
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike, provenance: dict) 
     arrow = pa.Table.from_pandas(table, preserve_index=False)
     arrow = arrow.cast(_dictionary_strings(arrow.schema))
     metadata = dict(arrow.schema.metadata or {})
-    metadata[PROVENANCE_KEY] = json.dumps(provenance, sort_keys=True, default=str).encode()
+    metadata.update(footer_metadata("table", provenance))
     arrow = arrow.replace_schema_metadata(metadata)
     with atomic_path(path) as tmp:
         pq.write_table(arrow, tmp, compression="zstd")
@@ -151,8 +152,26 @@ def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pd.
     resulting frame instead of twice it (Arrow buffers plus pandas copies).
     """
     parquet = pq.ParquetFile(path)
+    check_footer_version("table", parquet.schema_arrow.metadata, path)
     columns = columns or parquet.schema_arrow.names
     return pd.DataFrame({c: parquet.read(columns=[c]).column(0).to_pandas() for c in columns}, copy=False)
+
+
+def footer_metadata(what: str, provenance: dict) -> dict[bytes, bytes]:
+    """The footer keys of a Parquet artifact: its provenance record and its format version."""
+    return {PROVENANCE_KEY: json.dumps(provenance, sort_keys=True, default=str).encode(),
+            PARQUET_KEY: str(current(what)).encode()}
+
+
+def check_footer_version(what: str, metadata: dict | None, path: str | os.PathLike) -> None:
+    """Refuse a Parquet artifact written by another trainset format version.
+
+    A file with trainset provenance but no version predates versioning (outdated); a file with
+    neither was written by another tool and is judged by its columns alone.
+    """
+    metadata = metadata or {}
+    if PARQUET_KEY in metadata or PROVENANCE_KEY in metadata:
+        check_version(what, metadata.get(PARQUET_KEY), path)
 
 
 def read_provenance(path: str | os.PathLike) -> dict:

@@ -34,145 +34,19 @@ import copy
 import difflib
 import hashlib
 import json
-import logging
-import math
 import os
-import types
-import typing
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields
-from typing import Any, Literal, Union
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
 
 import yaml
 
 from trainset.errors import TrainsetError
-from trainset.train.losses import LOSSES, LossSpec
-
-logger = logging.getLogger(__name__)
+from trainset.train.coerce import in_range, validate_fields
+from trainset.train.legacy_config import FLAT_TRAINING, LEGACY_TRAINING, translate_legacy
+from trainset.train.names import LOSS_PARAMS, MODEL_NAMES, LossSpec
 
 __all__ = ["DataSection", "LossSpec", "ModelSection", "TrainingConfig", "TrainingSection", "config_hash"]
-
-_EXTRA_FORMATS = ("hdf5_presplit",)  # workflow format names that are layouts of a FORMATS entry
-
-
-class _Mismatch(TrainsetError):
-    def __init__(self, key: str, hint: Any, value: Any) -> None:
-        self.key = key
-        super().__init__(f"{key}: expected {_describe(hint)}, got {value!r} ({type(value).__name__})")
-
-
-def _describe(hint: Any) -> str:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (Union, types.UnionType):
-        inner = [a for a in args if a is not type(None)]
-        return "null or " + " or ".join(_describe(a) for a in inner)
-    if origin is Literal:
-        return f"one of {list(args)}"
-    if origin is tuple:
-        return "a list of strings" if args[0] is str else "a list of losses {name, weight, params}"
-    if origin is dict:
-        return "a mapping"
-    return {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-            LossSpec: "a loss {name, weight, params}"}.get(hint, str(hint))
-
-
-def _json_value(value: Any, key: str) -> Any:
-    try:
-        return json.loads(json.dumps(value, allow_nan=False))
-    except (TypeError, ValueError) as err:
-        raise TrainsetError(f"{key}: must hold plain JSON values (strings, numbers, lists, mappings): {err}") from None
-
-
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-    """``value`` checked against (and normalised to) the type ``hint``; errors name ``key``."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if hint is Any:
-        return value
-    if origin in (Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        try:
-            return _coerce(value, inner[0], key)
-        except _Mismatch as err:
-            if err.key == key:
-                raise _Mismatch(key, hint, value) from None
-            raise
-    if origin is Literal:
-        if isinstance(value, str) and value in args:
-            return value
-        raise _Mismatch(key, hint, value)
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise _Mismatch(key, hint, value)
-    if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise _Mismatch(key, hint, value)
-    if hint is float:
-        if isinstance(value, str):  # PyYAML reads 1e-3 as a string
-            try:
-                value = float(value)
-            except ValueError:
-                raise _Mismatch(key, hint, value) from None
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            return float(value)
-        raise _Mismatch(key, hint, value)
-    if hint is str:
-        if isinstance(value, str):
-            return value
-        raise _Mismatch(key, hint, value)
-    if origin is dict:
-        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-            raise _Mismatch(key, hint, value)
-        return _json_value(dict(value), key)
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise _Mismatch(key, hint, value)
-        return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
-    if isinstance(hint, type) and hasattr(hint, "__dataclass_fields__") and hint is not LossSpec:
-        if isinstance(value, hint):
-            return value
-        raise _Mismatch(key, hint, value)
-    if hint is LossSpec:
-        try:
-            return LossSpec.from_dict(value)
-        except TrainsetError as err:
-            raise TrainsetError(f"{key}: {err}") from None
-    raise TypeError(f"config type {hint!r} is not supported")  # a bug here, not bad input
-
-
-def _validate(obj: Any, section: str) -> None:
-    """Coerce every field of the dataclass ``obj`` in place, then run its value checks."""
-    hints = typing.get_type_hints(type(obj))
-    problems: list[str] = []
-    failed: list[str] = []
-    for f in fields(obj):
-        key = f"{section}.{f.name}" if section else f.name
-        try:
-            object.__setattr__(obj, f.name, _coerce(getattr(obj, f.name), hints[f.name], key))
-        except TrainsetError as err:
-            problems.append(str(err))
-            failed.append(key)
-            default = f.default_factory() if f.default_factory is not MISSING else f.default
-            object.__setattr__(obj, f.name, default)  # so the value checks below can still run
-    problems += [p for p in obj._problems() if not any(p.startswith(k + ":") for k in failed)]
-    if problems:
-        raise TrainsetError("\n".join(problems))
-
-
-def _range(problems: list[str], key: str, value: float | None, lo: float | None = None,
-           hi: float | None = None, lo_open: bool = False, hi_open: bool = False, fix: str = "") -> None:
-    if value is None:
-        return
-    bad = (lo is not None and (value <= lo if lo_open else value < lo)) or \
-          (hi is not None and (value >= hi if hi_open else value > hi))
-    if bad:
-        low = "" if lo is None else f"{'>' if lo_open else '>='} {lo}"
-        high = "" if hi is None else f"{'<' if hi_open else '<='} {hi}"
-        problems.append(f"{key}: must be {' and '.join(p for p in (low, high) if p)}, got {value}"
-                        + (f". Fix: {fix}" if fix else ""))
 
 
 @dataclass(frozen=True)
@@ -185,15 +59,11 @@ class ModelSection:
     """Keyword parameters of the model, plain JSON; seed-001 ``time_pooling`` lands here."""
 
     def __post_init__(self) -> None:
-        _validate(self, "model")
+        validate_fields(self, "model")
 
     def _problems(self) -> list[str]:
-        try:
-            from trainset.models import MODELS
-        except ImportError:  # pragma: no cover - the model registry is optional here
-            return [] if self.name else ["model.name: must not be empty"]
-        if self.name not in MODELS:
-            return [f"model.name: unknown model {self.name!r}. Fix: use one of {sorted(MODELS)}"]
+        if self.name not in MODEL_NAMES:  # torch-free names: start-up checks must not load torch
+            return [f"model.name: unknown model {self.name!r}. Fix: use one of {sorted(MODEL_NAMES)}"]
         return []
 
 
@@ -252,29 +122,29 @@ class TrainingSection:
     """Split used for early stopping and the best checkpoint."""
 
     def __post_init__(self) -> None:
-        _validate(self, "training")
+        validate_fields(self, "training")
 
     def _problems(self) -> list[str]:
         p: list[str] = []
         if not self.losses:
-            p.append(f"training.losses: needs at least one loss; registered: {sorted(LOSSES)}")
-        _range(p, "training.lr", self.lr, 0, lo_open=True)
-        _range(p, "training.weight_decay", self.weight_decay, 0)
-        _range(p, "training.batch_size", self.batch_size, 1)
-        _range(p, "training.epochs", self.epochs, 1)
-        _range(p, "training.warmup_epochs", self.warmup_epochs, 0, self.epochs,
+            p.append(f"training.losses: needs at least one loss; registered: {sorted(LOSS_PARAMS)}")
+        in_range(p, "training.lr", self.lr, 0, lo_open=True)
+        in_range(p, "training.weight_decay", self.weight_decay, 0)
+        in_range(p, "training.batch_size", self.batch_size, 1)
+        in_range(p, "training.epochs", self.epochs, 1)
+        in_range(p, "training.warmup_epochs", self.warmup_epochs, 0, self.epochs,
                fix="warm-up cannot be longer than training (training.epochs)")
-        _range(p, "training.gamma", self.gamma, 0, 1, lo_open=True)
-        _range(p, "training.final_lr_fraction", self.final_lr_fraction, 0, 1)
-        _range(p, "training.grad_clip", self.grad_clip, 0, lo_open=True, fix="use null to disable clipping")
-        _range(p, "training.patience", self.patience, 1, fix="use null to never stop early")
-        _range(p, "training.min_delta", self.min_delta, 0, 1, hi_open=True,
+        in_range(p, "training.gamma", self.gamma, 0, 1, lo_open=True)
+        in_range(p, "training.final_lr_fraction", self.final_lr_fraction, 0, 1)
+        in_range(p, "training.grad_clip", self.grad_clip, 0, lo_open=True, fix="use null to disable clipping")
+        in_range(p, "training.patience", self.patience, 1, fix="use null to never stop early")
+        in_range(p, "training.min_delta", self.min_delta, 0, 1, hi_open=True,
                fix="min_delta is relative, e.g. 1e-3 = 0.1%")
-        _range(p, "training.save_every_n_epochs", self.save_every_n_epochs, 0)
-        _range(p, "training.log_every_n_steps", self.log_every_n_steps, 1)
-        _range(p, "training.seed", self.seed, 0)
-        _range(p, "training.num_workers", self.num_workers, 0)
-        _range(p, "training.threads", self.threads, 1)
+        in_range(p, "training.save_every_n_epochs", self.save_every_n_epochs, 0)
+        in_range(p, "training.log_every_n_steps", self.log_every_n_steps, 1)
+        in_range(p, "training.seed", self.seed, 0)
+        in_range(p, "training.num_workers", self.num_workers, 0)
+        in_range(p, "training.threads", self.threads, 1)
         if self.train_split == self.val_split:
             p.append(f"training.val_split: must differ from training.train_split ({self.train_split!r})")
         return p
@@ -300,13 +170,13 @@ class DataSection:
     """Dataset variables to read; null reads all."""
 
     def __post_init__(self) -> None:
-        _validate(self, "data")
+        validate_fields(self, "data")
 
     def _problems(self) -> list[str]:
         p: list[str] = []
-        _range(p, "data.target_seq_len", self.target_seq_len, 1)
-        _range(p, "data.num_classes", self.num_classes, 2)
-        _range(p, "data.vocab_size", self.vocab_size, 2)
+        in_range(p, "data.target_seq_len", self.target_seq_len, 1)
+        in_range(p, "data.num_classes", self.num_classes, 2)
+        in_range(p, "data.vocab_size", self.vocab_size, 2)
         if self.input_encoding == "one_hot" and self.vocab_size is None:
             p.append("data.vocab_size: required when data.input_encoding is one_hot. "
                      "Fix: set data.vocab_size to the number of token ids")
@@ -328,10 +198,6 @@ class DataSection:
 
 
 _SECTIONS: dict[str, type] = {"model": ModelSection, "training": TrainingSection, "data": DataSection}
-_FLAT_TRAINING = ("lr", "weight_decay", "batch_size", "epochs", "grad_clip", "warmup_epochs", "scheduler",
-                  "patience", "min_delta", "save_every_n_epochs", "log_every_n_steps", "seed")
-_LEGACY_TRAINING = ("checkpoint_dir", "save_best", "use_wandb", "wandb_project", "loss_fn",
-                    "horizon_weights", "lambda_smooth")
 
 
 def _field_names(cls: type) -> list[str]:
@@ -373,13 +239,12 @@ class TrainingConfig:
                 object.__setattr__(self, key, cls(**value))
             elif not isinstance(value, cls):
                 raise TrainsetError(f"{key}: expected a {cls.__name__} or a mapping, got {type(value).__name__}")
-        _validate(self, "")
+        validate_fields(self, "")
 
     def _problems(self) -> list[str]:
-        import trainset.io  # noqa: F401  (lazy: registers every format adapter)
-        from trainset.io.base import FORMATS
+        from trainset.io.base import stored_copies  # lazy: registers every format adapter
 
-        known = sorted(FORMATS) + list(_EXTRA_FORMATS)
+        known = list(stored_copies())  # the formats, then their variants (e.g. HDF5's presplit copy)
         p = [] if self.name else ["name: must not be empty"]
         if self.format not in known:
             p.append(f"format: unknown dataset format {self.format!r}. Fix: use one of {known}")
@@ -413,15 +278,12 @@ class TrainingConfig:
                 problems.append(f"{key}: expected a mapping, got {value!r} ({type(value).__name__})")
                 value = {}
             sections[key] = dict(value)
-        _move_flat_keys(d, sections["training"], problems)
-        _translate_training(sections["training"], problems)
-        _translate_data(d, sections["data"], problems)
-        _translate_model(sections["model"], problems)
+        translate_legacy(d, sections, problems)
 
         top_valid = _field_names(cls)
         for key in list(d):
             if key not in top_valid:
-                problems.append(_unknown(str(key), top_valid + list(_FLAT_TRAINING) + list(_LEGACY_TRAINING)))
+                problems.append(_unknown(str(key), top_valid + list(FLAT_TRAINING) + list(LEGACY_TRAINING)))
                 d.pop(key)
         built: dict[str, Any] = {}
         for key, section_cls in _SECTIONS.items():
@@ -470,80 +332,6 @@ class TrainingConfig:
                 return copy.deepcopy(obj)
             return obj
         return plain(self)
-
-
-def _move_flat_keys(top: dict[str, Any], training: dict[str, Any], problems: list[str]) -> None:
-    """Seed-003 flat keys at the top level -> the training section."""
-    for key in _FLAT_TRAINING + _LEGACY_TRAINING:
-        if key in top:
-            if key in training:
-                problems.append(f"{key}: given both at the top level and as training.{key}. Fix: keep one")
-                top.pop(key)
-                continue
-            training[key] = top.pop(key)
-
-
-def _translate_training(training: dict[str, Any], problems: list[str]) -> None:
-    for key, why in (("checkpoint_dir", "the workflow decides where checkpoints go"),
-                     ("wandb_project", "trainset does not log to Weights & Biases")):
-        if key in training:
-            logger.warning("training config: %s=%r ignored: %s", key, training.pop(key), why)
-    if "save_best" in training:
-        value = training.pop("save_best")
-        if value is not True:
-            logger.warning("training config: save_best=%r ignored: the best checkpoint is always kept", value)
-    if "use_wandb" in training:
-        value = training.pop("use_wandb")
-        if value is not False:
-            problems.append(f"training.use_wandb: must be false, got {value!r}; trainset logs to files only. "
-                            "Fix: remove use_wandb")
-    legacy = {k: training.pop(k) for k in ("loss_fn", "horizon_weights", "lambda_smooth") if k in training}
-    if legacy:
-        if "losses" in training:
-            problems.append(f"training.losses: given together with seed-003 keys {sorted(legacy)}. "
-                            "Fix: keep only training.losses")
-            return
-        loss_fn = legacy.get("loss_fn", "mse")
-        if loss_fn not in ("mse", "mae"):
-            problems.append(f"training.loss_fn: must be 'mse' or 'mae', got {loss_fn!r}")
-            return
-        training["losses"] = [{"name": f"horizon_{loss_fn}", "weight": 1.0, "params": {
-            "weights": legacy.get("horizon_weights", "uniform"),
-            "lambda_smooth": legacy.get("lambda_smooth", 0.01)}}]
-        logger.info("training config: seed-003 loss keys %s mapped to %s", sorted(legacy), training["losses"])
-
-
-def _translate_data(top: dict[str, Any], data: dict[str, Any], problems: list[str]) -> None:
-    if "data_path" not in data:
-        return
-    path = data.pop("data_path")
-    if top.get("dataset") not in (None, path):
-        problems.append(f"data.data_path: {path!r} disagrees with dataset {top['dataset']!r}. Fix: keep dataset only")
-    else:
-        top["dataset"] = path
-
-
-def _translate_model(model: dict[str, Any], problems: list[str]) -> None:
-    if "time_pooling" not in model:
-        return
-    pooling = model.pop("time_pooling")
-    if isinstance(pooling, str):
-        pooling = {"name": pooling, "params": {}}
-    if not isinstance(pooling, Mapping) or not isinstance(pooling.get("name"), str) \
-            or set(pooling) - {"name", "params"} or not isinstance(pooling.get("params", {}) or {}, Mapping):
-        problems.append(f"model.time_pooling: expected {{name, params}} such as "
-                        f"{{name: max, params: {{scale: 1.0}}}}, got {pooling!r}")
-        return
-    params = model.get("params")
-    if not isinstance(params, Mapping):
-        if params is not None:
-            return  # the section check reports the wrong type of model.params
-        params = {}
-    if "time_pooling" in params:
-        problems.append("model.time_pooling: given both as model.time_pooling and model.params.time_pooling")
-        return
-    model["params"] = {**params, "time_pooling": {"name": pooling["name"],
-                                                 "params": dict(pooling.get("params") or {})}}
 
 
 def config_hash(cfg: TrainingConfig) -> str:

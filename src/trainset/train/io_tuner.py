@@ -2,8 +2,8 @@
 
 Seed 002 tuned its loader in a notebook (batch size x workers x shard packing). Here the same
 measurement reads batches through exactly the loaders a training run uses
-(:func:`~trainset.train.run.open_split` and :func:`~trainset.train.run.batches`: shuffled,
-the WebDataset batching itself), so the numbers are what the trainer will see.
+(:func:`~trainset.train.run.prepare_run`: shuffled, the WebDataset batching itself), so the
+numbers are what the trainer will see.
 
 The figures are machine-dependent by nature: they depend on the cores, the disk, the page cache
 and whatever else runs at the time, so the JSON records the machine (CPU count) beside the
@@ -35,7 +35,10 @@ from trainset.provenance import write_json
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MIN_BATCHES", "best_setting", "tune_io", "write_io_result"]
+__all__ = ["IO_TUNER_OPTIONS", "MIN_BATCHES", "best_setting", "tune_io", "write_io_result"]
+
+IO_TUNER_OPTIONS = ("split", "batch_sizes", "workers", "seconds", "samples_per_member", "max_samples", "tolerance")
+"""Arguments of :func:`tune_io` that the workflow's ``tuning.io_tuner`` may set (the schema's keys)."""
 
 MIN_BATCHES = 3
 """Timed batches per setting, whatever ``seconds`` says."""
@@ -97,19 +100,20 @@ def tune_io(dataset_path: str | os.PathLike, split: str = "train", batch_sizes: 
     if not 0 <= tolerance < 1:
         raise TrainsetError(f"tune_io: tolerance must lie in [0, 1), got {tolerance!r}")
     fmt = guess_format(dataset_path)
-    wds = fmt.name == "webdataset"
-    if packings is not None and not wds:
+    reader = fmt.reader(dataset_path)
+    streamed = not reader.random_access  # packing (samples per tar member) is a streamed store's block
+    if packings is not None and not streamed:
         raise TrainsetError(f"{dataset_path}: samples_per_member applies to WebDataset datasets only, this is "
                             f"{fmt.name}. Fix: drop samples_per_member")
     results: list[dict[str, Any]] = []
     if packings is None:
-        stored = int(fmt.reader(dataset_path).meta["samples_per_member"]) if wds else None
+        stored = int(reader.block_size) if streamed else None
         results += _grid(dataset_path, split, batch_sizes, workers, seconds, seed, stored)
     else:
-        collection, splits, per_shard = _prefix(dataset_path, split, max_samples)
+        collection, splits, per_shard = _prefix(dataset_path, split, max_samples, fmt)
         with tempfile.TemporaryDirectory(prefix="trainset-io-", dir=workdir) as tmp:
             for packing in packings:
-                copy = Path(tmp) / f"TS_packing{packing}-wds"  # the -wds suffix: opened as training opens it
+                copy = Path(tmp) / f"TS_packing{packing}{fmt.suffix}"  # the suffix: opened as training opens it
                 fmt.write(collection, copy, splits, samples_per_member=packing, samples_per_shard=per_shard)
                 results += _grid(copy, split, batch_sizes, workers, seconds, seed, packing)
                 shutil.rmtree(copy)
@@ -162,11 +166,10 @@ def _grid(path: str | os.PathLike, split: str, batch_sizes: list[int], workers: 
 def _measure(path: str | os.PathLike, split: str, batch_size: int, num_workers: int, seconds: float,
              seed: int) -> tuple[float, int, float]:
     """(samples/s, timed batches, timed seconds) of one setting, through the training loaders."""
-    from trainset.train.run import batches, open_split
+    from trainset.train.run import prepare_run
 
     cfg = SimpleNamespace(training=SimpleNamespace(seed=seed, batch_size=batch_size, num_workers=num_workers))
-    dataset = open_split(path, split, cfg, shuffle=True)
-    factory = batches(dataset, cfg, True)
+    factory = prepare_run(cfg, path, splits={split: True}, model=False, info={}).batches(split, True)
     epoch = 1
     iterator = iter(factory(epoch))
     if next(iterator, None) is None:  # the warm-up batch
@@ -203,15 +206,16 @@ def _batch_len(batch: Any) -> int:
     raise TrainsetError(f"tune_io: cannot count the samples of a {type(batch).__name__} batch")
 
 
-def _prefix(path: str | os.PathLike, split: str, max_samples: int) -> tuple[Any, dict[str, np.ndarray], int]:
+def _prefix(path: str | os.PathLike, split: str, max_samples: int, fmt: Any = None
+            ) -> tuple[Any, dict[str, np.ndarray], int]:
     """The dataset's prefix holding the first ``max_samples`` samples of ``split``, its splits and shard size."""
     from trainset.collection import SAMPLE, Collection
-    from trainset.io.base import get_format
+    from trainset.io.base import guess_format
     from trainset.open import dataset_splits
 
     if isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 1:
         raise TrainsetError(f"tune_io: max_samples must be an integer >= 1, got {max_samples!r}")
-    fmt = get_format("webdataset")
+    fmt = fmt or guess_format(path)
     per_shard = int(fmt.reader(path).meta["samples_per_shard"])
     collection, stored = fmt.load(path)
     splits = dataset_splits(path, stored)

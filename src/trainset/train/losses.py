@@ -5,7 +5,9 @@ so a typo trained a different model than the config described (seed 001 even doc
 that was never registered). Here every name resolves through :data:`LOSSES` or
 :data:`PENALTIES`, and anything else is a :class:`~trainset.errors.TrainsetError` listing the
 registered names. Parameters are checked against each function's signature when the spec is
-made, so ``{margn: 0.2}`` fails at config time, not after an hour of training.
+made, so ``{margn: 0.2}`` fails at config time, not after an hour of training. The names, their
+parameters and :class:`LossSpec` live in the torch-free :mod:`trainset.train.names`, which the
+workflow's start-up checks read; registering here declares them there.
 
 Conventions shared by every loss ``loss(pred, target, mask=None, **params) -> scalar``:
 
@@ -25,11 +27,8 @@ weighted sum.
 from __future__ import annotations
 
 import inspect
-import json
 import logging
-import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -37,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trainset.errors import TrainsetError
+from trainset.train.names import CHECKS, HORIZON_WEIGHTS, LossSpec, declare_term
 
 logger = logging.getLogger(__name__)
 
@@ -48,27 +48,26 @@ LOSSES: dict[str, LossFn] = {}
 """Loss name -> ``loss(pred, target, mask=None, **params)``."""
 PENALTIES: dict[str, LossFn] = {}
 """Penalty name -> ``penalty(model, pred=None, **params)``."""
-_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {}
-HORIZON_WEIGHTS = ("uniform", "exponential", "impact")
 
 
 def register_loss(name: str, check: Callable[[dict[str, Any]], None] | None = None):
     """Register a loss under ``name``; ``check(params)`` validates its parameters up front."""
-    return _register(LOSSES, name, check)
+    return _register(LOSSES, "loss", name, check)
 
 
 def register_penalty(name: str, check: Callable[[dict[str, Any]], None] | None = None):
     """Register a model penalty under ``name`` (see :func:`register_loss`)."""
-    return _register(PENALTIES, name, check)
+    return _register(PENALTIES, "penalty", name, check)
 
 
-def _register(registry: dict[str, LossFn], name: str, check):
+def _register(registry: dict[str, LossFn], kind: str, name: str, check):
     def decorator(fn: LossFn) -> LossFn:
         if name in LOSSES or name in PENALTIES:
             raise TrainsetError(f"loss/penalty {name!r} is already registered")
+        params = tuple(n for n, p in inspect.signature(fn).parameters.items()
+                       if p.kind == inspect.Parameter.KEYWORD_ONLY)
+        declare_term(kind, name, params, check)  # the torch-free names LossSpec checks against
         registry[name] = fn
-        if check is not None:
-            _CHECKS[name] = check
         return fn
     return decorator
 
@@ -134,51 +133,6 @@ def _class_inputs(pred: Tensor, target: Tensor, mask: Tensor | None, what: str):
     return logits, ids, m
 
 
-# --------------------------------------------------------------------------- parameter checks
-
-def _number(params: dict, key: str, lo: float | None = None, hi: float | None = None,
-            lo_open: bool = False) -> None:
-    if key not in params:
-        return
-    v = params[key]
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise TrainsetError(f"param {key!r} must be a finite number, got {v!r}")
-    if lo is not None and (v <= lo if lo_open else v < lo):
-        raise TrainsetError(f"param {key!r} must be {'>' if lo_open else '>='} {lo}, got {v}")
-    if hi is not None and v > hi:
-        raise TrainsetError(f"param {key!r} must be <= {hi}, got {v}")
-
-
-def _check_ce(p):
-    _number(p, "label_smoothing", 0.0, 1.0)
-
-
-def _check_bce(p):
-    pw = p.get("pos_weight")
-    values = pw if isinstance(pw, list) else [pw]
-    if pw is not None and not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                  and math.isfinite(v) and v > 0 for v in values):
-        raise TrainsetError(f"param 'pos_weight' must be a positive number or a list of them, got {pw!r}")
-
-
-def _check_gap(p):
-    _number(p, "margin", 0.0)
-
-
-def _check_horizon(p):
-    if "weights" in p and p["weights"] not in HORIZON_WEIGHTS:
-        raise TrainsetError(f"param 'weights' must be one of {list(HORIZON_WEIGHTS)}, got {p['weights']!r}")
-    _number(p, "tau", 0.0, lo_open=True)
-    _number(p, "lambda_smooth", 0.0)
-
-
-def _check_monotone(p):
-    if "logits" in p and not isinstance(p["logits"], bool):
-        raise TrainsetError(f"param 'logits' must be true or false, got {p['logits']!r}")
-    if "dim" in p and (isinstance(p["dim"], bool) or not isinstance(p["dim"], int)):
-        raise TrainsetError(f"param 'dim' must be an integer, got {p['dim']!r}")
-
-
 # --------------------------------------------------------------------------- losses
 
 @register_loss("mse")
@@ -197,7 +151,7 @@ def mae(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
     return _masked_mean((_zero_out(pred, m) - _zero_out(target, m)).abs(), m)
 
 
-@register_loss("cross_entropy", _check_ce)
+@register_loss("cross_entropy", CHECKS["cross_entropy"])
 def cross_entropy(pred: Tensor, target: Tensor, mask: Tensor | None = None, *,
                   label_smoothing: float = 0.0) -> Tensor:
     """Softmax cross entropy: logits ``[B, C]`` or ``[B, T, C]``, int target ``[B]`` or ``[B, T]``.
@@ -210,7 +164,7 @@ def cross_entropy(pred: Tensor, target: Tensor, mask: Tensor | None = None, *,
     return _masked_mean(per, m)
 
 
-@register_loss("bce", _check_bce)
+@register_loss("bce", CHECKS["bce"])
 def bce(pred: Tensor, target: Tensor, mask: Tensor | None = None, *,
         pos_weight: float | list[float] | None = None) -> Tensor:
     """Binary cross entropy with logits; float targets in [0, 1] of the same shape as ``pred``.
@@ -228,7 +182,7 @@ def bce(pred: Tensor, target: Tensor, mask: Tensor | None = None, *,
     return _masked_mean(per, m)
 
 
-@register_loss("gap_loss", _check_gap)
+@register_loss("gap_loss", CHECKS["gap_loss"])
 def gap_loss(pred: Tensor, target: Tensor, mask: Tensor | None = None, *, margin: float = 0.2) -> Tensor:
     """Margin loss (seed 001): per sample, sum over wrong classes of ``max(0, z_c - z_y + margin)``.
 
@@ -303,7 +257,7 @@ def _horizon_loss(pred, target, mask, what, elementwise, weights, tau, lambda_sm
     return loss
 
 
-@register_loss("horizon_mse", _check_horizon)
+@register_loss("horizon_mse", CHECKS["horizon_mse"])
 def horizon_mse(pred: Tensor, target: Tensor, mask: Tensor | None = None, *, weights: str = "uniform",
                 tau: float = 20.0, lambda_smooth: float = 0.0) -> Tensor:
     """Horizon-weighted IRF MSE (seed 003) plus ``lambda_smooth`` x mean squared 2nd difference.
@@ -317,7 +271,7 @@ def horizon_mse(pred: Tensor, target: Tensor, mask: Tensor | None = None, *, wei
     return _horizon_loss(pred, target, mask, "horizon_mse", torch.square, weights, tau, lambda_smooth)
 
 
-@register_loss("horizon_mae", _check_horizon)
+@register_loss("horizon_mae", CHECKS["horizon_mae"])
 def horizon_mae(pred: Tensor, target: Tensor, mask: Tensor | None = None, *, weights: str = "uniform",
                 tau: float = 20.0, lambda_smooth: float = 0.0) -> Tensor:
     """As :func:`horizon_mse` with absolute errors."""
@@ -350,7 +304,7 @@ def l2(model: nn.Module | None, pred: Tensor | None = None) -> Tensor:
     return torch.stack([w.square().sum() for w in ws]).sum() if ws else torch.zeros(())
 
 
-@register_penalty("monotonicity", _check_monotone)
+@register_penalty("monotonicity", CHECKS["monotonicity"])
 def monotonicity(model: nn.Module | None = None, pred: Tensor | None = None, *, logits: bool = True,
                  dim: int = -1) -> Tensor:
     """Ordered-threshold penalty (seed 002): ``sum_k mean relu(p_k - p_{k-1})``.
@@ -370,82 +324,6 @@ def monotonicity(model: nn.Module | None = None, pred: Tensor | None = None, *, 
 
 
 # --------------------------------------------------------------------------- specs and objective
-
-def _params_of(fn: LossFn) -> dict[str, inspect.Parameter]:
-    return {n: p for n, p in inspect.signature(fn).parameters.items()
-            if p.kind == inspect.Parameter.KEYWORD_ONLY}
-
-
-@dataclass(frozen=True)
-class LossSpec:
-    """One term of the objective: a registered loss or penalty, its weight and parameters.
-
-    Made valid or not at all: an unknown name, a parameter the function does not take, a bad
-    parameter value or a negative weight raise :class:`TrainsetError` on construction.
-    """
-
-    name: str = "mse"
-    """A name in :data:`LOSSES` or :data:`PENALTIES`."""
-    weight: float = 1.0
-    """Multiplier of this term in the total (>= 0; 0 logs the term without training on it)."""
-    params: dict[str, Any] = field(default_factory=dict)
-    """Keyword parameters of the function, e.g. ``{margin: 0.2}`` for ``gap_loss``."""
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str):
-            raise TrainsetError(f"loss name must be a string, got {self.name!r}")
-        fn = LOSSES.get(self.name) or PENALTIES.get(self.name)
-        if fn is None:
-            raise TrainsetError(
-                f"unknown loss {self.name!r}. Registered losses: {', '.join(sorted(LOSSES))}; "
-                f"penalties: {', '.join(sorted(PENALTIES))}")
-        w = self.weight
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
-            raise TrainsetError(f"loss {self.name!r}: weight must be a finite number >= 0, got {w!r}")
-        object.__setattr__(self, "weight", float(w))
-        if not isinstance(self.params, Mapping):
-            raise TrainsetError(f"loss {self.name!r}: params must be a mapping, got {self.params!r}")
-        try:
-            params = json.loads(json.dumps(dict(self.params)))
-        except (TypeError, ValueError) as err:
-            raise TrainsetError(f"loss {self.name!r}: params must be plain JSON values ({err})") from None
-        valid = _params_of(fn)
-        unknown = sorted(set(params) - set(valid))
-        if unknown:
-            raise TrainsetError(f"loss {self.name!r}: unknown params {unknown}; valid params: "
-                                f"{sorted(valid) or 'none'}")
-        if self.name in _CHECKS:
-            try:
-                _CHECKS[self.name](params)
-            except TrainsetError as err:
-                raise TrainsetError(f"loss {self.name!r}: {err}") from None
-        object.__setattr__(self, "params", params)
-
-    @property
-    def kind(self) -> str:
-        """``"loss"`` or ``"penalty"``."""
-        return "loss" if self.name in LOSSES else "penalty"
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able ``{name, weight, params}``."""
-        return {"name": self.name, "weight": self.weight, "params": json.loads(json.dumps(self.params))}
-
-    @classmethod
-    def from_dict(cls, d: LossSpec | Mapping[str, Any] | str) -> LossSpec:
-        """A spec from ``{name, weight?, params?}`` (or just a name); other keys are errors."""
-        if isinstance(d, LossSpec):
-            return d
-        if isinstance(d, str):
-            return cls(d)
-        if not isinstance(d, Mapping):
-            raise TrainsetError(f"a loss must be a mapping {{name, weight, params}}, got {d!r}")
-        unknown = sorted(set(d) - {"name", "weight", "params"})
-        if unknown:
-            raise TrainsetError(f"loss: unknown keys {unknown}; valid keys: ['name', 'params', 'weight']")
-        if "name" not in d:
-            raise TrainsetError(f"loss {dict(d)!r} has no 'name'")
-        return cls(d["name"], d.get("weight", 1.0), d.get("params") or {})
-
 
 class Objective:
     """A weighted sum of losses and penalties: ``objective(pred, target, mask, model)``.

@@ -11,16 +11,13 @@ for only up to the minimum of the smoothed loss (beyond it the loss rises); the 
 minimum divided by 10 is reported too (fastai's other rule of thumb). The model is thrown away
 afterwards: nothing of it reaches the real run.
 
-A run config may say ``lr: auto`` (and ``batch_size: auto``, ``num_workers: auto``);
-:func:`resolve_auto` fills those in from the LR finder's and the I/O tuner's JSON results
-before the config is validated.
+A run config may say ``lr: auto``: the train rule then reads the suggestion through
+:func:`trainset.train.auto.resolve_auto`, which owns every ``auto`` setting.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -34,19 +31,16 @@ from torch import nn
 
 from trainset.errors import TrainsetError
 from trainset.provenance import atomic_path, write_json
+from trainset.train.auto import read_json, resolve_auto, tuned, with_placeholders
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AUTO", "apply_lr", "find_lr", "lr_search_hash", "resolve_auto", "search_config", "suggest_lr",
+__all__ = ["LR_FINDER_OPTIONS", "apply_lr", "find_lr", "lr_search_hash", "search_config", "suggest_lr",
            "write_lr_result"]
 
-AUTO = "auto"
-"""The config value that asks for a tuned setting."""
-
 PLOT_NAME = "lr.png"
-_AUTO_KEYS = {"lr": ("lr", "suggested_lr"), "batch_size": ("io", "batch_size"),
-              "num_workers": ("io", "num_workers")}
-_FLAT_KEYS = ("lr", "batch_size")  # seed-003 layout: these may sit at the top level
+LR_FINDER_OPTIONS = ("min_lr", "max_lr", "steps", "smoothing", "divergence")
+"""Arguments of :func:`find_lr` that the workflow's ``tuning.lr_finder`` may set (the schema's keys)."""
 
 
 def find_lr(cfg: Any, dataset_path: str | os.PathLike, scalers_path: str | os.PathLike | None = None,
@@ -87,26 +81,16 @@ def find_lr(cfg: Any, dataset_path: str | os.PathLike, scalers_path: str | os.Pa
     TrainsetError
         Bad sweep settings, an empty training split, or a non-finite loss at the first step.
     """
-    from trainset.models import build_model, describe_dataset
-    from trainset.train.losses import build_objective
-    from trainset.train.run import _load_scalers, _prepare, batches, open_split
-    from trainset.train.trainer import _epoch_seed, _optimizer
+    from trainset.train.run import configure_torch, prepare_run
+    from trainset.train.trainer import epoch_seed
 
     _check_settings(min_lr, max_lr, steps, smoothing, divergence)
     training = cfg.training
-    torch.set_num_threads(max(1, int(threads)))
-    if training.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    train = open_split(dataset_path, training.train_split, cfg, shuffle=True)
-    info = describe_dataset(train)
-    scalers = _load_scalers(scalers_path)
-    torch.manual_seed(training.seed)  # the same initial weights as the run
-    model = build_model(cfg.model.name, dict(cfg.model.params), info)
-    objective = build_objective(training.losses)
-    optimizer = _optimizer(model, training)
-    prepare = _prepare(cfg, scalers, info)
-    stream = _endless(batches(train, cfg, True), lambda epoch: torch.manual_seed(_epoch_seed(training.seed, epoch)),
-                      dataset_path)
+    configure_torch(cfg, threads)
+    run = prepare_run(cfg, dataset_path, scalers_path, splits={training.train_split: True})  # the run's weights
+    model, objective, optimizer, prepare = run.model, run.objective, run.optimizer, run.prepare()
+    stream = _endless(run.batches(training.train_split, True),
+                      lambda epoch: torch.manual_seed(epoch_seed(training.seed, epoch)), dataset_path)
 
     try:
         lrs, losses, smoothed, stopped = _sweep(model, objective, optimizer, prepare, stream, training,
@@ -201,10 +185,10 @@ def _endless(factory: Callable[[int], Any], on_epoch: Callable[[int], Any], wher
 def _step(model: nn.Module, objective: Callable, optimizer: torch.optim.Optimizer, batch: dict,
           training: Any) -> float:
     """One optimisation step as the trainer takes it (autocast, clipping); the loss before it."""
-    from trainset.train.trainer import _autocast
+    from trainset.train.trainer import autocast
 
     optimizer.zero_grad(set_to_none=True)
-    with _autocast(training.amp):
+    with autocast(training.amp):
         out = model(batch)
         loss, _ = objective(out["pred"], out["target"], out.get("mask"), model)
     value = float(loss.detach())
@@ -282,98 +266,20 @@ def _plot(result: dict[str, Any], path: Path) -> None:
         fig.savefig(tmp, format="png", metadata={"Software": None})  # no version chunk: stable bytes
 
 
-# --------------------------------------------------------------------------- auto values
+# --------------------------------------------------------------------------- the tuned LR
 
 def apply_lr(cfg: Any, path: str | os.PathLike) -> Any:
     """A copy of ``cfg`` whose ``training.lr`` is the suggestion stored in the result ``path``."""
-    result = _read_json(path, "LR finder result")
-    lr = _tuned(result, "suggested_lr", path, "training.lr")
+    result = read_json(path, "LR finder result")
+    lr = tuned(result, "suggested_lr", path, "training.lr")
     if result.get("config_hash") not in (None, lr_search_hash(cfg)):
         logger.warning("%s: the LR was found for another version of run %r (config changed since); using it anyway",
                        path, cfg.name)
     return dataclasses.replace(cfg, training=dataclasses.replace(cfg.training, lr=float(lr)))
 
 
-def resolve_auto(cfg_dict: Mapping[str, Any], lr_json: str | os.PathLike | Mapping | None = None,
-                 io_json: str | os.PathLike | Mapping | None = None) -> dict[str, Any]:
-    """Replace ``"auto"`` values of a run config by tuned ones, before it is validated.
-
-    Parameters
-    ----------
-    cfg_dict : dict
-        A run config as written (``training.lr``, ``training.batch_size``,
-        ``training.num_workers``; seed-003 files may hold ``lr`` and ``batch_size`` at the top).
-    lr_json : path or dict, optional
-        The LR finder's result: ``lr: auto`` becomes its ``suggested_lr``.
-    io_json : path or dict, optional
-        The I/O tuner's result: ``batch_size`` / ``num_workers: auto`` come from its ``best``.
-
-    Returns
-    -------
-    dict
-        A new dict; ``cfg_dict`` is not changed. Without ``auto`` values it is a plain copy.
-
-    Raises
-    ------
-    TrainsetError
-        ``auto`` without the JSON that resolves it, naming the key and the rule to run; an
-        unreadable JSON or one lacking the value.
-    """
-    out = copy.deepcopy(dict(cfg_dict))
-    training = out.get("training")
-    places: list[tuple[dict, str, str]] = []
-    if isinstance(training, Mapping):
-        out["training"] = training = dict(training)
-        places += [(training, key, f"training.{key}") for key in _AUTO_KEYS if _is_auto(training.get(key))]
-    places += [(out, key, key) for key in _FLAT_KEYS if _is_auto(out.get(key))]
-    loaded: dict[str, Any] = {}
-    for section, key, dotted in places:
-        source, field = _AUTO_KEYS[key]
-        given = lr_json if source == "lr" else io_json
-        if given is None:
-            rule, what = (("find_lr", "LR finder") if source == "lr" else ("tune_io", "I/O tuner"))
-            raise TrainsetError(f"{dotted}: is 'auto' but no {what} result was given. Fix: run the {rule} rule "
-                                f"first (pass its JSON as {source}_json), or set {dotted} to a value")
-        if source not in loaded:
-            loaded[source] = dict(given) if isinstance(given, Mapping) else _read_json(given, f"{source} result")
-        result = loaded[source] if source == "lr" else loaded[source].get("best")
-        if not isinstance(result, Mapping):
-            raise TrainsetError(f"{dotted}: the I/O tuner result has no 'best' setting. Fix: rerun the tune_io rule")
-        section[key] = _tuned(result, field, given if not isinstance(given, Mapping) else "the result", dotted)
-        logger.info("%s: auto -> %r", dotted, section[key])
-    return out
-
-
 def search_config(cfg_dict: Mapping[str, Any], io_json: str | os.PathLike | Mapping | None = None) -> Any:
     """The :class:`TrainingConfig` the LR finder runs with: ``lr: auto`` is allowed (it is unused)."""
-    from trainset.train.config import TrainingConfig, TrainingSection
+    from trainset.train.config import TrainingConfig
 
-    placeholder = {"suggested_lr": TrainingSection.lr}
-    return TrainingConfig.from_dict(resolve_auto(cfg_dict, lr_json=placeholder, io_json=io_json))
-
-
-def _is_auto(value: Any) -> bool:
-    return isinstance(value, str) and value.strip().lower() == AUTO
-
-
-def _tuned(result: Mapping[str, Any], field: str, where: Any, dotted: str) -> Any:
-    value = result.get(field)
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not number or not math.isfinite(value) or value < 0 or (field == "suggested_lr" and value <= 0) \
-            or (field != "suggested_lr" and int(value) != value):
-        raise TrainsetError(f"{dotted}: {where} holds no usable {field!r} (got {value!r}). "
-                            "Fix: rerun the tuning rule")
-    return float(value) if field == "suggested_lr" else int(value)
-
-
-def _read_json(path: str | os.PathLike, what: str) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except FileNotFoundError:
-        raise TrainsetError(f"{path}: {what} not found. Fix: run its rule first") from None
-    except (OSError, ValueError) as error:
-        raise TrainsetError(f"{path}: {what} is not readable JSON ({error}). Fix: rerun its rule") from None
-    if not isinstance(data, dict):
-        raise TrainsetError(f"{path}: {what} must be a JSON object. Fix: rerun its rule")
-    return data
+    return TrainingConfig.from_dict(resolve_auto(with_placeholders(cfg_dict, keys=("lr",)), io_json=io_json))

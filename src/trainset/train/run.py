@@ -1,42 +1,54 @@
 """A training run from its config: dataset -> loaders -> scalers -> model -> Trainer -> checkpoints.
 
 This is what the ``train_model`` rule and ``python -m trainset train --config FILE`` call.
+:func:`prepare_run` is the one place a config becomes splits, scalers, model, objective,
+optimiser and loaders; the LR finder, the I/O tuner and evaluation build theirs with it too, so
+what they measure is what training sees.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from trainset.errors import TrainsetError
 from trainset.provenance import file_sha256
+from trainset.tasks import TASKS
 
 logger = logging.getLogger(__name__)
 
-SEQ2SEQ_TASKS = ("seq2seq_classification", "seq2seq_regression", "reconstruction")
-
 
 def open_split(path: str | os.PathLike, split: str, cfg: Any, shuffle: bool) -> Any:
-    """One split of a stored dataset as a torch dataset (WebDataset batches itself)."""
+    """One split of a stored dataset as a torch dataset (a streamed one shuffles and batches itself)."""
     import trainset
 
-    if Path(path).name.endswith("-wds"):
-        from trainset.io.wds import WdsSource
+    if _random_access(path):
+        return trainset.open_dataset(path, split=split)
+    one_part = len(_reader(path).parts) == 1  # parts differ in shape: no stacked batches
+    return trainset.open_dataset(path, split=split, shuffle=shuffle, seed=cfg.training.seed,
+                                 batch_size=cfg.training.batch_size if one_part else None)
 
-        one_part = len(WdsSource(path).parts) == 1  # parts differ in shape: no stacked batches
-        return trainset.open_dataset(path, split=split, shuffle=shuffle, seed=cfg.training.seed,
-                                     batch_size=cfg.training.batch_size if one_part else None)
-    return trainset.open_dataset(path, split=split)
+
+def _reader(path: str | os.PathLike) -> Any:
+    from trainset.io.base import guess_format
+
+    return guess_format(path).reader(path)
+
+
+def _random_access(path: str | os.PathLike) -> bool:
+    """Whether the stored dataset reads any rows (False: streamed in stored order, as WebDataset)."""
+    return _reader(path).random_access
 
 
 def describe_parts(dataset: Any) -> list:
-    """The stored parts behind a torch dataset (map-style reader or WebDataset source)."""
-    source = getattr(dataset, "reader", None) or getattr(dataset, "source")
-    return list(source.parts)
+    """The stored parts behind a torch dataset (its reader's)."""
+    return list(dataset.reader.parts)
 
 
 def batches(dataset: Any, cfg: Any, shuffle: bool):
@@ -57,39 +69,113 @@ def batches(dataset: Any, cfg: Any, shuffle: bool):
     return factory
 
 
+@dataclass
+class PreparedRun:
+    """What a config and a dataset become before the first step: see :func:`prepare_run`."""
+
+    cfg: Any
+    """The run config (a :class:`~trainset.train.config.TrainingConfig`)."""
+    splits: dict[str, Any]
+    """Split name -> torch dataset, opened as training opens it."""
+    info: dict[str, Any]
+    """The dataset description models are built from (:func:`~trainset.models.describe_dataset`)."""
+    scalers: Any
+    """The fitted :class:`~trainset.scalers.ScalerSet`, or None."""
+    model: torch.nn.Module | None = None
+    """The freshly initialised model (seeded with ``training.seed``); None when not asked for."""
+    objective: Any = None
+    """The weighted loss of ``training.losses``."""
+    optimizer: torch.optim.Optimizer | None = None
+    """The optimiser over the model's trainable weights, at ``training.lr``."""
+
+    def batches(self, split: str, shuffle: bool) -> Callable[[int], Any]:
+        """``epoch -> DataLoader`` of one opened split (see :func:`batches`)."""
+        return batches(self.splits[split], self.cfg, shuffle)
+
+    def prepare(self) -> Callable[[dict], dict]:
+        """The per-batch step before the model: scaling, then the sequence-length policy."""
+        return prepare_batches(self.cfg, self.scalers, self.info)
+
+
+def prepare_run(cfg: Any, dataset: str | os.PathLike, scalers: Any = None, *,
+                splits: Mapping[str, bool] | None = None, model: bool = True,
+                info: dict[str, Any] | None = None) -> PreparedRun:
+    """Open the splits of ``dataset``, load ``scalers`` and build model, objective and optimiser.
+
+    Parameters
+    ----------
+    cfg : TrainingConfig
+        The run (only ``training.seed``, ``batch_size`` and ``num_workers`` when ``model`` is false).
+    dataset : path
+        A stored dataset.
+    scalers : path, ScalerSet or None
+        A scaler file (loaded and checked), an already loaded set, or None for no scaling.
+    splits : mapping, optional
+        Split name -> shuffled; default: the training split shuffled, the validation split not.
+    model : bool
+        Also build the model (after ``torch.manual_seed(training.seed)``: the same initial
+        weights wherever a run is prepared), its objective and its optimiser.
+    info : dict, optional
+        The dataset description, when it comes from elsewhere (a checkpoint); default: described
+        from the first split.
+
+    Returns
+    -------
+    PreparedRun
+    """
+    from trainset.models import build_model, describe_dataset
+    from trainset.train.losses import build_objective
+    from trainset.train.trainer import build_optimizer
+
+    if splits is None:
+        splits = {cfg.training.train_split: True, cfg.training.val_split: False}
+    opened = {name: open_split(dataset, name, cfg, shuffle=shuffle) for name, shuffle in splits.items()}
+    if info is None:
+        info = describe_dataset(next(iter(opened.values())))
+    if scalers is not None and not hasattr(scalers, "transform"):
+        scalers = load_scalers(scalers)
+    prepared = PreparedRun(cfg, opened, info, scalers)
+    if model:
+        torch.manual_seed(cfg.training.seed)
+        prepared.model = build_model(cfg.model.name, dict(cfg.model.params), info)
+        prepared.objective = build_objective(cfg.training.losses)
+        prepared.optimizer = build_optimizer(prepared.model, cfg.training)
+    return prepared
+
+
+def configure_torch(cfg: Any, threads: int) -> None:
+    """Torch threads and deterministic algorithms as the run config says (before anything is built)."""
+    torch.set_num_threads(max(1, int(threads)))
+    if cfg.training.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
 def train_run(cfg: Any, dataset_path: str | os.PathLike, folder: str | os.PathLike,
               scalers_path: str | os.PathLike | None = None, max_epochs: int | None = None,
               threads: int = 1) -> list[dict[str, Any]]:
     """Train one run; write best/final/epoch_N/last checkpoints, history.json and config.json."""
-    from trainset.models import build_model, describe_dataset
-    from trainset.train.losses import build_objective
     from trainset.train.trainer import Trainer
 
     from trainset.train import distributed
 
     distributed.init()
-    if distributed.world() > 1 and Path(dataset_path).name.endswith("-wds"):
+    if distributed.world() > 1 and not _random_access(dataset_path):
         raise TrainsetError(f"{dataset_path}: DDP over WebDataset shards would give ranks unequal step counts. "
                             "Fix: train from the NetCDF, HDF5 or Zarr copy (format:) under torchrun")
-    torch.set_num_threads(max(1, int(threads)))
-    if cfg.training.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    train = open_split(dataset_path, cfg.training.train_split, cfg, shuffle=True)
-    val = open_split(dataset_path, cfg.training.val_split, cfg, shuffle=False)
-    info = describe_dataset(train)
-    scalers = _load_scalers(scalers_path)
-    torch.manual_seed(cfg.training.seed)
-    model = build_model(cfg.model.name, dict(cfg.model.params), info)
+    configure_torch(cfg, threads)
+    run = prepare_run(cfg, dataset_path, scalers_path)
+    scalers, model = run.scalers, run.model
     meta = {
         "dataset": str(dataset_path),
         "dataset_sha256": file_sha256(dataset_path),
         "scaler_sha256": scalers.hash if scalers is not None else None,
         "worlds": list(getattr(model, "worlds", []) or []) or None,
         "code_sha256": _code_sha256(),
-        "info": info,
+        "info": run.info,
     }
-    trainer = Trainer(distributed.wrap(model), build_objective(cfg.training.losses), cfg, batches(train, cfg, True),
-                      batches(val, cfg, False), folder, meta, prepare=_prepare(cfg, scalers, info))
+    trainer = Trainer(distributed.wrap(model), run.objective, cfg, run.batches(cfg.training.train_split, True),
+                      run.batches(cfg.training.val_split, False), folder, meta, prepare=run.prepare(),
+                      optimizer=run.optimizer)
     history = trainer.fit(resume=True, max_epochs=max_epochs)
     distributed.finish()
     logger.info("run %s: %d epochs, best val %.6g", cfg.name, len(history),
@@ -97,7 +183,8 @@ def train_run(cfg: Any, dataset_path: str | os.PathLike, folder: str | os.PathLi
     return history
 
 
-def _load_scalers(path):
+def load_scalers(path: str | os.PathLike | None) -> Any:
+    """The fitted scalers of ``path`` (None without one); a missing file names the rule to run."""
     if not path:
         return None
     from trainset.scalers import ScalerSet
@@ -107,11 +194,12 @@ def _load_scalers(path):
     return ScalerSet.from_json(path)
 
 
-def _prepare(cfg: Any, scalers: Any, info: dict):
+def prepare_batches(cfg: Any, scalers: Any, info: dict) -> Callable[[dict], dict]:
     """Scaling, then the sequence-length policy (inputs, and labels when indexed by time)."""
     from trainset.train.lengths import apply_length
 
-    per_step = info.get("task") in SEQ2SEQ_TASKS
+    spec = TASKS.get(info.get("task"))
+    per_step = spec is not None and spec.seq2seq
 
     def prepare(batch: dict) -> dict:
         if scalers is not None:

@@ -42,8 +42,8 @@ import numpy as np
 import pandas as pd
 
 from trainset.errors import TrainsetError
-from trainset.mixing.rng import named_rng
-from trainset.provenance import atomic_path, write_json
+from trainset.provenance import atomic_path, jsonable, write_json
+from trainset.rng import named_rng
 
 logger = logging.getLogger(__name__)
 
@@ -379,16 +379,6 @@ def gather(trials: Mapping[str, tuple[str | os.PathLike, str | os.PathLike]],
     return table
 
 
-def _plain(value: Any) -> Any:
-    if value is None or value is pd.NA:
-        return None
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return None if not math.isfinite(value) else float(value)
-    return value
-
-
 def write_search_results(table: pd.DataFrame, csv_path: str | os.PathLike, json_path: str | os.PathLike, *,
                          search: str | None = None, configs: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Write the ranking as CSV and a JSON summary (best trial and its config), each atomically.
@@ -401,7 +391,7 @@ def write_search_results(table: pd.DataFrame, csv_path: str | os.PathLike, json_
     if table.empty:
         raise TrainsetError(f"{json_path}: no trials to summarise")
     configs = configs if configs is not None else table.attrs.get("configs", {})
-    records = [{k: _plain(v) for k, v in row.items()} for row in table.to_dict(orient="records")]
+    records = jsonable(table.to_dict(orient="records"), f"{json_path}: ranking", nan_as_null=True)
     best = records[0]
     summary = {
         "search": search,

@@ -55,11 +55,13 @@ class Trainer:
         Stored in every checkpoint (dataset hash, scaler hash, worlds, model info).
     prepare : callable, optional
         Applied to each batch before the model (scaling, sequence length policy).
+    optimizer : torch.optim.Optimizer, optional
+        The optimiser (:func:`~trainset.train.run.prepare_run` builds it); default: built here.
     """
 
     def __init__(self, model: nn.Module, objective: Callable, cfg: Any, train_batches: LoaderFactory,
                  val_batches: LoaderFactory, folder: str | os.PathLike, meta: dict | None = None,
-                 prepare: Callable[[dict], dict] | None = None):
+                 prepare: Callable[[dict], dict] | None = None, optimizer: torch.optim.Optimizer | None = None):
         from trainset.train.schedule import EarlyStopping
 
         self.model, self.objective, self.cfg = model, objective, cfg
@@ -67,7 +69,7 @@ class Trainer:
         self.folder, self.meta = Path(folder), dict(meta or {})
         self.prepare = prepare or (lambda batch: batch)
         training = cfg.training
-        self.optimizer = _optimizer(model, training)
+        self.optimizer = optimizer if optimizer is not None else build_optimizer(model, training)
         self.steps_per_epoch = max(1, sum(1 for _ in train_batches(0)))
         self.scheduler = _scheduler(self.optimizer, training, self.steps_per_epoch)
         self.stopper = EarlyStopping(training.patience, training.min_delta)
@@ -102,7 +104,7 @@ class Trainer:
 
     def _run_epoch(self, epoch: int) -> None:
         training = self.cfg.training
-        torch.manual_seed(_epoch_seed(training.seed, epoch) + distributed.rank())
+        torch.manual_seed(epoch_seed(training.seed, epoch) + distributed.rank())
         started = time.perf_counter()
         train_loss, samples = self.train_epoch(epoch)
         val_loss = self.evaluate(self.val_batches(epoch))
@@ -129,7 +131,7 @@ class Trainer:
         for batch in self.train_batches(epoch):
             batch = self.prepare(batch)
             self.optimizer.zero_grad(set_to_none=True)
-            with _autocast(self.cfg.training.amp):
+            with autocast(self.cfg.training.amp):
                 out = self.model(batch)
                 loss, _ = self.objective(out["pred"], out["target"], out.get("mask"), self.model)
             if not torch.isfinite(loss):
@@ -154,7 +156,7 @@ class Trainer:
         """
         self.model.eval()
         state = torch.get_rng_state()
-        torch.manual_seed(_epoch_seed(self.cfg.training.seed, -1))
+        torch.manual_seed(epoch_seed(self.cfg.training.seed, -1))
         total, count = 0.0, 0
         model = distributed.unwrap(self.model)  # no DDP syncs: ranks may see different batch counts
         for batch in batches:
@@ -256,7 +258,7 @@ def _ddp_weighted(loss: torch.Tensor, n: int) -> torch.Tensor:
     return loss * (n * world / total)
 
 
-def _epoch_seed(seed: int, epoch: int) -> int:
+def epoch_seed(seed: int, epoch: int) -> int:
     """A seed for (run seed, epoch): in-model randomness is the same whether or not a run resumed."""
     return (int(seed) * 1_000_003 + epoch + 17) % (2**63 - 1)
 
@@ -265,11 +267,13 @@ def _batch_size(target: torch.Tensor) -> int:
     return int(target.shape[0]) if target.ndim else 1
 
 
-def _autocast(enabled: bool):
+def autocast(enabled: bool):
+    """bf16 autocast on CPU when ``training.amp`` asks for it (a no-op context otherwise)."""
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(enabled))
 
 
-def _optimizer(model: nn.Module, training: Any) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, training: Any) -> torch.optim.Optimizer:
+    """The optimiser ``training.optimizer`` names, over the model's trainable weights."""
     params = [p for p in model.parameters() if p.requires_grad]
     name = training.optimizer
     if name == "adamw":

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from trainset.mixing.rng import named_rng
+from trainset.rng import named_rng
 
 logger = logging.getLogger(__name__)
 

@@ -41,8 +41,8 @@ from trainset.domains.macro.lss import LssWorld
 from trainset.domains.macro.nk import NkWorld
 from trainset.domains.macro.var import VarUsWorld, VarWorld
 from trainset.errors import TrainsetError
-from trainset.mixing.rng import named_rng
-from trainset.splits import Splits, check_splits
+from trainset.rng import named_rng
+from trainset.splits import DEFAULT_FRACTIONS, Splits, check_splits
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +54,7 @@ WORLDS: dict[str, World] = {"nk": NkWorld(), "var": VarWorld(), "var_us": VarUsW
 
 THETA_COLUMNS = ("world", "sample", "param", "value")
 IRF_COLUMNS = ("world", "sample", "shock", "horizon", "variable", "value")
-SEED_RULE = "draw d of world w uses trainset.mixing.rng.named_rng(seed, w, d); coord 'draw' holds d"
-DEFAULT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
+SEED_RULE = "draw d of world w uses trainset.rng.named_rng(seed, w, d); coord 'draw' holds d"
 BLOCK = 256
 """Draws evaluated per batch."""
 

@@ -1,9 +1,10 @@
 """Seeded random generators that depend only on names, never on order or process.
 
-The old code had no seed and changed with PYTHONHASHSEED. Each frame here gets its own
-generator derived from (seed, mix, frame key, copy) through a cryptographic digest of the names,
-so a frame's draws are the same whatever the table's row order, the other frames, or the number
-of cores.
+The old code had no seed and changed with PYTHONHASHSEED. Each unit of work gets its own
+generator derived from the seed and its names through a cryptographic digest: a flu frame from
+(seed, mix, frame key, copy), a macro draw from (seed, world, draw), a search trial from (seed,
+search, trial, key). So its draws are the same whatever the table's row order, the other units,
+or the number of cores. Used by the mixing, domains and train packages, hence its place here.
 """
 
 from __future__ import annotations

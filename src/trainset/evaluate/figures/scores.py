@@ -1,0 +1,303 @@
+"""Plots of scores: learning curves, calibration, ROC-AUC, confusion matrix, error by step or horizon.
+
+Each takes plain numbers (what the metrics modules return) and gives PNG bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from matplotlib.lines import Line2D
+from matplotlib.ticker import LogFormatterSciNotation
+
+from trainset.errors import TrainsetError
+from trainset.evaluate.figures.canvas import (PALETTE, all_positive, as_series, as_vector, blank_figure, colors_for,
+                                              draw_lines, png_bytes, tidy)
+
+
+# ----------------------------------------------------------------------------- training
+def learning_curves(history: list[dict]) -> bytes:
+    """Train and validation loss per epoch, the LR on a twin axis, the best epoch marked.
+
+    Parameters
+    ----------
+    history : list of dict
+        Epoch records as the trainer writes ``history.json``: ``epoch``, ``train_loss``,
+        ``val_loss`` and ``lr`` (any may be missing or None). The loss axis is logarithmic
+        when every finite loss is positive, since losses span decades; so is the LR axis
+        when the LR varies by more than 10x.
+
+    Returns
+    -------
+    bytes
+        PNG image.
+
+    Raises
+    ------
+    TrainsetError
+        Empty history, or a record that is not a dict.
+    """
+    if not history or not all(isinstance(h, Mapping) for h in history):
+        raise TrainsetError("history must be a non-empty list of epoch dicts "
+                            "(the trainer's history.json)")
+    epochs = as_vector([h.get("epoch", i + 1) for i, h in enumerate(history)], "history epoch")
+    train = as_vector([h.get("train_loss") for h in history], "history train_loss")
+    val = as_vector([h.get("val_loss") for h in history], "history val_loss")
+    lr = as_vector([h.get("lr") for h in history], "history lr")
+
+    fig = blank_figure(6.4, 3.6)
+    ax = fig.add_subplot()
+    ax.plot(epochs, train, color=PALETTE[0], lw=1.8, marker="o", ms=3, label="train loss")
+    ax.plot(epochs, val, color=PALETTE[1], lw=1.8, marker="o", ms=3, label="val loss")
+    if all_positive(train, val):
+        ax.set_yscale("log")
+        # Label some minor ticks too: a loss spanning one decade otherwise shows two labels.
+        ax.yaxis.set_minor_formatter(LogFormatterSciNotation(labelOnlyBase=False,
+                                                             minor_thresholds=(2, 0.5)))
+    handles, labels = ax.get_legend_handles_labels()
+    if np.isfinite(val).any():
+        best = int(np.nanargmin(val))
+        ax.axvline(epochs[best], color="0.35", lw=1, ls=":", zorder=1)
+        ax.plot(epochs[best], val[best], marker="*", ms=13, color=PALETTE[1], mec="black",
+                mew=0.6, ls="none", zorder=4)
+        handles.append(Line2D([], [], marker="*", ms=10, color=PALETTE[1], mec="black",
+                              mew=0.6, ls="none"))
+        labels.append(f"best epoch {epochs[best]:g} (val {val[best]:.4g})")
+    if np.isfinite(lr).any():
+        twin = ax.twinx()
+        twin.plot(epochs, lr, color="0.45", lw=1.2, ls="--")
+        finite = lr[np.isfinite(lr)]
+        if (finite > 0).all() and finite.max() > 10 * finite.min():
+            twin.set_yscale("log")
+        twin.set_ylabel("learning rate", fontsize=9, color="0.35")
+        twin.tick_params(labelsize=8, colors="0.35")
+        twin.spines["top"].set_visible(False)
+        handles.append(Line2D([], [], color="0.45", lw=1.2, ls="--"))
+        labels.append("learning rate")
+    tidy(ax)
+    ax.set_xlabel("epoch", fontsize=9)
+    ax.set_ylabel("loss", fontsize=9)
+    ax.set_title("Learning curves", fontsize=11)
+    ax.legend(handles, labels, fontsize=8, frameon=False, loc="upper right")
+    return png_bytes(fig)
+
+
+# ----------------------------------------------------------------------------- classification
+def reliability_diagram(curves: Mapping[str, Mapping[str, Sequence]]) -> bytes:
+    """Calibration curves against the diagonal, with prediction counts per bin below.
+
+    Parameters
+    ----------
+    curves : dict
+        Name (a threshold such as ``"t=50"``, or ``"pooled"``) -> dict with ``bin_centres``,
+        ``mean_predicted``, ``observed`` (observed frequency) and ``counts`` per bin, typically
+        10 bins on [0, 1]. Empty bins (count 0 or NaN values) are left out of the curve. The
+        count axis is logarithmic when counts span more than two decades, which is the norm:
+        most predictions sit near 0 or 1.
+
+    Returns
+    -------
+    bytes
+        PNG image.
+
+    Raises
+    ------
+    TrainsetError
+        No curves, a missing key, or arrays of different lengths within one curve.
+    """
+    if not isinstance(curves, Mapping) or not curves:
+        raise TrainsetError("curves must be a non-empty dict of name -> {bin_centres, "
+                            "mean_predicted, observed, counts}")
+    keys = ("bin_centres", "mean_predicted", "observed", "counts")
+    parsed = {}
+    for name, curve in curves.items():
+        missing = [k for k in keys if not isinstance(curve, Mapping) or k not in curve]
+        if missing:
+            raise TrainsetError(f"reliability curve {name!r} lacks {missing}; each curve needs "
+                                f"{list(keys)}")
+        arrays = {k: as_vector(curve[k], f"curves[{name!r}][{k!r}]") for k in keys}
+        if len({len(a) for a in arrays.values()}) != 1:
+            raise TrainsetError(f"reliability curve {name!r}: {list(keys)} must have equal "
+                                f"lengths, got {[len(a) for a in arrays.values()]}")
+        parsed[str(name)] = arrays
+
+    fig = blank_figure(5.6, 6.0)
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1.3))
+    top.plot([0, 1], [0, 1], color="0.55", lw=1, ls="--", label="perfect calibration")
+    colors = colors_for(len(parsed))
+    all_counts = []
+    for color, (name, a) in zip(colors, parsed.items()):
+        empty = ~(a["counts"] > 0)
+        x = np.where(empty, np.nan, a["mean_predicted"])
+        y = np.where(empty, np.nan, a["observed"])
+        top.plot(x, y, color=color, lw=1.5, marker="o", ms=3.5, label=name)
+        bottom.step(a["bin_centres"], a["counts"], where="mid", color=color, lw=1.2)
+        all_counts.append(a["counts"])
+    counts = np.concatenate(all_counts)
+    positive = counts[np.isfinite(counts) & (counts > 0)]
+    if positive.size and positive.max() > 100 * positive.min():
+        bottom.set_yscale("log")
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1)
+    top.set_ylabel("observed frequency", fontsize=9)
+    top.set_title("Reliability diagram", fontsize=11)
+    top.legend(fontsize=7 if len(parsed) > 6 else 8, frameon=False, loc="upper left",
+               ncols=2 if len(parsed) > 6 else 1)
+    bottom.set_xlabel("mean predicted probability", fontsize=9)
+    bottom.set_ylabel("predictions\nper bin", fontsize=9)
+    for ax in (top, bottom):
+        tidy(ax)
+    return png_bytes(fig)
+
+
+def roc_auc_by_threshold(thresholds: Sequence[float], auc_model: Sequence[float],
+                         auc_baselines: Mapping[str, Sequence[float]] | None = None) -> bytes:
+    """ROC-AUC of the model and of baselines at each decision threshold.
+
+    Parameters
+    ----------
+    thresholds : sequence of float
+        The x axis (e.g. flight-score thresholds 0, 10, ..., 100).
+    auc_model : sequence of float
+        Model AUC per threshold; None/NaN where undefined (one class only).
+    auc_baselines : dict of str to sequence of float, optional
+        Baseline name -> AUC per threshold, drawn dashed.
+
+    Returns
+    -------
+    bytes
+        PNG image.
+
+    Raises
+    ------
+    TrainsetError
+        Lengths differ from ``thresholds``.
+    """
+    x = as_vector(thresholds, "thresholds")
+    series = as_series({"model": auc_model, **dict(auc_baselines or {})}, "auc")
+    if len(next(iter(series.values()))) != len(x):
+        raise TrainsetError(f"auc lists must have one value per threshold ({len(x)})")
+    fig = blank_figure(6.0, 3.6)
+    ax = fig.add_subplot()
+    ax.axhline(0.5, color="0.6", lw=1, ls=":", label="chance (0.5)")
+    draw_lines(ax, x, series, marker="o")
+    finite = np.concatenate([v[np.isfinite(v)] for v in series.values()] + [np.array([0.5])])
+    ax.set_ylim(max(0.0, min(0.5, float(finite.min())) - 0.03), 1.0)
+    tidy(ax)
+    ax.set_xlabel("threshold", fontsize=9)
+    ax.set_ylabel("ROC-AUC", fontsize=9)
+    ax.set_title("ROC-AUC by threshold", fontsize=11)
+    ax.legend(fontsize=8, frameon=False, loc="best")
+    return png_bytes(fig)
+
+
+def confusion_matrix(matrix, labels: Sequence[str]) -> bytes:
+    """Counts per (true, predicted) class; colour is the row share so rare classes show.
+
+    Parameters
+    ----------
+    matrix : array-like, shape (K, K)
+        ``matrix[i, j]`` = samples of true class ``i`` predicted as ``j``.
+    labels : sequence of str
+        K class names. Counts are written in the cells when K <= 20.
+
+    Returns
+    -------
+    bytes
+        PNG image.
+
+    Raises
+    ------
+    TrainsetError
+        Matrix not square or labels of the wrong length.
+    """
+    m = np.asarray(matrix, dtype=float)
+    if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] == 0:
+        raise TrainsetError(f"confusion matrix must be square (K, K), got shape {m.shape}")
+    k = m.shape[0]
+    if len(labels) != k:
+        raise TrainsetError(f"confusion matrix is {k}x{k} but {len(labels)} labels were given")
+    totals = m.sum(axis=1, keepdims=True)
+    share = np.divide(m, totals, out=np.zeros_like(m), where=totals > 0)
+    side = min(9.0, 2.6 + 0.42 * k)
+    fig = blank_figure(side + 1.0, side)
+    ax = fig.add_subplot()
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+    fig.colorbar(image, ax=ax, shrink=0.8, label="share of true class")
+    ticks = np.arange(k)
+    names = [str(label) for label in labels]
+    tilt = k > 4 and max(len(name) for name in names) > 3
+    ax.set_xticks(ticks, names, rotation=45 if tilt else 0, ha="right" if tilt else "center")
+    ax.set_yticks(ticks, names)
+    ax.tick_params(labelsize=8)
+    if k <= 20:
+        size = 9 if k <= 8 else 7
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, f"{m[i, j]:.0f}" if m[i, j] == int(m[i, j]) else f"{m[i, j]:.3g}",
+                        ha="center", va="center", fontsize=size,
+                        color="white" if share[i, j] > 0.55 else "black")
+    ax.set_xlabel("predicted", fontsize=9)
+    ax.set_ylabel("true", fontsize=9)
+    ax.set_title("Confusion matrix", fontsize=11)
+    return png_bytes(fig)
+
+
+# ----------------------------------------------------------------------------- regression
+def per_horizon_error(rmse_by_horizon: Mapping[str, Sequence[float]]) -> bytes:
+    """RMSE at each IRF horizon; the first entry (the model) thick, baselines dashed.
+
+    Parameters
+    ----------
+    rmse_by_horizon : dict of str to sequence of float
+        Name -> RMSE at horizons 0..H (all of one length).
+
+    Returns
+    -------
+    bytes
+        PNG image.
+    """
+    series = as_series(rmse_by_horizon, "rmse_by_horizon")
+    x = np.arange(len(next(iter(series.values()))))
+    fig = blank_figure(6.0, 3.6)
+    ax = fig.add_subplot()
+    draw_lines(ax, x, series, marker=None)
+    if all_positive(*series.values()):
+        ax.set_ylim(bottom=0)
+    tidy(ax)
+    ax.set_xlabel("horizon", fontsize=9)
+    ax.set_ylabel("RMSE", fontsize=9)
+    ax.set_title("Error by horizon", fontsize=11)
+    return png_bytes(fig)
+
+
+def per_step_metric(values: Mapping[str, Sequence[float]], ylabel: str) -> bytes:
+    """A seq2seq metric (accuracy, RMSE) at each time step; first entry drawn as the model.
+
+    Parameters
+    ----------
+    values : dict of str to sequence of float
+        Name -> metric at steps 1..T.
+    ylabel : str
+        What the metric is, e.g. ``"accuracy"``.
+
+    Returns
+    -------
+    bytes
+        PNG image.
+    """
+    series = as_series(values, "values")
+    x = np.arange(1, len(next(iter(series.values()))) + 1)
+    fig = blank_figure(6.0, 3.6)
+    ax = fig.add_subplot()
+    draw_lines(ax, x, series, marker="o" if len(x) <= 40 else None)
+    tidy(ax)
+    ax.set_xlabel("time step", fontsize=9)
+    ax.set_ylabel(str(ylabel), fontsize=9)
+    ax.set_title(f"{ylabel} by time step", fontsize=11)
+    return png_bytes(fig)
+
+
+__all__ = ["confusion_matrix", "learning_curves", "per_horizon_error", "per_step_metric", "reliability_diagram",
+           "roc_auc_by_threshold"]

@@ -1,0 +1,49 @@
+"""One split of a stored dataset in memory, part by part: what baselines are fitted on and scored against.
+
+Its own module so that the stage (which orchestrates) and the task handlers (which score) both
+use it without importing each other.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+
+def load_split(dataset_path: str | os.PathLike, split: str) -> dict[str, Any]:
+    """Every variable of one split in memory, in stored order.
+
+    Parameters
+    ----------
+    dataset_path : path
+        A stored dataset of any format.
+    split : str
+        The split's name (its indices are sorted, so rows follow the stored order).
+
+    Returns
+    -------
+    dict
+        Variable -> array, ``index`` (the split's sorted global indices) and ``world`` (the
+        part name of each row). With several parts each variable is a dict part -> array;
+        ``index`` stays flat.
+    """
+    from trainset.io.base import guess_format
+    from trainset.open import dataset_splits
+
+    collection, stored = guess_format(dataset_path).load(dataset_path)
+    indices = np.sort(dataset_splits(dataset_path, stored)[split])
+    part, local = collection.locate(indices)
+    out: dict[str, Any] = {"world": [], "index": indices}
+    names = list(collection.parts)
+    for number, name in enumerate(names):
+        rows = local[part == number]
+        for var in collection.parts[name].data_vars:
+            out.setdefault(var, {})[name] = collection.parts[name][var].values[rows]
+        out["world"] += [name] * int(rows.size)
+    single = len(names) == 1
+    return {k: (v[names[0]] if single and isinstance(v, dict) else v) for k, v in out.items()}  # index stays flat
+
+
+__all__ = ["load_split"]

@@ -1,0 +1,55 @@
+"""The ``.zarr`` folder's constants, codecs, names and files (see :mod:`trainset.io.zarr_`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from zarr.codecs import BloscCodec, ZstdCodec
+from zarr.storage import LocalStore
+
+from trainset.errors import TrainsetError
+
+FORMAT_VERSION = 1
+DEFAULT_CHUNK = 256
+MANIFEST, SPLITS_FILE, COORDS, PRIVATE = "manifest.json", "splits.json", "coords", "_trainset"
+ZSTD_LEVEL = 3
+COMPRESSIONS = ("none", "lz4", "zstd")
+
+
+def compressors(compression: str) -> Any:
+    """Codec of a compression name: none reads fastest, lz4 is cheap, zstd smallest (+ checksum)."""
+    if compression == "zstd":
+        return ZstdCodec(level=ZSTD_LEVEL, checksum=True)
+    if compression == "lz4":
+        return BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
+    return None
+
+
+REWRITE = "Fix: rewrite the dataset with trainset (FORMATS['zarr'].write) from its source"
+
+
+def check_name(name: str, where: str, reserved: tuple[str, ...] = ()) -> None:
+    """Refuse names that are not one zarr node below a group."""
+    if (not name or "/" in name or "\\" in name or name.startswith("__") or name in (".", "..")
+            or name.endswith(".json") or name in reserved):
+        raise TrainsetError(f"{where} name {name!r} cannot be a zarr node (no '/', no leading '__', "
+                            f"not {['.json files', *reserved]}). Fix: rename it")
+
+
+def open_store(path: Path, read_only: bool = True) -> LocalStore:
+    """A local-folder zarr store (read-only unless writing)."""
+    return LocalStore(path, read_only=read_only)
+
+
+def chunk_file(base: Path, index: tuple[int, ...]) -> Path:
+    """Where zarr's default v3 key encoding puts chunk ``index`` of the array at ``base``."""
+    return base.joinpath("c", *map(str, index))
+
+
+def read_json(file: Path, what: str) -> Any:
+    try:
+        return json.loads(file.read_text())
+    except (OSError, ValueError) as error:
+        raise TrainsetError(f"{file}: missing or unreadable {what} ({error}). {REWRITE}") from error
