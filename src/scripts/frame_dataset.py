@@ -15,7 +15,7 @@ from trainset.workflow import run_rule
 
 def main(snakemake) -> None:
     collection = frame_domain(snakemake.input.tables, snakemake.params.dataset, snakemake.wildcards.dataset)
-    NetCDFFormat().write(collection, snakemake.output.netcdf)
+    NetCDFFormat().write(collection, snakemake.output.netcdf, **snakemake.params.options)
 
 
 if __name__ == "__main__":

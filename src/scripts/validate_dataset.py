@@ -10,6 +10,7 @@ from trainset.errors import TrainsetError
 from trainset.io.base import get_copy
 from trainset.provenance import write_json
 from trainset.validate import validate_dataset
+from trainset.versions import stamp
 from trainset.workflow import run_rule
 
 
@@ -18,7 +19,7 @@ def main(snakemake) -> None:
     report = validate_dataset(snakemake.input.dataset, format=copy.format)
     if not report["valid"]:
         raise TrainsetError("\n".join([f"{snakemake.input.dataset} is not valid:", *report["problems"]]))
-    write_json(report, snakemake.output.report)
+    write_json({**report, **stamp("validation")}, snakemake.output.report)
 
 
 if __name__ == "__main__":

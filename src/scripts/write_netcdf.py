@@ -20,6 +20,7 @@ def main(snakemake) -> None:
         mix_cfg=snakemake.params.mix,
         season_axis=snakemake.params.season_axis,
         seed=snakemake.params.seed,
+        options=snakemake.params.options,
     )
 
 

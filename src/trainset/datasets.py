@@ -23,6 +23,7 @@ from trainset.arrays import (
 from trainset.collection import Collection
 from trainset.errors import TrainsetError
 from trainset.io.netcdf import ArraySpec, write_netcdf_blocks
+from trainset.mixing.config import MIX_DEFAULTS
 from trainset.mixing.store import (
     iter_frame_values,
     read_fill_scales,
@@ -42,11 +43,13 @@ def write_mix_netcdf(
     mix_cfg: dict[str, Any],
     season_axis: dict[str, Any],
     seed: int,
+    options: dict[str, Any] | None = None,
 ) -> None:
     """Convert one mix's frames file into ``TS_{mix}.nc`` with its provenance as attributes.
 
     Frames stream from the Parquet file one row group at a time into the NetCDF variable, so
     memory holds the per-sample coordinates and one block, whatever the number of frames.
+    ``options`` are the mix's ``format_options.netcdf`` (``chunk``, ``compression``).
     """
     axis = SeasonAxis.from_config(season_axis)
     frames = read_frame_table(frames_path, axis.weeks, axis.places)
@@ -63,13 +66,14 @@ def write_mix_netcdf(
         "creation_date": record["creation_date"],
         "fill_scale": read_fill_scales(frames_path, axis.weeks, axis.places),
     }
-    coords = training_coords(frames, axis.week_numbers, axis.places, mix_cfg.get("pad_to"))
+    coords = training_coords(frames, axis.week_numbers, axis.places, mix_cfg.get("pad_to", MIX_DEFAULTS["pad_to"]))
     n_weeks, n_places = len(coords["season_week"]), len(coords["place"])
     spec = ArraySpec(ARRAY_NAME, DIMS, (len(frames), 1, n_weeks, n_places), np.dtype(np.float32),
                      training_attrs(coords, attrs))
     blocks = ((start, training_block(values, n_weeks, n_places))
               for start, values in iter_frame_values(frames_path, axis.weeks, axis.places))
-    write_netcdf_blocks(output, xr.Dataset(coords=coords), spec, blocks, {"task": "frames", "name": mix}, part=mix)
+    write_netcdf_blocks(output, xr.Dataset(coords=coords), spec, blocks, {"task": "frames", "name": mix}, part=mix,
+                        **(options or {}))
     logger.info("wrote %s: %s", output, dict(zip(DIMS, spec.shape)))
 
 
@@ -91,9 +95,10 @@ def split_dataset(source: str | os.PathLike, output: str | os.PathLike, splits_c
 def _split(collection: Collection, source, output, splits_cfg: dict[str, Any], seed: int) -> dict:
     """The body of :func:`split_dataset` (reads per-sample coordinates only)."""
     from trainset.domains.registry import domain_split
-    from trainset.splits import make_splits, write_splits
+    from trainset.splits import make_splits, with_defaults, write_splits
 
-    method, by = splits_cfg.get("method", "group"), splits_cfg.get("by", "group")
+    splits_cfg = with_defaults(splits_cfg)
+    method, by = splits_cfg["method"], splits_cfg["by"]
     hook = domain_split(collection, method, source)
     if hook is not None:
         splits = hook(collection, seed, splits_cfg)
@@ -123,16 +128,17 @@ def _assigned_at_mixing(collection: Collection) -> np.ndarray | None:
 
 def _write_assigned(assigned: np.ndarray, output, splits_cfg: dict[str, Any], seed: int, source) -> dict:
     """Splits as the mixing stage assigned them (fill sources were drawn inside these splits)."""
-    from trainset.splits import DEFAULT_FRACTIONS, check_splits, write_splits
+    from trainset.splits import check_splits, with_defaults, write_splits
 
-    names = list(splits_cfg.get("fractions") or DEFAULT_FRACTIONS)
+    splits_cfg = with_defaults(splits_cfg)
+    names = list(splits_cfg["fractions"])
     unknown = sorted(set(assigned) - set(names))
     if unknown:
         raise TrainsetError(f"{source}: samples assigned to splits {unknown} at mixing, not in splits.fractions "
                             f"{names}. Fix: rebuild the frames (snakemake reruns build_frames)")
     splits = check_splits({name: np.flatnonzero(assigned == name) for name in names}, assigned.size)
     sizes = {name: int(ix.size) for name, ix in splits.items()}
-    write_splits(splits, output, method=splits_cfg.get("method", "group"), by=splits_cfg.get("by", "group"),
+    write_splits(splits, output, method=splits_cfg["method"], by=splits_cfg["by"],
                  seed=seed, sizes=sizes, assigned_at="mixing")
     logger.info("splits of %s (assigned at mixing): %s", source, sizes)
     return splits

@@ -13,6 +13,9 @@ import hashlib
 
 import numpy as np
 
+DEFAULT_SEED = 42
+"""The workflow's master ``seed`` when a config gives none (the schema's copy is tested against it)."""
+
 
 def named_rng(seed: int, *names: object) -> np.random.Generator:
     """A generator seeded by ``seed`` and a stable digest of ``names``."""

@@ -17,6 +17,11 @@ import pandas as pd
 from trainset.errors import TrainsetError
 from trainset.locations import load_locations
 
+SEASON_AXIS = {"start": "08-01", "weeks": 53, "places": "flusight", "remove_us": True, "remove_territories": True}
+"""The ``season_axis`` config section's defaults (the schema's copy is tested against these)."""
+PLACE_SETS = ("flusight",)
+"""Place sets ``season_axis.places`` may name."""
+
 
 @dataclass(frozen=True)
 class SeasonAxis:
@@ -32,28 +37,28 @@ class SeasonAxis:
         Location codes on the place axis, in axis order.
     """
 
-    start: str = "08-01"
-    weeks: int = 53
+    start: str = SEASON_AXIS["start"]
+    weeks: int = SEASON_AXIS["weeks"]
     places: tuple[str, ...] = field(default_factory=tuple)
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any] | None = None) -> "SeasonAxis":
         """Build the axis from the ``season_axis`` config section."""
-        cfg = dict(cfg or {})
-        if cfg.get("places", "flusight") != "flusight":
+        cfg = {**SEASON_AXIS, **(cfg or {})}
+        if cfg["places"] not in PLACE_SETS:
             raise TrainsetError(
-                f"season_axis.places: unknown place set {cfg['places']!r}; use 'flusight'"
+                f"season_axis.places: unknown place set {cfg['places']!r}; use one of {list(PLACE_SETS)}"
             )
         table = load_locations()
         keep = table["kind"].eq("state")
-        if not cfg.get("remove_us", True):
+        if not cfg["remove_us"]:
             keep |= table["kind"].eq("national")
-        if not cfg.get("remove_territories", True):
+        if not cfg["remove_territories"]:
             keep |= table["kind"].eq("territory")
         codes = sorted(table.loc[keep, "location_code"], key=_fips_order)
-        start = str(cfg.get("start", "08-01"))
+        start = str(cfg["start"])
         _check_start(start)
-        return cls(start=start, weeks=int(cfg.get("weeks", 53)), places=tuple(codes))
+        return cls(start=start, weeks=int(cfg["weeks"]), places=tuple(codes))
 
     @property
     def week_numbers(self) -> np.ndarray:

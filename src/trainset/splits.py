@@ -30,6 +30,18 @@ from trainset.versions import KEY, check_version, stamp
 
 Splits = dict[str, np.ndarray]
 DEFAULT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
+METHODS = ("random", "group", "time", "explicit")
+"""The methods of :func:`make_splits`; a domain may offer more (macro's ``extrapolation``)."""
+SPLITS_DEFAULTS = {"method": "group", "by": "group", "fractions": DEFAULT_FRACTIONS}
+"""Defaults of a dataset's ``splits`` section (the schema's copy is tested against these)."""
+
+
+def with_defaults(cfg: dict[str, Any] | None) -> dict[str, Any]:
+    """A ``splits`` section with :data:`SPLITS_DEFAULTS` for the keys it leaves out (a null or
+    empty ``fractions`` means the default fractions too)."""
+    full = {**SPLITS_DEFAULTS, **(cfg or {})}
+    full["fractions"] = dict(full["fractions"] or DEFAULT_FRACTIONS)
+    return full
 
 
 def make_splits(n: int, cfg: dict[str, Any], seed: int, groups: np.ndarray | None = None,
@@ -41,14 +53,15 @@ def make_splits(n: int, cfg: dict[str, Any], seed: int, groups: np.ndarray | Non
     n : int
         Number of samples (global indices 0..n-1).
     cfg : dict
-        ``{method: random|group|time|explicit, fractions: {name: share}, indices: {...}}``.
+        ``{method: random|group|time|explicit, fractions: {name: share}, indices: {...}}``; a key
+        left out takes its value from :data:`SPLITS_DEFAULTS` (method ``group``, as the schema's).
     seed : int
         The experiment seed (never a hard-coded one).
     groups, times : ndarray, optional
         Per-sample group labels (``group``) or sortable times (``time``).
     """
-    method = cfg.get("method", "random")
-    fractions = dict(cfg.get("fractions") or DEFAULT_FRACTIONS)
+    cfg = with_defaults(cfg)
+    method, fractions = cfg["method"], cfg["fractions"]
     if method == "explicit":
         splits = {name: np.asarray(ix, dtype=np.int64) for name, ix in cfg.get("indices", {}).items()}
     elif method == "random":
@@ -67,7 +80,7 @@ def make_splits(n: int, cfg: dict[str, Any], seed: int, groups: np.ndarray | Non
         by_unit = _cut(order, counts[order], fractions, by_weight=True)
         splits = {name: np.flatnonzero(np.isin(inverse, units)) for name, units in by_unit.items()}
     else:
-        raise TrainsetError(f"splits.method {method!r} unknown. Fix: use random, group, time or explicit")
+        raise TrainsetError(f"splits.method {method!r} unknown. Fix: use one of {', '.join(METHODS)}")
     return check_splits(splits, n)
 
 

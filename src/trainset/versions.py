@@ -31,13 +31,19 @@ class Artifact:
     version: int
     rule: str
     what: str
+    also: tuple[str, ...] = ()
+    """Other rules that write the same kind (e.g. the HDF5 presplit copy's gather rule)."""
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        return (self.rule, *self.also)
 
 
 ARTIFACTS: dict[str, Artifact] = {a.what: a for a in (
     Artifact(1, "ingest_table", "table"),
     Artifact(1, "build_frames", "frames"),
-    Artifact(1, "write_netcdf (or frame_dataset)", "netcdf"),
-    Artifact(1, "write_hdf5 / write_hdf5_presplit", "hdf5"),
+    Artifact(1, "write_netcdf", "netcdf", ("frame_dataset",)),
+    Artifact(1, "write_hdf5", "hdf5", ("write_hdf5_presplit",)),
     Artifact(1, "write_zarr", "zarr"),
     Artifact(1, "write_webdataset", "webdataset"),
     Artifact(1, "make_splits", "splits"),
@@ -48,6 +54,10 @@ ARTIFACTS: dict[str, Artifact] = {a.what: a for a in (
     Artifact(1, "find_lr", "lr_finder"),
     Artifact(1, "evaluate_model", "metrics"),
     Artifact(1, "validate_dataset", "validation"),
+    Artifact(1, "ingest_table", "table_summary"),
+    Artifact(1, "build_frames", "frames_summary"),
+    Artifact(1, "ingest_domain", "domain_tables"),
+    Artifact(1, "gather_search", "search"),
 )}
 
 
@@ -75,12 +85,11 @@ def check_version(what: str, found: Any, path: Any) -> None:
         age = "outdated" if version else "from before format versions"
         reason = f"{what} format_version {version} is {age}; this trainset reads version {artifact.version}"
     else:
-        shown = found.decode(errors="replace") if isinstance(found, bytes) else found
+        shown = version if version is not None else found
         reason = (f"{what} format_version {shown!r} is unknown to this trainset (it reads version "
                   f"{artifact.version}); a newer trainset wrote it")
-    raise TrainsetError(f"{path}: {reason}. Fix: rebuild it with rule {artifact.rule} "
-                        f"(snakemake --forcerun {artifact.rule.split()[0]}), or use the trainset that wrote it")
-
+    raise TrainsetError(f"{path}: {reason}. Fix: rebuild it with rule {' or '.join(artifact.rules)} "
+                        f"(snakemake --forcerun {artifact.rule}), or read it with the trainset that wrote it")
 
 def _as_int(found: Any) -> int | None:
     """The stored version as an int (attributes come back as numpy ints, footers as bytes);

@@ -77,7 +77,7 @@ def test_stops_early_when_the_loss_diverges(pulses, cfg):
 def test_json_and_png_are_written(sweep, tmp_path):
     target = tmp_path / "tuning" / "lr.json"
     write_lr_result(sweep, target)
-    assert json.loads(target.read_text()) == sweep
+    assert json.loads(target.read_text()) == {**sweep, "format_version": 1}
     png = tmp_path / "tuning" / "lr.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     first = png.read_bytes()
@@ -96,9 +96,9 @@ def test_apply_lr_sets_only_the_lr(sweep, cfg, tmp_path):
 
 
 def test_resolve_auto_replaces_auto_values(tmp_path):
-    (tmp_path / "lr.json").write_text(json.dumps({"suggested_lr": 0.003}))
+    (tmp_path / "lr.json").write_text(json.dumps({"suggested_lr": 0.003, "format_version": 1}))
     (tmp_path / "io.json").write_text(json.dumps({"best": {"batch_size": 256, "num_workers": 2,
-                                                           "samples_per_s": 1e5}}))
+                                                           "samples_per_s": 1e5}, "format_version": 1}))
     run = {**RUN, "training": {**RUN["training"], "lr": "auto", "batch_size": "auto", "num_workers": "auto"}}
     out = resolve_auto(run, tmp_path / "lr.json", tmp_path / "io.json")
     assert out["training"]["lr"] == 0.003 and out["training"]["batch_size"] == 256

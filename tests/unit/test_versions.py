@@ -25,8 +25,9 @@ def _with_footer(path, **changes) -> None:
 
 
 @pytest.mark.parametrize(("found", "words"), [
-    (None, "from before format versions"), (0, "from before format versions"),
-    (99, "unknown to this trainset"), ("x", "unknown to this trainset"), (True, "unknown to this trainset"),
+    (None, "0 is from before format versions"), (0, "0 is from before format versions"),
+    (99, "99 is unknown to this trainset"), ("x", "'x' is unknown to this trainset"),
+    (True, "True is unknown to this trainset"), (b"2", "2 is unknown to this trainset"),
 ])
 def test_check_version_names_the_rule_to_rerun(found, words):
     with pytest.raises(TrainsetError, match=words) as error:
@@ -61,7 +62,7 @@ def test_table_and_frames_record_their_version_and_refuse_others(stored, axis):
     read_table(table)
     read_frame_table(frames, axis.weeks, axis.places)
     _with_footer(table, **{PARQUET_KEY.decode(): b"7"})
-    with pytest.raises(TrainsetError, match=r"t.parquet: table format_version '7' .*ingest_table"):
+    with pytest.raises(TrainsetError, match=r"t.parquet: table format_version 7 is unknown.*ingest_table"):
         read_table(table)
     _with_footer(frames, **{PARQUET_KEY.decode(): None})  # written before versioning
     with pytest.raises(TrainsetError, match=r"f.parquet: frames format_version 0 .*build_frames"):
@@ -101,9 +102,94 @@ def test_every_artifact_kind_names_a_rule_that_exists():
     import re
     from pathlib import Path
 
+    from trainset.io.base import stored_copies
+
     rules = set(re.findall(r"^rule (\w+):", "\n".join(
         p.read_text() for p in (Path(__file__).parents[2] / "workflow" / "rules").glob("*.smk")), re.M))
+    rules |= {f"write_{name}" for name, copy in stored_copies().items() if copy.jobs}  # generated in datasets.smk
     for what, artifact in ARTIFACTS.items():
-        named = re.findall(r"\w+", artifact.rule.replace("(or", " "))
-        assert set(named) - {"or"} <= rules, (what, artifact.rule)
+        assert set(artifact.rules) <= rules, (what, artifact.rules)
         assert isinstance(artifact.version, int) and artifact.version >= 1
+
+
+@pytest.fixture
+def dataset_copies(tmp_path):
+    """One small sequence dataset in every format, as the workflow writes them."""
+    from tests.conftest import stored_sequences
+
+    return {fmt: stored_sequences(tmp_path / fmt, "pulses", 24, seed=0, length=20, fmt=fmt)
+            for fmt in ("netcdf", "hdf5", "zarr", "webdataset")}
+
+
+def _set_version(fmt: str, path, value) -> None:
+    """Rewrite the recorded format version of a stored dataset (None: remove it)."""
+    if fmt in ("netcdf", "hdf5"):
+        import h5py
+
+        with h5py.File(path, "a") as f:  # NetCDF-4 files are HDF5 files
+            if value is None:
+                del f.attrs["trainset_format_version"]
+            else:
+                f.attrs["trainset_format_version"] = value
+        return
+    file = path / ("manifest.json" if fmt == "zarr" else "index.json")
+    meta = json.loads(file.read_text())
+    meta.pop(KEY) if value is None else meta.__setitem__(KEY, value)
+    file.write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("fmt", ["netcdf", "hdf5", "zarr", "webdataset"])
+def test_stored_datasets_record_their_version_and_readers_refuse_others(dataset_copies, fmt):
+    import trainset
+    from trainset.validate import validate_dataset
+
+    path = dataset_copies[fmt]
+    assert len(trainset.open_dataset(path, split="train")) > 0 if fmt != "webdataset" else True
+    assert validate_dataset(path)["valid"]
+    _set_version(fmt, path, 2)
+    rule = ARTIFACTS[fmt].rule
+    with pytest.raises(TrainsetError, match=rf"{fmt} format_version 2 is unknown.*{rule}"):
+        trainset.open_dataset(path).reader if fmt == "webdataset" else trainset.open_dataset(path)
+    report = validate_dataset(path)
+    assert not report["valid"] and any("format_version 2" in p for p in report["problems"])
+
+
+def test_a_trainset_netcdf_file_without_a_version_is_outdated(dataset_copies):
+    import trainset
+
+    _set_version("netcdf", dataset_copies["netcdf"], None)
+    with pytest.raises(TrainsetError, match="netcdf format_version 0 is from before format versions"):
+        trainset.open_dataset(dataset_copies["netcdf"])
+
+
+def test_scalers_checkpoints_and_tuner_results_refuse_other_versions(tmp_path):
+    import numpy as np
+    import torch
+
+    from trainset.scalers import ScalerSet, parse_spec
+    from trainset.train.auto import read_json
+    from trainset.train.trainer import load_checkpoint
+
+    scalers = ScalerSet(parse_spec({"data": "standard"}), {"data": {"mean": [1.0], "scale": [2.0], "var": [4.0],
+                                                                      "n_samples_seen": 3}}, None)
+    scalers.to_json(tmp_path / "s.json")
+    stored = json.loads((tmp_path / "s.json").read_text())
+    assert stored[KEY] == ARTIFACTS["scalers"].version and "version" not in stored
+    ScalerSet.from_json(tmp_path / "s.json")
+    (tmp_path / "s.json").write_text(json.dumps({**stored, KEY: 3}))
+    with pytest.raises(TrainsetError, match="scalers format_version 3 is unknown.*fit_scalers"):
+        ScalerSet.from_json(tmp_path / "s.json")
+
+    torch.save({"model": {"w": torch.zeros(1)}}, tmp_path / "old.pt")
+    with pytest.raises(TrainsetError, match="checkpoint format_version 0 .*train_model"):
+        load_checkpoint(tmp_path / "old.pt")
+    torch.save({"model": {}, KEY: ARTIFACTS["checkpoint"].version}, tmp_path / "new.pt")
+    assert load_checkpoint(tmp_path / "new.pt")["model"] == {}
+    torch.save({"w": torch.zeros(1)}, tmp_path / "weights.pt")
+    with pytest.raises(TrainsetError, match="not a trainset checkpoint"):
+        load_checkpoint(tmp_path / "weights.pt")
+
+    (tmp_path / "lr.json").write_text(json.dumps({"suggested_lr": 0.01}))
+    with pytest.raises(TrainsetError, match="lr_finder format_version 0 .*find_lr"):
+        read_json(tmp_path / "lr.json", "LR finder result", "lr_finder")
+    assert np.isclose(read_json(tmp_path / "lr.json", "LR finder result")["suggested_lr"], 0.01)

@@ -135,6 +135,9 @@ def test_dataset_layout_and_attributes(run):
     with xr.open_dataset(workdir / "results/datasets/TINY_B/TS_TINY_B.nc") as ds:
         assert ds["frames"].shape == (20, 1, 64, 64)
         assert (ds["frames"].values[:, :, 53:, :] == 0).all()
+        assert ds["frames"].encoding["chunksizes"][0] == 5  # format_options.netcdf of the mix
+    with xr.open_dataset(workdir / "results/datasets/T_SUMMARY/TS_T_SUMMARY.nc") as ds:
+        assert ds["data"].encoding["chunksizes"][0] == 7 and ds["data"].encoding["complevel"] == 4
 
 
 def test_summary_reports_realised_shares(run):

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 from snakemake.utils import validate
 
-from trainset.io.base import stored_copies
+from trainset.io.base import CANONICAL_FORMAT, stored_copies
 
 REPO = Path(workflow.basedir)
 LIBRARY = REPO / "src" / "trainset"
@@ -161,7 +161,7 @@ def dataset_path(wildcards):
 def conversion_inputs(wildcards):
     """What a format writer reads: the canonical NetCDF, the splits, and the library code."""
     return {
-        "source": dataset_file(wildcards.name, "netcdf"),
+        "source": dataset_file(wildcards.name, CANONICAL_FORMAT),
         "splits": f"results/datasets/{wildcards.name}/splits.json",
         "code": library_files("datasets.py", "collection.py", "splits.py", "io", "domains"),
     }
@@ -180,6 +180,14 @@ def options_for(fmt):
     return options
 
 
+def canonical_options(wildcards):
+    """A params function: ``format_options.netcdf`` of a mix or domain dataset, the options of
+    the rule that writes its canonical NetCDF copy (write_netcdf, frame_dataset)."""
+    name = getattr(wildcards, "mix", None) or wildcards.dataset
+    cfg = config["mixes"][name] if name in config["mixes"] else config["datasets"][name]
+    return dict((cfg.get("format_options") or {}).get(CANONICAL_FORMAT) or {})
+
+
 def domain_config(wildcards):
     """The generation/framing config of one domain dataset (storage keys excluded)."""
     return stage_slice(config["datasets"][wildcards.dataset])
@@ -192,7 +200,7 @@ def domain_files(wildcards):
 
 def canonical_dataset(wildcards):
     """The canonical NetCDF copy of a dataset, which splits and conversions read."""
-    return dataset_file(wildcards.name, "netcdf")
+    return dataset_file(wildcards.name, CANONICAL_FORMAT)
 
 
 def table_config(wildcards):
@@ -313,10 +321,12 @@ class Wildcards(dict):
 
 def run_inputs(wildcards):
     """The stored dataset (in the run's format), its splits and its scalers."""
+    from trainset.train.config import TrainingConfig
+
     cfg = config["runs"][wildcards.run]
     name = cfg["dataset"]
     return {
-        "dataset": dataset_file(name, cfg.get("format", "netcdf")),
+        "dataset": dataset_file(name, cfg.get("format", TrainingConfig.format)),
         "splits": f"results/datasets/{name}/splits.json",
         "scalers": f"results/scalers/{name}.json",
         "code": library_files("train", "models", "scalers", "tasks.py", "transforms.py", "tokens.py", "loaders", "io",
@@ -326,7 +336,9 @@ def run_inputs(wildcards):
 
 def run_threads(wildcards):
     """Torch threads of a run: fixed by its config so results do not depend on --cores."""
-    return int(config["runs"][wildcards.run].get("training", {}).get("threads", 1))
+    from trainset.train.config import TrainingSection
+
+    return int(config["runs"][wildcards.run].get("training", {}).get("threads", TrainingSection.threads))
 
 
 def scaler_spec(wildcards):
@@ -388,7 +400,7 @@ def final_outputs():
 def dataset_outputs(name, cfg):
     """Splits, every format and its validation report of one dataset."""
     outputs = [f"results/datasets/{name}/splits.json"]
-    for fmt in dict.fromkeys(["netcdf", *cfg.get("formats", ["netcdf"])]):
+    for fmt in dict.fromkeys([CANONICAL_FORMAT, *cfg.get("formats", [CANONICAL_FORMAT])]):
         outputs.append(dataset_file(name, fmt))
         outputs.append(f"results/datasets/{name}/validation/{fmt}.json")
     return outputs

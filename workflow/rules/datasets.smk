@@ -5,9 +5,13 @@
 # write_dataset_job jobs (disjoint sample chunks or shards), then assembled by one gather rule.
 
 
+from trainset.io.base import DEFAULT_JOBS
+
+
 def format_jobs(fmt):
-    """A params function: how many jobs write ``fmt`` (``format_options.<fmt>.jobs``, default 1)."""
-    return lambda wildcards: int(options_for(fmt)(wildcards).get("jobs", 1))
+    """A params function: how many jobs write ``fmt`` (``format_options.<fmt>.jobs``, default
+    :data:`trainset.io.base.DEFAULT_JOBS`)."""
+    return lambda wildcards: int(options_for(fmt)(wildcards).get("jobs", DEFAULT_JOBS))
 
 
 def writer_options(fmt):
@@ -45,6 +49,7 @@ rule write_netcdf:
         mix=mix_config,
         season_axis=config["season_axis"],
         seed=config["seed"],
+        options=canonical_options,
     message:
         "Writing the NetCDF dataset of {wildcards.mix}"
     script:

@@ -42,6 +42,7 @@ rule frame_dataset:
         runtime=20,
     params:
         dataset=domain_config,
+        options=canonical_options,
     message:
         "Framing {wildcards.dataset} into its canonical dataset"
     script:

@@ -23,8 +23,8 @@ rule evaluate_model:
         mem_mb=mem_mb,
         runtime=30,
     params:
-        split=config.get("evaluation", {}).get("split", "test"),
-        generated=config.get("evaluation", {}).get("generated_frames", 48),
+        split=config["evaluation"]["split"],  # defaults filled by the schema (those of evaluate_run)
+        generated=config["evaluation"]["generated_frames"],
     message:
         "Evaluating run {wildcards.run}"
     script:

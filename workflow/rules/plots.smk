@@ -16,7 +16,7 @@ rule plot_frames:
         mem_mb=mem_mb,
         runtime=20,
     params:
-        samples=config.get("plots", {}).get("samples", 12),
+        samples=config["plots"]["samples"],  # default filled by the schema (trainset.plots.us_grid.DEFAULT_SAMPLES)
     message:
         "Plotting {wildcards.mix} on the US tile grid"
     script:

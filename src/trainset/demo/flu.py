@@ -272,7 +272,7 @@ def _week_ends(axis: SeasonAxis, seasons: np.ndarray, weeks: np.ndarray,
     dates = pd.DatetimeIndex(stamps).as_unit("ns").to_numpy()
     got_season, got_week = axis.season_and_week(dates)
     valid = (got_season == np.repeat(seasons, len(weeks))) & (
-        got_week == np.tile(weeks, len(seasons))) & (pd.DatetimeIndex(dates).dayofweek == weekday)
+        got_week == np.tile(weeks, len(seasons))) & (pd.DatetimeIndex(dates).day_of_week == weekday)
     shape = (len(seasons), len(weeks))
     return dates.reshape(shape), valid.reshape(shape)
 

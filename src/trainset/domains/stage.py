@@ -20,6 +20,7 @@ import pandas as pd
 from trainset.collection import Collection
 from trainset.domains.registry import get_domain
 from trainset.provenance import atomic_path, file_sha256, provenance, write_json
+from trainset.versions import KEY, check_version, stamp
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def ingest_domain(cfg: dict[str, Any], seed: int, output: str | os.PathLike,
     record = provenance(config=cfg, seed=seed, inputs={k: file_sha256(v) for k, v in files.items()
                                                        if Path(v).is_file()})
     summary = {"domain": domain.name, "rows": {name: int(len(t)) for name, t in tables.items() if t is not None},
-               "metadata": metadata, "provenance": record}
+               "metadata": metadata, "provenance": record, **stamp("domain_tables")}
     with atomic_path(output) as tmp:
         tmp.mkdir()
         for name, table in tables.items():
@@ -53,6 +54,7 @@ def frame_domain(tables: str | os.PathLike, cfg: dict[str, Any], name: str) -> C
     """The canonical collection of a domain dataset from its ingested tables."""
     domain, folder = get_domain(cfg.get("domain")), Path(tables)
     summary = json.loads((folder / "summary.json").read_text())
+    check_version("domain_tables", summary.get(KEY), folder / "summary.json")
     attrs = {"name": name, "domain": domain.name, "config": cfg, "tables_sha256": file_sha256(folder)}
     stored = {stem: _read_table(folder / f"{stem}.parquet", stem in domain.optional) for stem in domain.tables}
     return domain.frame(stored, domain.settings(cfg), attrs, summary)

@@ -20,6 +20,7 @@ from trainset.errors import TrainsetError
 from trainset.evaluate.load import load_split
 from trainset.provenance import code_version, file_sha256, jsonable, write_json
 from trainset.tasks import TASKS, TaskSpec
+from trainset.versions import KEY, check_version, stamp
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,8 @@ def evaluate_run(run: dict[str, Any], folder: str | os.PathLike, dataset_path: s
         "checkpoint": str(checkpoint), "checkpoint_sha256": file_sha256(checkpoint),
         "trainset_version": code_version(), "best_epoch": _best_epoch(history),
     }
-    result = {"run": cfg.name, "task": task, "split": split, "metrics": metrics, "provenance": provenance}
+    result = {"run": cfg.name, "task": task, "split": split, "metrics": metrics, "provenance": provenance,
+              **stamp("metrics")}
     from trainset.evaluate import figures
 
     intro = html.Section("Learning curves", f"Model selected at epoch {provenance['best_epoch']} (lowest "
@@ -109,6 +111,7 @@ def write_index(reports: list[str | os.PathLike], output: str | os.PathLike) -> 
     rows, links = [], {}
     for path in sorted(reports, key=str):
         result = json.loads(Path(path).read_text())
+        check_version("metrics", result.get(KEY), path)
         headline = dict(result["metrics"].get("headline", {}))
         spec = TASKS.get(result["task"])
         metric, baseline = (spec.metric, spec.baseline) if spec else (None, None)

@@ -29,6 +29,12 @@ import numpy as np
 from trainset.collection import Collection
 from trainset.errors import TrainsetError
 
+CANONICAL_FORMAT = "netcdf"
+"""The stored copy every dataset has (a dataset's ``formats`` default): splits and the other
+formats are made from it."""
+DEFAULT_JOBS = 1
+"""``format_options.<format>.jobs`` of a parallel format when not given: one job writes it all."""
+
 Splits = dict[str, np.ndarray]
 """Split name -> sorted global sample indices."""
 
@@ -175,6 +181,11 @@ class Format(ABC):
     """Whether a stored dataset is a folder (else one file)."""
     variants: ClassVar[dict[str, tuple[dict[str, Any], str]]] = {}
     """Further named copies: copy name -> (writer options it fixes, file-name suffix)."""
+    options: ClassVar[dict[str, Any]] = {}
+    """Writer options (a dataset's ``format_options.<name>``) and their defaults: declared once,
+    here; the schema's copy is tested against them. Parallel formats also take ``jobs``."""
+    choices: ClassVar[dict[str, tuple]] = {}
+    """Allowed values of the options that have a fixed set of them."""
 
     def path_for(self, folder: str | os.PathLike, name: str) -> Path:
         """Where the workflow writes dataset ``name``: ``folder/TS_{name}{suffix}``."""

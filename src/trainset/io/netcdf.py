@@ -30,6 +30,7 @@ from trainset.errors import TrainsetError
 from trainset.io.base import Format, PartInfo, Reader, Splits, VariableInfo, register
 from trainset.io.hdf5 import read_rows
 from trainset.provenance import atomic_path, canonical_json
+from trainset.versions import check_version, current
 
 SPLITS_GROUP = "trainset_splits"
 _MAGIC = (b"\x89HDF\r\n\x1a\n", b"CDF\x01", b"CDF\x02")
@@ -45,12 +46,19 @@ def open_netcdf_array(path: str | os.PathLike, name: str = "frames") -> xr.DataA
     """Load the named array of a NetCDF file fully into memory."""
     try:
         with xr.open_dataset(path, engine="netcdf4") as dataset:
+            _check_version(dataset.attrs, path)
             if name not in dataset:
                 raise TrainsetError(f"{path}: no variable '{name}' (has {list(dataset.data_vars)})")
             return dataset[name].load()
     except (OSError, ValueError) as error:
         raise TrainsetError(f"{path}: not a readable NetCDF file ({error})") from error
 
+
+OPTIONS = {"chunk": 256, "compression": None}
+"""Writer options and defaults: samples per chunk, zlib level (None: uncompressed, fastest reads)."""
+
+VERSION_ATTR = "trainset_format_version"
+"""Root attribute holding the format version (the HDF5 adapter uses the same name)."""
 
 CHUNK_CACHE_BYTES = 4 << 20
 """netCDF-C's chunk cache per variable for lazy reads: its 64 MB default is filled by a big
@@ -81,7 +89,8 @@ class ArraySpec:
 
 def write_netcdf_blocks(path: str | os.PathLike, template: xr.Dataset, variable: ArraySpec,
                         blocks: Iterable[tuple[int, np.ndarray]], collection_attrs: dict[str, Any],
-                        part: str = "all", chunk: int = 256, compression: int | None = None) -> None:
+                        part: str = "all", chunk: int = OPTIONS["chunk"],
+                        compression: int | None = OPTIONS["compression"]) -> None:
     """Write a one-part dataset whose data variable arrives in blocks of samples, atomically.
 
     ``template`` holds the coordinates and attributes (small: per sample, not per cell) and is
@@ -89,7 +98,7 @@ def write_netcdf_blocks(path: str | os.PathLike, template: xr.Dataset, variable:
     and fill value xarray would use, and filled block by block, so memory holds one block, never
     the whole array. The file reads back exactly like one written by :meth:`NetCDFFormat.write`.
     """
-    root = {"trainset_attrs": canonical_json(collection_attrs), "trainset_parts": canonical_json([part])}
+    root = _root_attrs(collection_attrs, [part])
     with atomic_path(path) as tmp:
         _encode_attrs(template).assign_attrs(**root).to_netcdf(tmp, mode="w", engine="netcdf4")
         size = variable.shape[0]
@@ -118,14 +127,14 @@ class NetCDFFormat(Format):
     name = "netcdf"
     suffix = ".nc"
     parallel = False
+    options = OPTIONS
 
-    def write(self, collection: Collection, path, splits: Splits | None = None, chunk: int = 256,
-              compression: int | None = None, **options: Any) -> None:
+    def write(self, collection: Collection, path, splits: Splits | None = None, chunk: int = OPTIONS["chunk"],
+              compression: int | None = OPTIONS["compression"], **options: Any) -> None:
         """Write every part (root for one part, groups for several) and the splits."""
         multi = len(collection.parts) > 1
         with atomic_path(path) as tmp:
-            root = xr.Dataset(attrs={"trainset_attrs": canonical_json(collection.attrs),
-                                     "trainset_parts": canonical_json(list(collection.parts))})
+            root = xr.Dataset(attrs=_root_attrs(collection.attrs, list(collection.parts)))
             if multi:
                 root.to_netcdf(tmp, mode="w", engine="netcdf4")
             for number, (name, part) in enumerate(collection.parts.items()):
@@ -251,10 +260,24 @@ def _open_tree(path: Path) -> xr.DataTree:
         raise TrainsetError(f"{path}: not a readable NetCDF dataset ({error}). Fix: rewrite it with trainset") from error
 
 
+def _root_attrs(collection_attrs: dict[str, Any], parts: list[str]) -> dict[str, Any]:
+    """Root attributes of a trainset NetCDF file: format version, collection attrs, part names."""
+    return {VERSION_ATTR: current("netcdf"), "trainset_attrs": canonical_json(collection_attrs),
+            "trainset_parts": canonical_json(parts)}
+
+
+def _check_version(attrs: dict[str, Any], path: str | os.PathLike) -> None:
+    """Refuse a trainset NetCDF file of another format version; files from other tools (no
+    ``trainset_parts``) are read by their structure."""
+    if "trainset_parts" in attrs or VERSION_ATTR in attrs:
+        check_version("netcdf", attrs.get(VERSION_ATTR), path)
+
+
 def _metadata_of(tree: xr.DataTree, path: Path) -> dict:
     """:func:`_read_metadata` of an open tree."""
     try:
         attrs = dict(tree.attrs)
+        _check_version(attrs, path)
         names = json.loads(attrs.get("trainset_parts", '["all"]'))
         collection_attrs = json.loads(attrs.get("trainset_attrs", "{}"))
         parts, chunk = [], 256

@@ -9,7 +9,7 @@ the numbers. Only the standard library is used, so the workflow can call this at
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import Field, dataclass, field, fields
 from typing import Any
 
 from trainset.errors import TrainsetError
@@ -20,20 +20,41 @@ FILL_SCALING = ("match_level", "none")
 INTERIOR_POLICIES = ("linear", "zero", "none")
 EXTERIOR_POLICIES = ("zero", "none")
 STUB_WEEK_POLICIES = ("carry", "zero")
+MIX_DEFAULTS = {"allow_partial": False, "scaling_distribution": None, "pad_to": None}
+"""Defaults of the mix keys outside :class:`MixPolicy` (the schema's copy is tested against these)."""
+FAMILY_DEFAULTS = {"to_scale": False}
+"""Defaults of each ``mixes.<mix>.families.<family>`` entry."""
+SCALING_SOURCES = ("from_families", "values", "path")
+"""The keys of ``scaling_distribution``, one of which names the target peaks."""
 _TOLERANCE = 1e-9
+
+
+def _policy(key: str, default: str, choices: tuple[str, ...], null: str | None = None) -> Any:
+    """A :class:`MixPolicy` field read from config key ``key`` (dotted: ``gaps.interior``);
+    ``null``: the choice a null value means (None: null is refused like any unknown value)."""
+    return field(default=default, metadata={"key": key, "choices": choices, "null": null})
 
 
 @dataclass(frozen=True)
 class MixPolicy:
-    """How a mix counts, fills and scales its frames (every default spelled out once, here)."""
+    """How a mix counts, fills and scales its frames (every default spelled out once, here).
+
+    Each policy field names its config key and allowed values in its metadata; the schema's
+    defaults and enums are tested against them (``tests/unit/test_schema_sources.py``).
+    """
 
     total: int | None
-    fill: str = "random"
-    no_source: str = "error"
-    fill_scaling: str = "match_level"
-    interior: str = "linear"
-    exterior: str = "zero"
-    stub_week: str = "carry"
+    fill: str = _policy("fill_missing_locations", "random", FILL_POLICIES, null="none")
+    no_source: str = _policy("no_source", "error", NO_SOURCE_POLICIES)
+    fill_scaling: str = _policy("fill_scaling", "match_level", FILL_SCALING)
+    interior: str = _policy("gaps.interior", "linear", INTERIOR_POLICIES)
+    exterior: str = _policy("gaps.exterior", "zero", EXTERIOR_POLICIES)
+    stub_week: str = _policy("gaps.stub_week", "carry", STUB_WEEK_POLICIES)
+
+
+def policy_fields() -> list[Field]:
+    """The :class:`MixPolicy` fields read from the config (all but ``total``)."""
+    return [f for f in fields(MixPolicy) if "key" in f.metadata]
 
 
 def check_mix(mix: str, cfg: dict[str, Any]) -> MixPolicy:
@@ -53,18 +74,19 @@ def check_mix(mix: str, cfg: dict[str, Any]) -> MixPolicy:
                             "(a config overlay cannot empty a mapping: set the mix to null and define it anew)")
     total = _total(mix, cfg, families)
     _check_to_scale(mix, cfg, families)
-    gaps = cfg.get("gaps") or {}
-    policy = MixPolicy(
-        total=total,
-        fill=cfg.get("fill_missing_locations", "random") or "none",
-        no_source=cfg.get("no_source", "error"),
-        fill_scaling=cfg.get("fill_scaling", "match_level"),
-        interior=gaps.get("interior", "linear"),
-        exterior=gaps.get("exterior", "zero"),
-        stub_week=gaps.get("stub_week", "carry"),
-    )
+    policy = MixPolicy(total=total, **{f.name: _configured(cfg, f) for f in policy_fields()})
     _check_choices(mix, policy)
     return policy
+
+
+def _configured(cfg: dict[str, Any], policy: Field) -> str:
+    """The value of one policy field in a mix's config, its default where the key is absent."""
+    *section, key = policy.metadata["key"].split(".")
+    for name in section:
+        cfg = cfg.get(name) or {}
+    if key not in cfg:
+        return policy.default
+    return policy.metadata["null"] if cfg[key] is None else cfg[key]
 
 
 def _total(mix: str, cfg: dict[str, Any], families: dict[str, dict]) -> int | None:
@@ -92,7 +114,7 @@ def _total(mix: str, cfg: dict[str, Any], families: dict[str, dict]) -> int | No
     if summed > 1 + _TOLERANCE:
         raise TrainsetError(f"{where}: proportions {shares} sum to {summed:.6g}, more than 1, so the realised "
                             "shares could not be the configured ones. Fix: make them sum to 1")
-    if summed < 1 - _TOLERANCE and not cfg.get("allow_partial", False):
+    if summed < 1 - _TOLERANCE and not cfg.get("allow_partial", MIX_DEFAULTS["allow_partial"]):
         raise TrainsetError(f"{where}: proportions {shares} sum to {summed:.6g}, less than 1: the mix would hold "
                             f"{sum(round_half_up(p * total) for p in shares.values())} of its total {total} frames. "
                             "Fix: make them sum to 1, or set allow_partial: true")
@@ -118,25 +140,18 @@ def _one_total(where: str, cfg: dict[str, Any], families: dict[str, dict]) -> in
 
 
 def _check_to_scale(mix: str, cfg: dict[str, Any], families: dict[str, dict]) -> None:
-    scaled = sorted(name for name, spec in families.items() if spec.get("to_scale", False))
-    source = cfg.get("scaling_distribution") or {}
-    if scaled and not any(source.get(key) for key in ("from_families", "values", "path")):
+    scaled = sorted(name for name, spec in families.items() if spec.get("to_scale", FAMILY_DEFAULTS["to_scale"]))
+    source = cfg.get("scaling_distribution", MIX_DEFAULTS["scaling_distribution"]) or {}
+    if scaled and not any(source.get(key) for key in SCALING_SOURCES):
         raise TrainsetError(f"mixes.{mix}.scaling_distribution: families {scaled} have to_scale: true but no "
                             "distribution of target peaks is given. Fix: set from_families, values or path")
 
 
 def _check_choices(mix: str, policy: MixPolicy) -> None:
-    choices = {
-        "fill_missing_locations": (policy.fill, FILL_POLICIES),
-        "no_source": (policy.no_source, NO_SOURCE_POLICIES),
-        "fill_scaling": (policy.fill_scaling, FILL_SCALING),
-        "gaps.interior": (policy.interior, INTERIOR_POLICIES),
-        "gaps.exterior": (policy.exterior, EXTERIOR_POLICIES),
-        "gaps.stub_week": (policy.stub_week, STUB_WEEK_POLICIES),
-    }
-    for key, (value, allowed) in choices.items():
+    for f in policy_fields():
+        value, allowed = getattr(policy, f.name), f.metadata["choices"]
         if value not in allowed:
-            raise TrainsetError(f"mixes.{mix}.{key}: {value!r} unknown. Fix: use one of {list(allowed)}")
+            raise TrainsetError(f"mixes.{mix}.{f.metadata['key']}: {value!r} unknown. Fix: use one of {list(allowed)}")
 
 
 def round_half_up(x: float) -> int:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from trainset.errors import TrainsetError
-from trainset.mixing.config import round_half_up
+from trainset.mixing.config import FAMILY_DEFAULTS, round_half_up
 from trainset.rng import named_rng
 
 
@@ -82,7 +82,8 @@ def plan_frames(keys: pd.DataFrame, families: dict[str, dict], mix: str, seed: i
         group = np.repeat(kept, counts)
         starts = np.repeat(np.cumsum(counts) - counts, counts)
         copy = np.arange(group.size) - starts
-        parts.append((group, copy, np.full(group.size, bool(spec.get("to_scale", False))),
+        to_scale = bool(spec.get("to_scale", FAMILY_DEFAULTS["to_scale"]))
+        parts.append((group, copy, np.full(group.size, to_scale),
                       np.full(group.size, family, dtype=object)))
         summary[family] = {
             "groups": int(groups.size),
@@ -90,7 +91,7 @@ def plan_frames(keys: pd.DataFrame, families: dict[str, dict], mix: str, seed: i
             "frames_target": int(target),
             "frames": int(group.size),
             "share_target": spec.get("proportion"),
-            "to_scale": bool(spec.get("to_scale", False)),
+            "to_scale": to_scale,
         }
     group, copy, to_scale, family = (np.concatenate(columns) for columns in zip(*parts))
     plan = FramePlan(group=group, copy=copy, to_scale=to_scale, family=family, families=summary)

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from trainset.mixing.plan import FramePlan
-from trainset.splits import DEFAULT_FRACTIONS, make_splits
+from trainset.splits import make_splits, with_defaults
 
 GROUP_LEVEL = ("group", "datasetH1", "datasetH2", "fluseason", "source_sample")
 """Per-sample coordinates that are the same for every copy of a group (so a split by them
@@ -89,8 +89,8 @@ class GroupSplits:
 
 def keeps_groups_whole(splits_cfg: dict[str, Any] | None) -> bool:
     """True when a splits config sends every copy of a group to the same split."""
-    cfg = splits_cfg or {}
-    return cfg.get("method", "group") in ("group", "time") and cfg.get("by", "group") in GROUP_LEVEL
+    cfg = with_defaults(splits_cfg)
+    return cfg["method"] in ("group", "time") and cfg["by"] in GROUP_LEVEL
 
 
 def assign_splits(keys: pd.DataFrame, plan: FramePlan, splits_cfg: dict[str, Any] | None, seed: int,
@@ -103,8 +103,8 @@ def assign_splits(keys: pd.DataFrame, plan: FramePlan, splits_cfg: dict[str, Any
     """
     if splits_cfg is None or not keeps_groups_whole(splits_cfg):
         return None
-    method, by = splits_cfg.get("method", "group"), splits_cfg.get("by", "group")
-    cfg = {**splits_cfg, "method": method, "by": by}  # the schema's defaults (make_splits' own is random)
+    cfg = with_defaults(splits_cfg)
+    method, by = cfg["method"], cfg["by"]
     frames = keys.iloc[plan.group].reset_index(drop=True)
     labels = sample_coordinates(frames)[by]
     splits = make_splits(len(plan), cfg, seed, groups=labels if method == "group" else None,
@@ -123,7 +123,7 @@ def _unit_splits(units: np.ndarray, frame_units: np.ndarray, frame_split: np.nda
     codes, uniques = pd.factorize(units)
     split = np.full(len(uniques), -1, dtype=np.int64)
     split[pd.Index(uniques).get_indexer(frame_units)] = frame_split  # one split per unit: groups stay whole
-    fractions = dict(cfg.get("fractions") or DEFAULT_FRACTIONS)
+    fractions = cfg["fractions"]
     bounds = np.cumsum([float(fractions[name]) for name in names])
     unmixed = np.flatnonzero(split < 0)
     draws = np.array([_uniform(seed, mix, uniques[u]) for u in unmixed]) * bounds[-1]

@@ -15,6 +15,7 @@ from trainset.mixing.store import write_frame_blocks
 from trainset.provenance import file_sha256, provenance, write_json
 from trainset.seasons import SeasonAxis
 from trainset.table.io import read_table
+from trainset.versions import KEY, check_version, stamp
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +56,11 @@ def mix_frames(
                         inputs=inputs)
     text_samples = not pd.api.types.is_integer_dtype(cube.keys["sample"])
     write_frame_blocks(mixer.blocks(), axis, mixer.labels, output, record, text_samples)
-    summary = {"mix": mix, **mixer.summary(), "provenance": record}
+    summary = {"mix": mix, **mixer.summary(), "provenance": record, **stamp("frames_summary")}
     if table_summary is not None:
         with open(table_summary) as handle:
             table_report = json.load(handle)
+        check_version("table_summary", table_report.get(KEY), table_summary)
         summary["table"] = {k: table_report.get(k) for k in ("source", "rows_in", "rows_out", "dropped_places",
                                                              "dropped_missing_value")}
     write_json(summary, summary_path)

@@ -33,6 +33,7 @@ GRID_SHAPE = (8, 11)
 NATIONAL_ROWS, NATIONAL_COLS = slice(0, 2), slice(1, 8)
 FIGSIZE, DPI = (22.0, 16.0), 80
 DEFAULT_SAMPLES = 12
+"""Samples drawn when none are chosen: the ``plots.samples`` default (the schema's copy is tested against it)."""
 PAST_COLOR, MANY_COLOR = "0.3", "#1f77b4"
 SAMPLE_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf",
                  "#8c564b", "#e377c2", "#bcbd22", "#393b79", "#637939", "#7b4173")

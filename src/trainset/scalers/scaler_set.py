@@ -13,8 +13,9 @@ from trainset.errors import TrainsetError
 from trainset.provenance import code_version, json_sha256, write_json
 from trainset.scalers.spec import SKLEARN_PARAMS, ScalerSpec, batched_axis, parse_spec
 from trainset.transforms import transform_from_dict
+from trainset.versions import KEY, check_version, stamp
 
-FORMAT_ID, VERSION = "trainset-scalers", 1
+FORMAT_ID = "trainset-scalers"
 MASK_KEYS = {"irfs": "shock_mask"}  # masks of collate_mixed_worlds not named <variable>_mask
 
 
@@ -63,7 +64,7 @@ class ScalerSet:
 
     # -- JSON ------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT_ID, "version": VERSION, "trainset_version": code_version(),
+        return {"format": FORMAT_ID, **stamp("scalers"), "trainset_version": code_version(),
                 "scaler_hash": self.hash, "dataset": self.dataset,
                 "scalers": {n: s.to_dict() for n, s in self.specs.items()}, "statistics": self.statistics}
 
@@ -82,12 +83,14 @@ class ScalerSet:
         """
         try:
             obj = json.loads(Path(path).read_text())
-            ok = obj.get("format") == FORMAT_ID and obj.get("version") == VERSION
+            ok = obj.get("format") == FORMAT_ID
+            if ok:
+                check_version("scalers", obj.get(KEY), path)
             specs = parse_spec(obj["scalers"]) if ok else None
         except (OSError, ValueError, AttributeError, KeyError) as error:
             raise TrainsetError(f"{path}: not a trainset scaler file ({error}). Fix: rerun fit_scalers") from error
         if not ok:
-            raise TrainsetError(f"{path}: not a trainset scaler file (format/version). Fix: rerun fit_scalers")
+            raise TrainsetError(f"{path}: not a trainset scaler file (no 'format': '{FORMAT_ID}'). Fix: rerun fit_scalers")
         out = cls(specs, obj["statistics"], obj.get("dataset"))
         if out.hash != obj.get("scaler_hash"):
             raise TrainsetError(f"{path}: scaler_hash does not match the statistics (file edited or corrupt). "

@@ -21,6 +21,7 @@ from trainset.provenance import file_sha256, provenance, write_json
 from trainset.seasons import SeasonAxis
 from trainset.table.io import read_raw_table, write_table
 from trainset.table.validate import TABLE_COLUMNS, validate_table
+from trainset.versions import stamp
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,11 @@ NOT_CONSTANT = {
     "week_enddate": "each row's date must come from the file",
 }
 """Columns a table's ``constants`` may not set, with the reason given when one does."""
+
+TABLE_DEFAULTS = {"size": "small", "drop_unknown_places": False, "pad_location_codes": False}
+"""Defaults of a ``tables`` entry's keys (the schema's copy is tested against these)."""
+DEMOS = ("flu",)
+"""Bundled demo generators a table's ``demo`` may name."""
 
 
 def load_raw(
@@ -50,12 +56,13 @@ def load_raw(
     if "demo" in table_cfg:
         from trainset.demo.flu import make_flu_table
 
-        if table_cfg["demo"] != "flu":
-            raise TrainsetError(f"{key}: unknown demo {table_cfg['demo']!r}. Fix: use 'flu'")
+        if table_cfg["demo"] not in DEMOS:
+            raise TrainsetError(f"{key}: unknown demo {table_cfg['demo']!r}. Fix: use one of {list(DEMOS)}")
         if "sep" in table_cfg:
             raise TrainsetError(f"{key}.sep is set but a demo table is not a file. Fix: remove {key}.sep")
-        raw = make_flu_table(table_cfg.get("size", "small"), seed=seed, axis=axis)
-        source, inputs = f"demo:{table_cfg['demo']}:{table_cfg.get('size', 'small')}", {}
+        size = table_cfg.get("size", TABLE_DEFAULTS["size"])
+        raw = make_flu_table(size, seed=seed, axis=axis)
+        source, inputs = f"demo:{table_cfg['demo']}:{size}", {}
     elif "path" in table_cfg:
         path = table_cfg["path"]
         local = raw_file if raw_file is not None else path
@@ -149,8 +156,8 @@ def ingest_table(
     raw, source, inputs = load_raw(table_cfg, axis, seed, raw_file, name=name)
     table, report = validate_table(
         raw, axis, source=source,
-        drop_unknown_places=table_cfg.get("drop_unknown_places", False),
-        pad_location_codes=table_cfg.get("pad_location_codes", False),
+        drop_unknown_places=table_cfg.get("drop_unknown_places", TABLE_DEFAULTS["drop_unknown_places"]),
+        pad_location_codes=table_cfg.get("pad_location_codes", TABLE_DEFAULTS["pad_location_codes"]),
         date_format=table_cfg.get("date_format"),
         config_key=f"tables.{name}",
     )  # fmt: skip
@@ -158,7 +165,7 @@ def ingest_table(
         config={"table": table_cfg, "season_axis": season_axis}, seed=seed, inputs=inputs
     )
     write_table(table, output, record)
-    result = {"source": source, **report.to_dict(), "provenance": record}
+    result = {"source": source, **report.to_dict(), "provenance": record, **stamp("table_summary")}
     result["families"] = _family_counts(table)
     write_json(result, summary)
     return result

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from trainset.errors import TrainsetError
+from trainset.versions import KEY, check_version
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ AUTO_KEYS: dict[str, tuple[str, str]] = {"lr": ("lr", "suggested_lr"), "batch_si
 finder's (``results/tuning/<run>/lr.json``), ``io`` the I/O tuner's ``best`` (``io.json``)."""
 
 TUNER_RULES = {"lr": ("find_lr", "LR finder"), "io": ("tune_io", "I/O tuner")}
+TUNER_ARTIFACTS = {"lr": "lr_finder", "io": "io_tuning"}
+"""The :data:`trainset.versions.ARTIFACTS` kind of each tuner's JSON result."""
 """Tuner -> (the rule that runs it, its name in messages)."""
 
 _FLAT_KEYS = ("lr", "batch_size")  # seed-003 layout: these may sit at the top level
@@ -124,7 +127,7 @@ def resolve_auto(cfg_dict: Mapping[str, Any], lr_json: str | os.PathLike | Mappi
             raise TrainsetError(f"{dotted}: is 'auto' but no {what} result was given. Fix: run the {rule} rule "
                                 f"first (pass its JSON as {source}_json), or set {dotted} to a value")
         if source not in loaded:
-            loaded[source] = dict(given) if isinstance(given, Mapping) else read_json(given, f"{source} result")
+            loaded[source] = dict(given) if isinstance(given, Mapping) else read_json(given, f"{source} result", TUNER_ARTIFACTS[source])
         result = loaded[source] if source == "lr" else loaded[source].get("best")
         if not isinstance(result, Mapping):
             raise TrainsetError(f"{dotted}: the I/O tuner result has no 'best' setting. Fix: rerun the tune_io rule")
@@ -152,8 +155,11 @@ def tuned(result: Mapping[str, Any], field: str, where: Any, dotted: str) -> Any
     return float(value) if field == "suggested_lr" else int(value)
 
 
-def read_json(path: str | os.PathLike, what: str) -> dict[str, Any]:
-    """A tuner's JSON result; errors name the file and the fix."""
+def read_json(path: str | os.PathLike, what: str, artifact: str | None = None) -> dict[str, Any]:
+    """A tuner's JSON result; errors name the file and the fix.
+
+    ``artifact`` (a :data:`trainset.versions.ARTIFACTS` kind) checks the recorded format version.
+    """
     try:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
@@ -163,4 +169,6 @@ def read_json(path: str | os.PathLike, what: str) -> dict[str, Any]:
         raise TrainsetError(f"{path}: {what} is not readable JSON ({error}). Fix: rerun its rule") from None
     if not isinstance(data, dict):
         raise TrainsetError(f"{path}: {what} must be a JSON object. Fix: rerun its rule")
+    if artifact is not None:
+        check_version(artifact, data.get(KEY), path)
     return data

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from trainset.errors import TrainsetError
+from trainset.versions import stamp
 from trainset.provenance import write_json
 
 logger = logging.getLogger(__name__)
@@ -135,8 +136,8 @@ def best_setting(results: list[dict[str, Any]], tolerance: float = 0.0) -> dict[
 
 
 def write_io_result(result: dict[str, Any], path: str | os.PathLike) -> None:
-    """Write the tuner's result JSON atomically."""
-    write_json(result, path)
+    """Write the tuner's result JSON atomically, with its format version."""
+    write_json({**result, **stamp("io_tuning")}, path)
 
 
 def _ints(values: Any, name: str, low: int) -> list[int]:

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from trainset.errors import TrainsetError
+from trainset.versions import stamp
 from trainset.provenance import atomic_path, write_json
 from trainset.train.auto import read_json, resolve_auto, tuned, with_placeholders
 
@@ -233,7 +234,7 @@ def lr_search_hash(cfg: Any) -> str:
 def write_lr_result(result: dict[str, Any], path: str | os.PathLike) -> None:
     """Write the result JSON atomically and ``lr.png`` (loss against LR) beside it."""
     path = Path(path)
-    write_json(result, path)
+    write_json({**result, **stamp("lr_finder")}, path)
     _plot(result, path.with_name(PLOT_NAME))
 
 
@@ -270,7 +271,7 @@ def _plot(result: dict[str, Any], path: Path) -> None:
 
 def apply_lr(cfg: Any, path: str | os.PathLike) -> Any:
     """A copy of ``cfg`` whose ``training.lr`` is the suggestion stored in the result ``path``."""
-    result = read_json(path, "LR finder result")
+    result = read_json(path, "LR finder result", "lr_finder")
     lr = tuned(result, "suggested_lr", path, "training.lr")
     if result.get("config_hash") not in (None, lr_search_hash(cfg)):
         logger.warning("%s: the LR was found for another version of run %r (config changed since); using it anyway",

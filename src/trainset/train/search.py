@@ -44,6 +44,7 @@ import pandas as pd
 from trainset.errors import TrainsetError
 from trainset.provenance import atomic_path, jsonable, write_json
 from trainset.rng import named_rng
+from trainset.versions import stamp
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ __all__ = ["DISTRIBUTIONS", "METHODS", "RESULT_COLUMNS", "gather", "get_dotted",
 DISTRIBUTIONS = ("uniform", "log_uniform", "int_uniform", "choice")
 """Distribution names a random search accepts (a grid takes lists or ``choice`` only)."""
 METHODS = ("random", "grid")
+DEFAULT_METHOD = "random"
+"""A search's ``method`` when it names none."""
 """Search methods."""
 _SEARCH_KEYS = ("name", "run", "method", "trials", "seed", "space")
 RESULT_COLUMNS = ("best_val_loss", "best_epoch", "final_train_loss", "epochs")
@@ -189,7 +192,7 @@ def _parse_search(search: Mapping[str, Any], seed: int, name: str | None) -> _Se
     unknown = sorted(str(k) for k in search if k not in _SEARCH_KEYS)
     if unknown:
         raise TrainsetError(f"{where}: unknown keys {unknown}. Valid keys: {', '.join(_SEARCH_KEYS)}")
-    method = search.get("method", "random")
+    method = search.get("method", DEFAULT_METHOD)
     if method not in METHODS:
         raise TrainsetError(f"{where}.method: unknown method {method!r}. Fix: use one of {', '.join(METHODS)}")
     seed = search.get("seed", seed)
@@ -401,6 +404,7 @@ def write_search_results(table: pd.DataFrame, csv_path: str | os.PathLike, json_
         "best": best,
         "best_config": copy.deepcopy(configs.get(best["trial"])),
         "ranking": records,
+        **stamp("search"),
     }
     csv_table = table.copy()
     for column in csv_table.columns:

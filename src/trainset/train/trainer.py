@@ -30,6 +30,7 @@ from torch import nn
 from trainset.errors import TrainsetError
 from trainset.provenance import atomic_path, write_json
 from trainset.train import distributed
+from trainset.versions import KEY, check_version, current
 
 logger = logging.getLogger(__name__)
 
@@ -176,6 +177,7 @@ class Trainer:
         if not distributed.is_main():
             return None
         state = {
+            KEY: current("checkpoint"),
             "model": distributed.unwrap(self.model).state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -202,7 +204,11 @@ class Trainer:
         job's declared outputs before rerunning it, so ``best.pt`` is restored from the copy
         carried inside ``last.pt``.
         """
-        state = load_checkpoint(path)
+        try:
+            state = load_checkpoint(path)
+        except TrainsetError as error:  # written by another trainset version: not resumable
+            logger.info("%s; starting afresh", error)
+            return False
         meta = checkpoint_meta(state)
         same = (state.get("config") == json.dumps(self.cfg.to_dict(), sort_keys=True)
                 and all(meta.get(key) == self.meta.get(key) for key in ("dataset_sha256", "scaler_sha256", "code_sha256")))
@@ -233,9 +239,14 @@ class Trainer:
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load a checkpoint safely (``weights_only=True``: tensors and plain containers only)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:
         raise TrainsetError(f"{path}: cannot load checkpoint ({error}). Fix: retrain, or point to a trainset checkpoint") from error
+    if not isinstance(state, dict) or "model" not in state:
+        raise TrainsetError(f"{path}: not a trainset checkpoint (no 'model' entry). Fix: point to a checkpoint "
+                            "written by train_model")
+    check_version("checkpoint", state.get(KEY), path)
+    return state
 
 
 def checkpoint_meta(state: dict[str, Any]) -> dict[str, Any]:

@@ -15,8 +15,9 @@ import numpy as np
 from trainset.collection import SAMPLE
 from trainset.errors import TrainsetError
 from trainset.io.base import Splits
-from trainset.io.hdf5.encoding import LAYOUTS, OPTIONS, VERSION, reason, stored_ok
+from trainset.io.hdf5.encoding import LAYOUTS, OPTIONS, reason, stored_ok
 from trainset.splits import check_splits
+from trainset.versions import check_version
 
 logger = logging.getLogger(__name__)
 
@@ -93,10 +94,14 @@ class _Inspector:
         return info
 
     def _own(self) -> FileInfo | None:
-        version = int(self.f.attrs["trainset_format_version"])
+        try:
+            check_version("hdf5", self.f.attrs["trainset_format_version"], self.path)
+        except TrainsetError as error:
+            self.problems.append(str(error))
+            return None
         layout = str(self.f.attrs.get("trainset_layout", "single"))
-        if version > VERSION or layout not in LAYOUTS:
-            self.add("/", f"format version {version}, layout {layout!r} unknown to this trainset", "upgrade trainset")
+        if layout not in LAYOUTS:
+            self.add("/", f"layout {layout!r} unknown to this trainset", "upgrade trainset")
             return None
         attrs, names = self.json(self.f, "trainset_attrs", {}), self.json(self.f, "trainset_parts", None)
         split_names = self.json(self.f, "trainset_split_names", None if layout == "presplit" else [])

@@ -12,10 +12,12 @@ import xarray as xr
 from trainset.collection import SAMPLE
 from trainset.errors import TrainsetError
 from trainset.provenance import jsonable
+from trainset.versions import current
 
-VERSION = 1
+VERSION = current("hdf5")  # stored as the root attribute trainset_format_version
 OPTIONS = {"layout": "single", "chunk": 256, "compression": None}
 LAYOUTS = ("single", "presplit")
+COMPRESSIONS = (None, "gzip", "lzf")
 MAGIC = b"\x89HDF\r\n\x1a\n"
 
 

@@ -13,7 +13,7 @@ from trainset.collection import Collection
 from trainset.errors import TrainsetError
 from trainset.io.base import Format, Splits
 from trainset.io.hdf5.check import checked_info, inspect_file
-from trainset.io.hdf5.encoding import MAGIC, reason
+from trainset.io.hdf5.encoding import COMPRESSIONS, LAYOUTS, MAGIC, OPTIONS, reason
 from trainset.io.hdf5.jobs import gather_hdf5, write_hdf5_job
 from trainset.io.hdf5.read import HDF5Reader, load_part
 from trainset.io.hdf5.write import checked_layout, write_file
@@ -29,6 +29,8 @@ class HDF5Format(Format):
     suffix = ".h5"
     variants = {"hdf5_presplit": ({"layout": "presplit"}, ".presplit.h5")}
     """The presplit layout as a copy of its own beside the single one (``TS_<name>.presplit.h5``)."""
+    options = OPTIONS
+    choices = {"layout": LAYOUTS, "compression": COMPRESSIONS}
 
     def write(self, collection: Collection, path: str | os.PathLike, splits: Splits | None = None,
               **options: Any) -> None:

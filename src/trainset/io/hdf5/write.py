@@ -12,7 +12,7 @@ import xarray as xr
 from trainset.collection import SAMPLE, Collection
 from trainset.errors import TrainsetError
 from trainset.io.base import ChunkShare, Splits
-from trainset.io.hdf5.encoding import LAYOUTS, OPTIONS, VERSION, dumps, encode, variable_meta
+from trainset.io.hdf5.encoding import COMPRESSIONS, LAYOUTS, OPTIONS, VERSION, dumps, encode, variable_meta
 from trainset.splits import check_splits
 
 _RESERVED = ("coords", "splits", "parts", "index")
@@ -39,7 +39,7 @@ def _options(options: dict[str, Any]) -> tuple[str, int, str | None]:
         raise TrainsetError(f"hdf5 format: layout {opts['layout']!r}. Fix: use 'single' or 'presplit'")
     if isinstance(opts["chunk"], bool) or not isinstance(opts["chunk"], (int, np.integer)) or opts["chunk"] < 1:
         raise TrainsetError(f"hdf5 format: chunk {opts['chunk']!r}. Fix: a positive number of samples per chunk")
-    if opts["compression"] not in (None, "gzip", "lzf"):
+    if opts["compression"] not in COMPRESSIONS:
         raise TrainsetError(f"hdf5 format: compression {opts['compression']!r}. Fix: use None, 'gzip' or 'lzf'")
     return opts["layout"], int(opts["chunk"]), opts["compression"]
 

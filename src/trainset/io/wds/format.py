@@ -14,7 +14,7 @@ from trainset.collection import Collection
 from trainset.errors import TrainsetError
 from trainset.io.base import Format, Splits
 from trainset.io.wds.check import check_folder
-from trainset.io.wds.index import FORMAT_ID, INDEX, load_coord
+from trainset.io.wds.index import FORMAT_ID, INDEX, OPTIONS, load_coord
 from trainset.io.wds.jobs import gather_webdataset, write_webdataset_job
 from trainset.io.wds.read import WdsSource
 from trainset.io.wds.write import plan_shards, write_index, write_shards
@@ -30,6 +30,7 @@ class WebDatasetFormat(Format):
     name = "webdataset"
     suffix = "-wds"
     folder = True
+    options = OPTIONS
 
     def write(self, collection: Collection, path: str | os.PathLike, splits: Splits | None = None,
               **options: Any) -> None:

@@ -10,14 +10,17 @@ from typing import Any
 import numpy as np
 
 from trainset.errors import TrainsetError
+from trainset.versions import KEY, check_version, current
 
 FORMAT_ID = "trainset-webdataset"
-VERSION = 1
+VERSION = current("webdataset")  # index.json's format_version
 INDEX, SPLITS_FILE, COORDS = "index.json", "splits.json", "coords"
 PICKLE_SUFFIXES = frozenset({"pth", "pt", "pkl", "pickle", "pyd"})
 RESERVED = frozenset({"index", "part"})
 VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
-OPTIONS = {"samples_per_shard", "shard_size_mb", "samples_per_member"}
+OPTIONS = {"samples_per_shard": 10_000, "samples_per_member": 1, "shard_size_mb": None}
+"""Writer options and defaults: samples per tar shard (or a shard size in MB, library use only:
+not both), samples packed per tar member."""
 SHARD_FILE = re.compile(r"shard-\d{6,}\.tar\Z")
 COORD_FILE = re.compile(r"coords/p\d{3,}_c\d{3,}\.npy\Z")
 MAX_LISTED = 20  # problems listed per shard by check()
@@ -32,8 +35,10 @@ def read_index(path: Path) -> dict[str, Any]:
     except (OSError, ValueError) as error:
         raise TrainsetError(f"{file}: missing or not JSON ({error}). Fix: point at a -wds folder "
                             "written by trainset, or rewrite it") from error
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_ID or meta.get("version") != VERSION:
-        raise TrainsetError(f"{file}: not a trainset webdataset index (format/version). Fix: rewrite the dataset")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_ID:
+        raise TrainsetError(f"{file}: not a trainset webdataset index (no 'format': '{FORMAT_ID}'). "
+                            "Fix: rewrite the dataset")
+    check_version("webdataset", meta.get(KEY), file)
     try:
         _validate_index(meta)
     except (KeyError, TypeError, ValueError, AttributeError) as error:

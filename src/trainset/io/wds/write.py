@@ -19,6 +19,7 @@ from trainset.io.wds.index import COORDS, FORMAT_ID, INDEX, OPTIONS, RESERVED, S
 from trainset.provenance import code_version, file_sha256
 from trainset.provenance import jsonable as _jsonable
 from trainset.splits import check_splits, write_splits
+from trainset.versions import KEY
 
 
 def _coord_array(values: np.ndarray, where: str) -> tuple[np.ndarray, str]:
@@ -136,10 +137,10 @@ class ShardPlan:
 
 def plan_shards(collection: Collection, options: dict[str, Any]) -> ShardPlan:
     """Check the writer options and lay the samples out in shards and members."""
-    unknown = set(options) - OPTIONS
+    unknown = set(options) - set(OPTIONS)
     if unknown:
         raise TrainsetError(f"webdataset: unknown option(s) {sorted(unknown)}. Fix: use {sorted(OPTIONS)}")
-    per_member = int(options.get("samples_per_member") or 1)
+    per_member = int(options.get("samples_per_member") or OPTIONS["samples_per_member"])
     per_shard = _samples_per_shard(collection, options)
     if per_member < 1 or per_shard < 1:
         raise TrainsetError("webdataset: samples_per_member and the shard size must be >= 1")
@@ -177,7 +178,7 @@ def write_index(collection: Collection, plan: ShardPlan, folder: Path, shards: l
     (folder / COORDS).mkdir(parents=True, exist_ok=True)
     for file, values in plan.coord_files.items():
         np.save(folder / file, values, allow_pickle=False)
-    index = {"format": FORMAT_ID, "version": VERSION, "trainset_version": code_version(),
+    index = {"format": FORMAT_ID, KEY: VERSION, "trainset_version": code_version(),
              "samples": len(collection), "samples_per_member": plan.per_member, "samples_per_shard": plan.per_shard,
              "key_width": plan.width, "attrs": _jsonable(collection.attrs, "dataset"),
              "parts": plan.metas, "shards": shards}
@@ -194,4 +195,4 @@ def _samples_per_shard(collection: Collection, options: dict[str, Any]) -> int:
         per_sample = max(sum(int(a.dtype.itemsize * np.prod(a.shape[1:])) for a in p.data_vars.values())
                          for p in collection.parts.values())
         return max(1, int(float(options["shard_size_mb"]) * 1e6 // max(per_sample, 1)))
-    return int(options.get("samples_per_shard") or 10_000)
+    return int(options.get("samples_per_shard") or OPTIONS["samples_per_shard"])

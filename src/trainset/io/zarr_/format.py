@@ -14,7 +14,7 @@ from trainset.io.base import Format, Splits
 from trainset.io.zarr_.check import check_store
 from trainset.io.zarr_.jobs import gather_zarr, write_zarr_job
 from trainset.io.zarr_.read import ZarrReader
-from trainset.io.zarr_.store import DEFAULT_CHUNK, MANIFEST, REWRITE, read_json
+from trainset.io.zarr_.store import COMPRESSIONS, MANIFEST, OPTIONS, REWRITE, read_json
 from trainset.io.zarr_.write import check_options, write_store
 from trainset.provenance import atomic_path
 
@@ -27,9 +27,11 @@ class ZarrFormat(Format):
     name = "zarr"
     suffix = ".zarr"
     folder = True
+    options = OPTIONS
+    choices = {"compression": COMPRESSIONS}
 
     def write(self, collection: Collection, path: str | os.PathLike, splits: Splits | None = None,
-              *, chunk: int = DEFAULT_CHUNK, compression: str = "none", **options: Any) -> None:
+              *, chunk: int = OPTIONS["chunk"], compression: str = OPTIONS["compression"], **options: Any) -> None:
         """Write ``collection`` (and ``splits``, global indices) atomically to a ``.zarr`` folder.
 
         Parameters

@@ -12,7 +12,7 @@ from typing import Any
 from trainset.collection import SAMPLE, Collection
 from trainset.errors import TrainsetError
 from trainset.io.base import ChunkShare, Splits
-from trainset.io.zarr_.store import DEFAULT_CHUNK
+from trainset.io.zarr_.store import OPTIONS
 from trainset.io.zarr_.write import check_options, write_store
 from trainset.provenance import atomic_path, link_file
 
@@ -35,7 +35,7 @@ def job_share(collection: Collection, chunk: int, job: int, jobs: int) -> ChunkS
 
 
 def write_zarr_job(collection: Collection, path: str | os.PathLike, job: int, jobs: int,
-                   splits: Splits | None = None, *, chunk: int = DEFAULT_CHUNK, compression: str = "none",
+                   splits: Splits | None = None, *, chunk: int = OPTIONS["chunk"], compression: str = OPTIONS["compression"],
                    **options: Any) -> None:
     """Job ``job`` of ``jobs``: a store with complete metadata holding only its share of data chunks.
 
@@ -50,7 +50,7 @@ def write_zarr_job(collection: Collection, path: str | os.PathLike, job: int, jo
 
 
 def gather_zarr(collection: Collection, job_folders: list[str | os.PathLike], path: str | os.PathLike,
-                splits: Splits | None = None, *, chunk: int = DEFAULT_CHUNK, compression: str = "none",
+                splits: Splits | None = None, *, chunk: int = OPTIONS["chunk"], compression: str = OPTIONS["compression"],
                 **options: Any) -> None:
     """One store from the jobs' data chunks (hard links) plus metadata, coordinates and splits.
 

@@ -14,6 +14,7 @@ from trainset.errors import TrainsetError
 from trainset.io.base import PartInfo, Reader, Splits, VariableInfo
 from trainset.io.zarr_.store import COORDS, MANIFEST, PRIVATE, REWRITE, SPLITS_FILE, chunk_file, open_store, read_json
 from trainset.splits import read_splits
+from trainset.versions import KEY, check_version
 
 
 class ZarrReader(Reader):
@@ -43,6 +44,7 @@ class ZarrReader(Reader):
             manifest = read_json(self.path / MANIFEST, "manifest")
             if not isinstance(manifest, dict) or manifest.get("format") != "trainset-zarr" or "worlds" not in manifest:
                 raise TrainsetError(f"{self.path / MANIFEST}: not a trainset zarr manifest. {REWRITE}")
+            check_version("zarr", manifest.get(KEY), self.path / MANIFEST)
             self._manifest = manifest
         return self._manifest
 

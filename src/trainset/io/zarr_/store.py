@@ -10,12 +10,15 @@ from zarr.codecs import BloscCodec, ZstdCodec
 from zarr.storage import LocalStore
 
 from trainset.errors import TrainsetError
+from trainset.versions import current
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = current("zarr")  # the manifest's format_version
 DEFAULT_CHUNK = 256
 MANIFEST, SPLITS_FILE, COORDS, PRIVATE = "manifest.json", "splits.json", "coords", "_trainset"
 ZSTD_LEVEL = 3
 COMPRESSIONS = ("none", "lz4", "zstd")
+OPTIONS = {"chunk": DEFAULT_CHUNK, "compression": "none"}
+"""Writer options and defaults: samples per chunk, chunk codec (none reads fastest)."""
 
 
 def compressors(compression: str) -> Any:
