@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 MIX = "MIX_70S30M"
 STEPS = ("frames", "netcdf", "splits", "hdf5_job", "hdf5_gather", "zarr_job", "zarr_gather", "wds_job", "wds_gather")
 JOB_STEPS = {"hdf5_job": "hdf5", "zarr_job": "zarr", "wds_job": "webdataset"}
-GATHER_STEPS = {"hdf5_gather": ("hdf5", ".h5"), "zarr_gather": ("zarr", ".zarr"), "wds_gather": ("webdataset", "-wds")}
+GATHER_STEPS = {"hdf5_gather": "hdf5", "zarr_gather": "zarr", "wds_gather": "webdataset"}
 OPTIONS = {"webdataset": {"samples_per_shard": 2048, "samples_per_member": 256}, "zarr": {"chunk": 256},
            "hdf5": {"chunk": 256}}
 SPLITS = {"method": "group", "by": "group", "fractions": {"train": 0.8, "val": 0.1, "test": 0.1}}
@@ -53,12 +53,13 @@ def _config(scale: int) -> tuple[dict, dict]:
 def step(name: str, workdir: Path, scale: int, job: int, jobs: int) -> float:
     """Run one step in this process; return its wall time in seconds."""
     from trainset.datasets import gather_dataset, split_dataset, write_dataset_job, write_mix_netcdf
+    from trainset.io.base import get_format
     from trainset.mixing.stage import mix_frames
     from trainset.table.ingest import ingest_table
 
     cfg, mix = _config(scale)
     table, out = workdir / "table.parquet", workdir / f"x{scale}"
-    frames, netcdf, splits = out / "frames.parquet", out / f"TS_{MIX}.nc", out / "splits.json"
+    frames, netcdf, splits = out / "frames.parquet", get_format("netcdf").path_for(out, MIX), out / "splits.json"
     start = time.perf_counter()
     if name == "table":
         ingest_table({"demo": "flu", "size": "full"}, cfg["season_axis"], cfg["seed"], table, workdir / "table.json")
@@ -72,9 +73,9 @@ def step(name: str, workdir: Path, scale: int, job: int, jobs: int) -> float:
         fmt = JOB_STEPS[name]
         write_dataset_job(netcdf, splits, fmt, out / "jobs" / fmt / str(job), OPTIONS[fmt], job, jobs)
     elif name in GATHER_STEPS:
-        fmt, suffix = GATHER_STEPS[name]
+        fmt = GATHER_STEPS[name]
         folders = [out / "jobs" / fmt / str(j) for j in range(jobs)]
-        gather_dataset(netcdf, splits, fmt, folders, out / f"TS_{MIX}{suffix}", OPTIONS[fmt])
+        gather_dataset(netcdf, splits, fmt, folders, get_format(fmt).path_for(out, MIX), OPTIONS[fmt])
     return time.perf_counter() - start
 
 

@@ -21,12 +21,10 @@ from trainset.domains.flights import frame_flights, make_flight_table
 from trainset.domains.macro import extrapolation_splits, frame_worlds, simulate_worlds
 from trainset.domains.sequences import frame_sequences, make_sequence_tables
 from trainset.io.base import get_format
-from trainset.models import build_model, describe_dataset
 from trainset.scalers import fit_dataset_scalers
 from trainset.splits import make_splits, write_splits
 from trainset.train.config import TrainingConfig
-from trainset.train.losses import build_objective
-from trainset.train.run import batches, load_scalers, open_split, prepare_batches
+from trainset.train.run import prepare_run
 from trainset.train.trainer import Trainer
 
 
@@ -56,8 +54,7 @@ def datasets(folder: Path) -> dict[str, tuple[Path, dict]]:
 
 def _store(folder: Path, name: str, collection: Collection, fmt: str, splits=None, **options) -> Path:
     splits = splits or make_splits(len(collection), {"method": "random"}, seed=0)
-    suffix = {"hdf5": ".h5", "zarr": ".zarr", "webdataset": "-wds", "netcdf": ".nc"}[fmt]
-    path = folder / name / f"TS_{name}{suffix}"
+    path = get_format(fmt).path_for(folder / name, name)
     path.parent.mkdir(parents=True)
     get_format(fmt).write(collection, path, splits, **options)
     write_splits(splits, path.parent / "splits.json")
@@ -68,14 +65,11 @@ def _store(folder: Path, name: str, collection: Collection, fmt: str, splits=Non
 def throughput(path: Path, run: dict, threads: int) -> float:
     torch.set_num_threads(threads)
     cfg = TrainingConfig.from_dict({"name": "bench", **run, "training": {**run["training"], "epochs": 3}})
-    train = open_split(path, "train", cfg, shuffle=True)
-    info = describe_dataset(train)
-    torch.manual_seed(0)
-    model = build_model(cfg.model.name, dict(cfg.model.params), info)
-    scalers = load_scalers(path.parent / "scalers.json")
+    prepared = prepare_run(cfg, path, path.parent / "scalers.json", splits={"train": True})  # as a run prepares
     with tempfile.TemporaryDirectory() as out:
-        trainer = Trainer(model, build_objective(cfg.training.losses), cfg, batches(train, cfg, True),
-                          batches(train, cfg, False), out, prepare=prepare_batches(cfg, scalers, info))
+        trainer = Trainer(prepared.model, prepared.objective, cfg, prepared.batches("train", True),
+                          prepared.batches("train", False), out, prepare=prepared.prepare(),
+                          optimizer=prepared.optimizer)
         trainer.train_epoch(1)
         start = time.perf_counter()
         _, samples = trainer.train_epoch(2)

@@ -19,7 +19,6 @@ from trainset.train.lr_finder import LR_FINDER_OPTIONS, find_lr, search_config, 
 from trainset.workflow import run_rule
 
 
-
 def main(snakemake) -> None:
     options = dict(getattr(snakemake.params, "lr_finder", None) or {})
     unknown = sorted(set(options) - set(LR_FINDER_OPTIONS))

@@ -18,7 +18,6 @@ from trainset.train.io_tuner import IO_TUNER_OPTIONS, tune_io, write_io_result
 from trainset.workflow import run_rule
 
 
-
 def main(snakemake) -> None:
     options = dict(getattr(snakemake.params, "io_tuner", None) or {})
     unknown = sorted(set(options) - set(IO_TUNER_OPTIONS))

@@ -162,14 +162,17 @@ def convert_dataset(source: str | os.PathLike, splits_path: str | os.PathLike | 
                     output: str | os.PathLike, options: dict[str, Any] | None = None) -> None:
     """Write the dataset stored at ``source`` (and its splits) as stored copy ``format_name``.
 
-    The source is opened lazily: writers read it slab by slab, so memory stays bounded.
+    ``options`` are the dataset's ``format_options.<format>``; the options a variant fixes
+    (``hdf5_presplit``: ``layout``) are laid over them here, in this module only
+    (:meth:`~trainset.io.base.StoredCopy.writer_options`), for every writer below. The source is
+    opened lazily: writers read it slab by slab, so memory stays bounded.
     """
     from trainset.io.base import get_copy, guess_format
 
     copy = get_copy(format_name)
     with guess_format(source).open(source) as (collection, stored):
         splits = _splits(splits_path, stored)
-        copy.adapter.write(_with_statistics(collection, splits), output, splits, **{**(options or {}), **copy.options})
+        copy.adapter.write(_with_statistics(collection, splits), output, splits, **copy.writer_options(options))
     logger.info("wrote %s as %s", output, format_name)
 
 
@@ -178,8 +181,8 @@ def _parallel_copy(format_name: str) -> Any:
     from trainset.io.base import get_copy, stored_copies
 
     copy = get_copy(format_name)
-    if not copy.jobs:
-        written = [name for name, c in stored_copies().items() if c.jobs]
+    if not copy.parallel:
+        written = [name for name, c in stored_copies().items() if c.parallel]
         raise TrainsetError(f"{format_name}: not written in jobs. Fix: use one of {written}")
     return copy
 
@@ -197,7 +200,7 @@ def write_dataset_job(source: str | os.PathLike, splits_path: str | os.PathLike 
     copy = _parallel_copy(format_name)
     with guess_format(source).open(source) as (collection, stored):
         splits = _splits(splits_path, stored)
-        copy.adapter.write_job(collection, output, job, jobs, splits, **{**options, **copy.options})
+        copy.adapter.write_job(collection, output, job, jobs, splits, **copy.writer_options(options))
     logger.info("job %d/%d: %s", job + 1, jobs, output)
 
 
@@ -214,7 +217,7 @@ def gather_dataset(source: str | os.PathLike, splits_path: str | os.PathLike | N
     with guess_format(source).open(source) as (collection, stored):
         splits = _splits(splits_path, stored)
         copy.adapter.gather(_with_statistics(collection, splits), job_folders, output, splits,
-                            **{**options, **copy.options})
+                            **copy.writer_options(options))
     logger.info("gathered %d jobs into %s", len(job_folders), output)
 
 

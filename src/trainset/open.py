@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from trainset.errors import TrainsetError
-from trainset.io.base import Splits, get_format, guess_format
+from trainset.io.base import Format, Reader, Splits, get_format, guess_format
 from trainset.splits import read_splits
 
 
@@ -37,11 +37,15 @@ def open_dataset(path: str | os.PathLike, split: str | None = None, variables: S
         same sample dicts in the same order.
     """
     fmt = get_format(format) if format else guess_format(path)
-    source = fmt.reader(path)
-    if not source.random_access:  # streamed: the dataset shares out the stored blocks itself
-        from trainset.loaders.wds import WdsDataset
+    return dataset_of(fmt, fmt.reader(path), path, split, variables, **options)
 
-        return WdsDataset(source, split=split, variables=variables, **options)
+
+def dataset_of(fmt: Format, source: Reader, path: str | os.PathLike, split: str | None = None,
+               variables: Sequence[str] | None = None, **options: Any) -> Any:
+    """:func:`open_dataset` over a reader already opened (``fmt.reader(path)``), so a caller that
+    looked at the reader first (its parts) does not open the file again."""
+    if not fmt.random_access:  # streamed: the dataset shares out the stored blocks itself
+        return fmt.streamed_dataset(source, split, variables, **options)
     from trainset.loaders.mapped import MappedDataset
 
     indices = None

@@ -47,7 +47,7 @@ def json_sha256(obj: Any) -> str:
 
 def canonical_json(obj: Any) -> str:
     """Serialise with sorted keys and no whitespace, so equal configs give equal strings."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return json.dumps(jsonable(obj, "canonical JSON"), sort_keys=True, separators=(",", ":"))
 
 
 def jsonable(obj: Any, where: str, *, nan_as_null: bool = False) -> Any:
@@ -162,8 +162,9 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
 
 def write_json(obj: Any, target: str | os.PathLike) -> None:
     """Write pretty, key-sorted JSON atomically (stable bytes for equal content)."""
+    text = json.dumps(jsonable(obj, str(target)), indent=2, sort_keys=True) + "\n"
     with atomic_path(target) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+        tmp.write_text(text)
 
 
 def copy_file(source: str | os.PathLike, target: str | os.PathLike) -> None:

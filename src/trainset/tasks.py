@@ -14,7 +14,8 @@ digit is a literal size (the ``1`` of ``[N, T, 1]`` tokens).
 
 :data:`TASKS` is the one registry of task facts: besides the variables, each :class:`TaskSpec`
 holds the default scalers, the headline metric and its direction, the evaluation handler (by
-name) and the sequence flags, which scalers, models, training and evaluation read from here.
+name), the target variable and the sequence and per-world flags, which scalers, models,
+training and evaluation read from here.
 """
 
 from __future__ import annotations
@@ -94,6 +95,13 @@ class TaskSpec:
     split_scores : str or None
         ``"module:function"`` scoring the model on every other held-out split too (the macro
         worlds' extrapolation splits).
+    target : str or None
+        The variable the model's predictions are compared with: ``labels`` for the sequence
+        tasks, except ``data`` for reconstruction (its inputs are its targets); None where the
+        model draws samples instead (generative).
+    per_part : bool
+        Each part is a world with shapes of its own: the model info lists the parts and each
+        world's shapes even for a dataset of one part (models build one head per world).
     """
 
     name: str
@@ -111,6 +119,8 @@ class TaskSpec:
     evaluation: str = ""
     generative: bool = False
     split_scores: str | None = None
+    target: str | None = "labels"
+    per_part: bool = False
 
     def __post_init__(self) -> None:
         if self.sequence not in (None, "static", "seq2seq") or self.direction not in ("min", "max"):
@@ -175,7 +185,7 @@ TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (
     _seq("reconstruction", "the inputs are the targets (autoencoder); labels ignored",
          Rule("labels", None, None, None, required=False, meaning="ignored"),
          ("self_supervised_seq2seq_reconstruction", "self_supervised_reconstruction", "autoencoder"), "seq2seq",
-         None, {**_REGRESS, "scalers": (("data", "standard"),), "target_scaler": None}),
+         None, {**_REGRESS, "scalers": (("data", "standard"),), "target_scaler": None, "target": "data"}),
     _seq("summary", "K float summaries derived from each sequence (MSE)",
          Rule("labels", (("N", "K"),), "float32", meaning="K float summaries per sequence"),
          ("self_supervised_seq2static_summary", "self_supervised_seq2static_summary_learning", "summary_learning"),
@@ -186,16 +196,16 @@ TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (
                    meaning="impulse responses [shock, horizon, variable]")),
              ("macro_irf", "emulator"), scalers=(("theta", "standard"), ("irfs", "standard")), target_scaler="irfs",
              metric="nrmse", baseline="baseline_nrmse", direction="min", evaluation=f"{_HANDLERS}:irfs",
-             split_scores=f"{_HANDLERS}:irf_splits"),
+             split_scores=f"{_HANDLERS}:irf_splits", target="irfs", per_part=True),
     TaskSpec("frames", "flu frames: feature x season week x place images",
              (Rule("frames", (("N", "F", "W", "P"),), "float32", meaning="frames [sample, feature, week, place]"),),
              ("flu_frames",), scalers=(("frames", "sqrt_max"),), metric="ks_peak_size", direction="min",
-             evaluation=f"{_HANDLERS}:generated_frames", generative=True),
+             evaluation=f"{_HANDLERS}:generated_frames", generative=True, target=None),
     TaskSpec("thresholds", "flight scores: K binary 'score exceeds t' targets per site-day (BCE)",
              (Rule("features", (("N", "F"),), "float32", meaning="features per site-day"),
               Rule("targets", (("N", "K"),), "float32", "binary", meaning="0/1 threshold exceedances")),
              ("flight_thresholds",), scalers=(("features", "standard"),), metric="pooled_auc",
-             baseline="baseline_auc", direction="max", evaluation=f"{_HANDLERS}:thresholds"),
+             baseline="baseline_auc", direction="max", evaluation=f"{_HANDLERS}:thresholds", target="targets"),
 )}
 
 _ALIASES = {alias: spec.name for spec in TASKS.values() for alias in (spec.name, *spec.aliases)}

@@ -7,6 +7,10 @@ key, a NetCDF/HDF5/Zarr attribute or a checkpoint entry) and each reader calls
 refused with the rule that rebuilds the artifact, never misread. An artifact from before
 versioning (no version recorded) counts as version 0, which is outdated.
 
+Not versioned on their own: a run's ``history.json`` (a list; the checkpoints beside it carry it
+and their version) and ``config.json`` (a run config, checked like any config when read back),
+and what is made for people to look at (PNG plots, HTML reports, logs).
+
 Stdlib only: the rules layer imports it at start-up.
 """
 
@@ -22,6 +26,13 @@ KEY = "format_version"
 
 PARQUET_KEY = b"trainset.format_version"
 """The Parquet footer key (schema metadata) of the table and frames files."""
+
+VERSION_ATTR = "trainset_format_version"
+"""The root attribute of NetCDF and HDF5 files (attributes there share one namespace)."""
+
+
+class OutdatedArtifact(TrainsetError):
+    """An artifact written by another trainset format version (a rebuild fixes it)."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +60,6 @@ ARTIFACTS: dict[str, Artifact] = {a.what: a for a in (
     Artifact(1, "make_splits", "splits"),
     Artifact(1, "fit_scalers", "scalers"),
     Artifact(1, "train_model", "checkpoint"),
-    Artifact(1, "train_model", "history"),
     Artifact(1, "tune_io", "io_tuning"),
     Artifact(1, "find_lr", "lr_finder"),
     Artifact(1, "evaluate_model", "metrics"),
@@ -88,7 +98,7 @@ def check_version(what: str, found: Any, path: Any) -> None:
         shown = version if version is not None else found
         reason = (f"{what} format_version {shown!r} is unknown to this trainset (it reads version "
                   f"{artifact.version}); a newer trainset wrote it")
-    raise TrainsetError(f"{path}: {reason}. Fix: rebuild it with rule {' or '.join(artifact.rules)} "
+    raise OutdatedArtifact(f"{path}: {reason}. Fix: rebuild it with rule {' or '.join(artifact.rules)} "
                         f"(snakemake --forcerun {artifact.rule}), or read it with the trainset that wrote it")
 
 def _as_int(found: Any) -> int | None:

@@ -14,7 +14,7 @@ from trainset.datasets import convert_dataset, gather_dataset, write_dataset_job
 from trainset.errors import TrainsetError
 from trainset.io.base import get_format
 from trainset.io.netcdf import NetCDFFormat
-from trainset.io.wds import JOB_SHARDS
+from trainset.io.wds.jobs import JOB_SHARDS
 
 OPTIONS = {"samples_per_shard": 40, "samples_per_member": 8}
 

@@ -96,7 +96,7 @@ def test_stored_copies_keep_their_names_and_file_names():
         "netcdf": ".nc", "hdf5": ".h5", "hdf5_presplit": ".presplit.h5", "zarr": ".zarr", "webdataset": "-wds"}
     assert set(FORMATS) < set(copies)
     assert get_copy("hdf5_presplit").format == "hdf5" and get_copy("hdf5_presplit").options == {"layout": "presplit"}
-    assert [name for name, c in copies.items() if not c.jobs] == ["netcdf"]
+    assert [name for name, c in copies.items() if not c.parallel] == ["netcdf"]
     with pytest.raises(TrainsetError, match="unknown dataset format"):
         get_copy("hdf6")
 

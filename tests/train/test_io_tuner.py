@@ -62,8 +62,9 @@ def test_webdataset_packings_are_rewritten_and_measured(datasets, tmp_path):
 
 def test_prefix_keeps_the_requested_split_samples(datasets):
     _, wds = datasets
-    prefix, splits, per_shard = _prefix(wds, "val", 8)
-    assert splits["val"].size == 8 and len(prefix) == int(splits["val"][-1]) + 1 and per_shard == 64
+    prefix, splits, kept = _prefix(wds, "val", 8)
+    assert splits["val"].size == 8 and len(prefix) == int(splits["val"][-1]) + 1
+    assert kept == {"samples_per_shard": 64}  # the stored shard size
     assert sum(ix.size for ix in splits.values()) == len(prefix)
     result = tune_io(wds, split="val", batch_sizes=(4,), workers=(0,), samples_per_member=4, max_samples=8, **FAST)
     assert result["results"][0]["samples_per_member"] == 4 and result["split"] == "val"

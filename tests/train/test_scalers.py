@@ -273,7 +273,7 @@ def test_multi_part_statistics_per_world_and_batch_transform(tmp_path):
     out = scalers.transform(batch)
     for row, sample in enumerate(samples):
         world = sample["part"]
-        alone = scalers.encode("irfs", sample["irfs"][None], world=world)[0]
+        alone = scalers.encode("irfs", sample["irfs"][None], part=world)[0]
         n_shocks, n_params = sample["irfs"].shape[0], sample["theta"].shape[0]
         torch.testing.assert_close(out["irfs"][row, :n_shocks], alone)
         assert torch.all(out["irfs"][row, n_shocks:] == 0)  # padded shocks stay zero
@@ -281,9 +281,9 @@ def test_multi_part_statistics_per_world_and_batch_transform(tmp_path):
         stats = scalers.statistics["theta"][world]
         want = (sample["theta"].numpy() - stats["data_min"]) / stats["data_range"]
         np.testing.assert_allclose(out["theta"][row, :n_params].numpy(), want, rtol=1e-5, atol=1e-6)
-    back = scalers.inverse("irfs", out["irfs"], world=batch["part"], mask=batch["shock_mask"])
+    back = scalers.inverse("irfs", out["irfs"], part=batch["part"], mask=batch["shock_mask"])
     torch.testing.assert_close(back, batch["irfs"], rtol=1e-5, atol=1e-2)
-    with pytest.raises(TrainsetError, match="'world'"):
+    with pytest.raises(TrainsetError, match="'part' argument"):
         scalers.transform({"irfs": batch["irfs"]})
     with pytest.raises(TrainsetError, match="no statistics for part 'lss'"):
-        scalers.encode("irfs", batch["irfs"], world=["lss"] * len(samples))
+        scalers.encode("irfs", batch["irfs"], part=["lss"] * len(samples))

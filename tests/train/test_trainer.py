@@ -127,3 +127,22 @@ def test_rerun_of_a_finished_run_restores_best_without_training(pulses, tmp_path
     train_run(cfg, path, tmp_path / "run", scalers)
     for name, content in before.items():
         assert (tmp_path / "run" / name).read_bytes() == content, name
+
+
+def test_an_outdated_last_checkpoint_trains_afresh_and_a_corrupt_one_is_refused(pulses, tmp_path, caplog):
+    from trainset.errors import TrainsetError
+
+    path, scalers = pulses
+    cfg = TrainingConfig.from_dict(RUN)
+    train_run(cfg, path, tmp_path / "run", scalers, max_epochs=2)
+    last = tmp_path / "run/last.pt"
+    state = torch.load(last, weights_only=True)
+    state["format_version"] = 0
+    torch.save(state, last)
+    with caplog.at_level("WARNING"):
+        history = train_run(cfg, path, tmp_path / "run", scalers, max_epochs=1)
+    assert [h["epoch"] for h in history] == [1]  # a resumed run would report epochs 1 and 2
+    assert "checkpoint format_version 0 is from before format versions" in caplog.text
+    last.write_bytes(b"not a checkpoint")
+    with pytest.raises(TrainsetError, match="cannot load checkpoint"):
+        train_run(cfg, path, tmp_path / "run", scalers)

@@ -39,6 +39,8 @@ def test_defaults_fill_only_missing_keys():
     sequences = DOMAINS["sequences"]
     assert sequences.settings({"samples": 12})["recipe"] == "pulses"
     assert sequences.settings({"samples": 12, "recipe": "summary"})["recipe"] == "summary"
+    sequences.settings({})["params"]["scale"] = 2.0  # a caller's change stays in its own settings
+    assert sequences.settings({})["params"] == {} and DOMAINS["macro"].settings({})["worlds"] == {"nk": 200}
 
 
 def test_unknown_domain_names_the_known_ones():
@@ -69,5 +71,7 @@ def test_split_methods_and_dataset_attrs_come_from_the_collections_domain(tmp_pa
     flu = Collection({"all": macro.parts["nk"]}, {"task": "frames"})
     assert domain_split(flu, "group", "mix") is None and domain_attrs(flu, splits) == {}
     with pytest.raises(TrainsetError, match="'extrapolation' is for macro datasets, and this one is a flu mix"):
+        domain_split(flu, "extrapolation", "mix")
+    with pytest.raises(TrainsetError, match="Fix: use random, group, time or explicit"):
         domain_split(flu, "extrapolation", "mix")
     assert np.all(np.diff(splits["train"]) > 0)

@@ -171,6 +171,11 @@ def test_every_task_has_all_facts(name):
     scalers = spec.default_scalers()
     assert scalers and set(scalers) <= variables and set(scalers.values()) <= set(KINDS)
     assert spec.target_scaler is None or spec.target_scaler in scalers
+    if spec.generative:  # draws samples: nothing to compare predictions with
+        assert spec.target is None
+    else:
+        assert spec.target in variables and spec.target_scaler in (None, spec.target)
+    assert spec.per_part == (name == "irf")  # macro worlds: one part, with its own shapes, per world
     labels = [rule for rule in spec.rules if rule.name == "labels"]
     if spec.sequence is None:  # recognised by its variables when a dataset stores no task
         assert guess_task(variables) == name and spec.labels_table is None and not spec.tokens

@@ -106,7 +106,7 @@ def test_every_artifact_kind_names_a_rule_that_exists():
 
     rules = set(re.findall(r"^rule (\w+):", "\n".join(
         p.read_text() for p in (Path(__file__).parents[2] / "workflow" / "rules").glob("*.smk")), re.M))
-    rules |= {f"write_{name}" for name, copy in stored_copies().items() if copy.jobs}  # generated in datasets.smk
+    rules |= {f"write_{name}" for name, copy in stored_copies().items() if copy.parallel}  # generated in datasets.smk
     for what, artifact in ARTIFACTS.items():
         assert set(artifact.rules) <= rules, (what, artifact.rules)
         assert isinstance(artifact.version, int) and artifact.version >= 1
@@ -193,3 +193,12 @@ def test_scalers_checkpoints_and_tuner_results_refuse_other_versions(tmp_path):
     with pytest.raises(TrainsetError, match="lr_finder format_version 0 .*find_lr"):
         read_json(tmp_path / "lr.json", "LR finder result", "lr_finder")
     assert np.isclose(read_json(tmp_path / "lr.json", "LR finder result")["suggested_lr"], 0.01)
+
+
+def test_every_artifact_kind_is_stamped_by_its_writer():
+    import re
+    from pathlib import Path
+
+    source = "\n".join(p.read_text() for p in (Path(__file__).parents[2] / "src").rglob("*.py"))
+    written = set(re.findall(r"""(?:stamp|current|footer_metadata)\(["'](\w+)["']""", source))
+    assert set(ARTIFACTS) <= written, sorted(set(ARTIFACTS) - written)

@@ -87,11 +87,7 @@ MEM_MB = {
     "frame_dataset": 4000,
     "write_netcdf": 2000,
     "make_splits": 2000,
-    "write_hdf5": 2000,
-    "write_hdf5_presplit": 2000,
     "write_dataset_job": 2000,
-    "write_zarr": 2000,
-    "write_webdataset": 2000,
     "validate_dataset": 2000,
     "plot_frames": 2000,
     "export_dataset": 500,
@@ -105,6 +101,11 @@ MEM_MB = {
     "report_index": 1000,
 }
 """Each rule's memory (MB) on a job's first attempt: the one table of it (profiles repeat none)."""
+
+GATHER_MEM_MB = 2000
+"""Memory (MB) of each gather rule, ``write_<copy>``: datasets.smk generates one per stored copy
+written in parallel jobs, so their entries in :data:`MEM_MB` are generated too."""
+MEM_MB.update({f"write_{name}": GATHER_MEM_MB for name, copy in STORED_COPIES.items() if copy.parallel})
 
 
 def mem_mb(wildcards, attempt, rulename):
@@ -130,10 +131,15 @@ def mix_config(wildcards):
     return stage_slice(config["mixes"][wildcards.mix])
 
 
+def named_config(name):
+    """The config of the flu mix or domain dataset ``name`` (mixes and datasets share one name
+    space; the schema defaults both sections to ``{}``)."""
+    return config["mixes"][name] if name in config["mixes"] else config["datasets"][name]
+
+
 def dataset_config(wildcards):
     """The config of a flu mix or a domain dataset, by name (a tracked param)."""
-    name = wildcards.name
-    return config["mixes"][name] if name in config["mixes"] else config["datasets"][name]
+    return named_config(wildcards.name)
 
 
 def splits_config(wildcards):
@@ -168,14 +174,14 @@ def conversion_inputs(wildcards):
 
 
 def options_for(fmt):
-    """A params function giving the writer options of stored copy ``fmt`` for a dataset: its
-    format's ``format_options``, with the options a variant fixes (``layout``) laid over them."""
+    """A params function giving the user's writer options of stored copy ``fmt`` for a dataset:
+    its format's ``format_options``. The options a variant fixes (``hdf5_presplit``: ``layout``)
+    are laid over them by the library (trainset.io.base.StoredCopy.writer_options); the rules
+    still track them through the copy's name (a wildcard or the gather rule's ``format`` param)."""
     copy = STORED_COPIES[fmt]
 
     def options(wildcards):
-        chosen = dict(dataset_config(wildcards).get("format_options", {}).get(copy.format, {}))
-        chosen.update(copy.options)
-        return chosen
+        return dict(dataset_config(wildcards).get("format_options", {}).get(copy.format, {}))
 
     return options
 
@@ -183,8 +189,7 @@ def options_for(fmt):
 def canonical_options(wildcards):
     """A params function: ``format_options.netcdf`` of a mix or domain dataset, the options of
     the rule that writes its canonical NetCDF copy (write_netcdf, frame_dataset)."""
-    name = getattr(wildcards, "mix", None) or wildcards.dataset
-    cfg = config["mixes"][name] if name in config["mixes"] else config["datasets"][name]
+    cfg = named_config(getattr(wildcards, "mix", None) or wildcards.dataset)
     return dict((cfg.get("format_options") or {}).get(CANONICAL_FORMAT) or {})
 
 
@@ -343,8 +348,7 @@ def run_threads(wildcards):
 
 def scaler_spec(wildcards):
     """A dataset's ``scalers`` config (None: the task's defaults)."""
-    cfg = config["mixes"].get(wildcards.name) or config.get("datasets", {}).get(wildcards.name, {})
-    return cfg.get("scalers")
+    return named_config(wildcards.name).get("scalers")
 
 
 def check_mixes():

@@ -19,6 +19,16 @@ def writer_options(fmt):
     return lambda wildcards: {k: v for k, v in options_for(fmt)(wildcards).items() if k != "jobs"}
 
 
+def job_options(wildcards):
+    """The params function of write_dataset_job: the writer options of its ``parallel_format``."""
+    return writer_options(wildcards.parallel_format)(wildcards)
+
+
+def job_count(wildcards):
+    """The params function of write_dataset_job: how many jobs write its ``parallel_format``."""
+    return format_jobs(wildcards.parallel_format)(wildcards)
+
+
 def gathered_output(copy):
     """The dataset a gather rule writes: a folder (``directory()``) or one file."""
     path = f"results/datasets/{{name}}/TS_{{name}}{copy.suffix}"
@@ -89,15 +99,15 @@ rule write_dataset_job:
     benchmark:
         "results/benchmarks/write_dataset_job/{name}_{parallel_format}_{job}.tsv"
     wildcard_constraints:
-        parallel_format=alternatives(sorted((n for n, c in STORED_COPIES.items() if c.jobs), key=len, reverse=True)),
+        parallel_format=alternatives(sorted((n for n, c in STORED_COPIES.items() if c.parallel), key=len, reverse=True)),
         job=r"\d+",
     threads: 1
     resources:
         mem_mb=mem_mb,
         runtime=30,
     params:
-        options=lambda wildcards: writer_options(wildcards.parallel_format)(wildcards),
-        jobs=lambda wildcards: format_jobs(wildcards.parallel_format)(wildcards),
+        options=job_options,
+        jobs=job_count,
     message:
         "Writing {wildcards.parallel_format} job {wildcards.job} of {wildcards.name}"
     script:
@@ -106,7 +116,7 @@ rule write_dataset_job:
 
 # One gather rule, write_<copy>, per stored copy written in jobs (trainset.io.base.stored_copies):
 # a format, or a variant of one with its own file-name suffix and fixed writer options.
-for copy in (c for c in STORED_COPIES.values() if c.jobs):
+for copy in (c for c in STORED_COPIES.values() if c.parallel):
 
     rule:
         name:

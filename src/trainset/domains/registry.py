@@ -22,6 +22,7 @@ against them by ``tests/unit/test_config.py``.
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,7 @@ from trainset.domains.flights import frame_flights, make_flight_table
 from trainset.domains.macro import extrapolation_splits, frame_worlds, scale_statistics, simulate_worlds
 from trainset.domains.sequences import RECIPES, frame_sequences, make_sequence_tables
 from trainset.errors import TrainsetError
-from trainset.splits import Splits
+from trainset.splits import METHODS, Splits
 from trainset.table.io import read_raw_table
 
 Tables = dict[str, pd.DataFrame | None]
@@ -75,8 +76,12 @@ class Domain:
     dataset_attrs: Callable[[Collection, Splits | None], dict[str, Any]] | None = None
 
     def settings(self, cfg: Mapping[str, Any]) -> dict[str, Any]:
-        """The dataset's config with this domain's defaults under it."""
-        return {**self.defaults, **cfg}
+        """The dataset's config with this domain's defaults under it.
+
+        The defaults are copied deeply: a caller changing a nested default (``params``,
+        ``worlds``) in its settings must not change it for every later dataset.
+        """
+        return {**copy.deepcopy(dict(self.defaults)), **cfg}
 
 
 def _sequences_demo(cfg: dict[str, Any], seed: int) -> tuple[Tables, Any]:
@@ -152,8 +157,8 @@ def domain_split(collection: Collection, method: str, source: Any) -> Callable |
     owners = sorted(d.name for d in DOMAINS.values() if method in d.splits)
     if owners:
         raise TrainsetError(f"{source}: splits.method '{method}' is for {', '.join(owners)} datasets, and this one "
-                            f"is {collection.attrs.get('domain') or 'a flu mix'}. Fix: use random, group, time "
-                            "or explicit")
+                            f"is {collection.attrs.get('domain') or 'a flu mix'}. Fix: use "
+                            f"{', '.join(METHODS[:-1])} or {METHODS[-1]}")
     return None
 
 

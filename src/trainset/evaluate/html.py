@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from trainset.errors import TrainsetError
-from trainset.provenance import atomic_path
+from trainset.provenance import atomic_path, jsonable
 
 logger = logging.getLogger(__name__)
 
@@ -347,7 +347,7 @@ def _flatten(record: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any
         if isinstance(value, Mapping) and value:
             pairs.extend(_flatten(value, name + "."))
         elif isinstance(value, (list, tuple, Mapping)):
-            pairs.append((name, json.dumps(value, default=str, ensure_ascii=False)))
+            pairs.append((name, json.dumps(jsonable(value, name), ensure_ascii=False)))
         else:
             pairs.append((name, value))
     return pairs
@@ -376,7 +376,7 @@ def provenance_section(config: Mapping[str, Any], provenance: Mapping[str, Any],
     rows = [(key, value) for key, value in _flatten(provenance)]
     table = Table("Hashes and versions", ["key", "value"], rows,
                   caption="SHA-256 digests identify the exact files evaluated.")
-    text = json.dumps(config, indent=2, sort_keys=True, default=str, ensure_ascii=False)
+    text = json.dumps(jsonable(config, "run config"), indent=2, sort_keys=True, ensure_ascii=False)
     return Section(title, intro="Everything needed to reproduce these numbers.",
                    tables=[table], preformatted=[Preformatted("Run config", text)])
 

@@ -25,7 +25,7 @@ def load_split(dataset_path: str | os.PathLike, split: str) -> dict[str, Any]:
     Returns
     -------
     dict
-        Variable -> array, ``index`` (the split's sorted global indices) and ``world`` (the
+        Variable -> array, ``index`` (the split's sorted global indices) and ``part`` (the
         part name of each row). With several parts each variable is a dict part -> array;
         ``index`` stays flat.
     """
@@ -35,13 +35,13 @@ def load_split(dataset_path: str | os.PathLike, split: str) -> dict[str, Any]:
     collection, stored = guess_format(dataset_path).load(dataset_path)
     indices = np.sort(dataset_splits(dataset_path, stored)[split])
     part, local = collection.locate(indices)
-    out: dict[str, Any] = {"world": [], "index": indices}
+    out: dict[str, Any] = {"part": [], "index": indices}
     names = list(collection.parts)
     for number, name in enumerate(names):
         rows = local[part == number]
         for var in collection.parts[name].data_vars:
             out.setdefault(var, {})[name] = collection.parts[name][var].values[rows]
-        out["world"] += [name] * int(rows.size)
+        out["part"] += [name] * int(rows.size)
     single = len(names) == 1
     return {k: (v[names[0]] if single and isinstance(v, dict) else v) for k, v in out.items()}  # index stays flat
 

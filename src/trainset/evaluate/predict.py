@@ -30,7 +30,7 @@ class Predictions:
     pred: np.ndarray
     target: np.ndarray
     mask: np.ndarray | None
-    extra: dict[str, Any] = field(default_factory=dict)  # index, site, world, inputs
+    extra: dict[str, Any] = field(default_factory=dict)  # index, site, part, inputs
 
 
 def load_trained(cfg: Any, checkpoint: str | os.PathLike, dataset_path: str | os.PathLike,
@@ -80,7 +80,7 @@ def predict(model: torch.nn.Module, cfg: Any, dataset_path: str | os.PathLike, s
     run = prepare_run(cfg, dataset_path, scalers, splits={split: False}, model=False, info=info)
     prepare = run.prepare()
     torch.manual_seed(cfg.training.seed)
-    preds, targets, masks, extra = [], [], [], {"index": [], "site": [], "world": []}
+    preds, targets, masks, extra = [], [], [], {"index": [], "site": [], "part": []}
     for batch in run.batches(split, shuffle=False)(0):
         out = model(prepare(batch))
         preds.append(out["pred"].float())
@@ -91,16 +91,16 @@ def predict(model: torch.nn.Module, cfg: Any, dataset_path: str | os.PathLike, s
         if "site" in batch:
             extra["site"].append(batch["site"])
         if "part" in batch:
-            extra["world"] += list(batch["part"])
+            extra["part"] += list(batch["part"])
     if not preds:
         raise TrainsetError(f"{dataset_path}: split {split!r} is empty. Fix: evaluate on a split with samples")
     pred, target = _stack(preds), _stack(targets)
     mask = _stack(masks).numpy() if masks else None
-    extra = {k: (v if k == "world" else torch.cat(v).numpy()) for k, v in extra.items() if len(v)}
+    extra = {k: (v if k == "part" else torch.cat(v).numpy()) for k, v in extra.items() if len(v)}
     order = np.argsort(extra["index"], kind="stable")  # stored order, as the baselines read the split
     pred, target = pred[torch.from_numpy(order)], target[torch.from_numpy(order)]
     mask = mask[order] if mask is not None else None
-    extra = {k: ([v[i] for i in order] if k == "world" else v[order]) for k, v in extra.items()}
+    extra = {k: ([v[i] for i in order] if k == "part" else v[order]) for k, v in extra.items()}
     return Predictions(_to_data_units(pred, scalers, info, extra), _to_data_units(target, scalers, info, extra),
                        mask, extra)
 
@@ -125,5 +125,5 @@ def _to_data_units(values: torch.Tensor, scalers: Any, info: dict, extra: dict) 
     variable = spec.target_scaler if spec is not None else None
     if scalers is None or variable is None or variable not in getattr(scalers, "specs", {}):
         return values.numpy()
-    world = extra.get("world") or None
-    return np.asarray(scalers.inverse(variable, values, world=world) if world else scalers.inverse(variable, values))
+    parts = extra.get("part") or None
+    return np.asarray(scalers.inverse(variable, values, part=parts) if parts else scalers.inverse(variable, values))

@@ -18,6 +18,7 @@ from trainset.evaluate import figures
 from trainset.evaluate import metrics as m
 from trainset.evaluate.html import Figure, Section, Table
 from trainset.evaluate.load import load_split
+from trainset.tasks import get_task
 
 
 def _flat(x: np.ndarray) -> np.ndarray:
@@ -56,7 +57,7 @@ def classification(p: Any, train: dict, test: dict, info: dict) -> tuple[dict, l
 
 
 def regression(p: Any, train: dict, test: dict, info: dict) -> tuple[dict, list]:
-    target_name = "data" if info.get("task") == "reconstruction" else "labels"
+    target_name = get_task(info["task"]).target
     mask = p.mask if p.mask is not None and p.mask.shape == p.target.shape[:p.mask.ndim] else None
     model = m.regression_metrics(p.pred, p.target, mask=mask)  # padded steps never count
     results = {"model": model}
@@ -118,7 +119,7 @@ def thresholds(p: Any, train: dict, test: dict, info: dict) -> tuple[dict, list]
 
 
 def irfs(p: Any, train: dict, test: dict, info: dict) -> tuple[dict, list]:
-    worlds = np.asarray(p.extra["world"])
+    worlds = np.asarray(p.extra["part"])
     per_world, tables_rows, figs, horizons = {}, [], [], {"model": [], "training mean": [], "linear (ridge)": []}
     variables = ["output", "inflation", "rate"]
     for world in sorted(set(worlds)):
@@ -140,8 +141,9 @@ def irfs(p: Any, train: dict, test: dict, info: dict) -> tuple[dict, list]:
     curves = {name: np.mean(v, axis=0).tolist() for name, v in horizons.items()}
     figs.insert(0, Figure("RMSE per horizon (mean over worlds)", figures.per_horizon_error(curves)))
     nrmse = float(np.mean([w["model"]["nrmse"] for w in per_world.values()]))
+    sign = float(np.mean([w["model"]["sign_agreement_impact"] for w in per_world.values()]))
     headline = {"nrmse": nrmse, "rmse": float(np.mean([w["model"]["rmse"] for w in per_world.values()])),
-                "sign_agreement_impact": float(np.mean([w["model"]["sign_agreement_impact"] for w in per_world.values()])),
+                "sign_agreement_impact": sign,
                 "baseline_nrmse": float(np.mean([min(w["training mean"]["nrmse"], w["linear (ridge)"]["nrmse"])
                                                  for w in per_world.values()]))}
     table = Table("Per world", ["world", "model", "RMSE", "NRMSE", "sign at impact"], tables_rows,
@@ -163,7 +165,7 @@ def irf_splits(model: Any, cfg: Any, dataset_path, scalers: Any, info: dict, tra
     by_split: dict[str, dict[str, float]] = {}
     for name in names:
         p = predict(model, cfg, dataset_path, name, scalers, info)
-        worlds = np.asarray(p.extra["world"])
+        worlds = np.asarray(p.extra["part"])
         by_split[name] = {}
         for world in sorted(set(worlds)):
             rows, shocks = worlds == world, train["irfs"][world].shape[1]
@@ -213,7 +215,8 @@ def generated_frames(model: Any, cfg: Any, dataset_path, split: str, scalers: An
                                                                "National-sum peak", "peak (cases)")),
             Figure("National peak week", figures.distributions(held_peaks[1], generated_peaks[1],
                                                                "Peak week", "season week"))]
-    headline = {"ks_peak_size": result["peak_size"]["ks_statistic"], "ks_peak_week": result["peak_week"]["ks_statistic"],
+    headline = {"ks_peak_size": result["peak_size"]["ks_statistic"],
+                "ks_peak_week": result["peak_week"]["ks_statistic"],
                 "wasserstein_national": result["national_wasserstein"]}
     section = Section("Generated frames", f"{n} frames drawn from the model (50 sampling steps) against the "
                       f"{len(held)} held-out frames: peak size and peak week of the national sum, and the "

@@ -6,7 +6,8 @@ Readers are what loaders use: they know each part's variables (name, per-sample 
 without reading data, and read whole blocks of samples in one call, which is what makes chunked
 and compressed stores fast (anchors section 5). Every reader streams blocks in stored order
 (:meth:`Reader.iter_blocks`); map-style readers also read any rows (:meth:`Reader.read`), and say
-so with ``random_access``. Readers open files lazily and reopen them after a fork, so each
+so with ``random_access`` (their format too, without opening a file; a streamed format builds
+its own torch dataset, :meth:`Format.streamed_dataset`). Readers open files lazily and reopen them after a fork, so each
 DataLoader worker has its own handle.
 
 A format may store a dataset in several named copies (:class:`StoredCopy`): the HDF5 adapter
@@ -160,14 +161,21 @@ class StoredCopy:
     format: str
     suffix: str
     options: dict[str, Any]
-    jobs: bool
-    """Written by parallel jobs plus a gather (every format but NetCDF, the canonical copy)."""
+    parallel: bool
+    """Written by parallel jobs plus a gather (its format's :attr:`Format.parallel`: every format
+    but NetCDF, the canonical copy)."""
     folder: bool
     """Stored as a folder (Zarr, WebDataset) rather than one file."""
 
     @property
     def adapter(self) -> Format:
         return get_format(self.format)
+
+    def writer_options(self, chosen: dict[str, Any] | None) -> dict[str, Any]:
+        """The dataset's ``format_options.<format>`` (``chosen``) with the options this copy fixes
+        laid over them: the one place a variant's options are merged (the rules pass only the
+        user's)."""
+        return {**(chosen or {}), **self.options}
 
 
 class Format(ABC):
@@ -179,6 +187,12 @@ class Format(ABC):
     """Whether :meth:`write_job` and :meth:`gather` can write this format."""
     folder: ClassVar[bool] = False
     """Whether a stored dataset is a folder (else one file)."""
+    random_access: ClassVar[bool] = True
+    """Its readers' :attr:`Reader.random_access` (adapters copy their reader class's flag), known
+    without opening a file: False means streamed, opened as :meth:`streamed_dataset`."""
+    packing_option: ClassVar[str | None] = None
+    """The writer option setting a streamed store's block (samples packed together), which the
+    I/O tuner varies; None: not tunable."""
     variants: ClassVar[dict[str, tuple[dict[str, Any], str]]] = {}
     """Further named copies: copy name -> (writer options it fixes, file-name suffix)."""
     options: ClassVar[dict[str, Any]] = {}
@@ -201,8 +215,19 @@ class Format(ABC):
         """Job ``job`` of ``jobs``: its share of the dataset in folder ``path``, for :meth:`gather`.
 
         Every job plans the same layout from the collection's metadata, so jobs need no
-        coordination.
+        coordination. The job number is checked here, once for every adapter; the adapter
+        writes its share in :meth:`_write_job`.
         """
+        if not self.parallel:
+            raise self._no_jobs()
+        if not 0 <= job < jobs:
+            raise TrainsetError(f"{self.name}: job {job} is not in 0..{jobs - 1}. "
+                                "Fix: number the jobs 0..jobs-1 (format_options.<format>.jobs)")
+        self._write_job(collection, path, job, jobs, splits, **options)
+
+    def _write_job(self, collection: Collection, path: str | os.PathLike, job: int, jobs: int,
+                   splits: Splits | None, **options: Any) -> None:
+        """The adapter's part of :meth:`write_job` (``0 <= job < jobs`` holds)."""
         raise self._no_jobs()
 
     def gather(self, collection: Collection, job_folders: list[str | os.PathLike], path: str | os.PathLike,
@@ -218,6 +243,18 @@ class Format(ABC):
     @abstractmethod
     def reader(self, path: str | os.PathLike) -> Reader:
         """A :class:`Reader` of the stored dataset (opened lazily)."""
+
+    def streamed_dataset(self, reader: Reader, split: str | None, variables: Sequence[str] | None,
+                         **options: Any) -> Any:
+        """The iterable torch dataset over a streamed ``reader`` (``random_access`` False), which
+        shares out the stored blocks itself; ``options`` are its own (shuffle, seed, batch_size...)."""
+        raise TrainsetError(f"{self.name}: its readers serve any rows (random_access), so it is opened "
+                            "map-style. Fix: open it with trainset.open_dataset")
+
+    def kept_options(self, reader: Reader) -> dict[str, Any]:
+        """Writer options that reproduce the layout of the dataset ``reader`` reads, apart from
+        :attr:`packing_option` (what the I/O tuner keeps when it rewrites a copy)."""
+        return {}
 
     @abstractmethod
     def guess_can_open(self, path: str | os.PathLike) -> bool:

@@ -28,9 +28,9 @@ import xarray as xr
 from trainset.collection import SAMPLE, Collection
 from trainset.errors import TrainsetError
 from trainset.io.base import Format, PartInfo, Reader, Splits, VariableInfo, register
-from trainset.io.hdf5 import read_rows
+from trainset.io.hdf5.read import read_rows
 from trainset.provenance import atomic_path, canonical_json
-from trainset.versions import check_version, current
+from trainset.versions import VERSION_ATTR, check_version, current
 
 SPLITS_GROUP = "trainset_splits"
 _MAGIC = (b"\x89HDF\r\n\x1a\n", b"CDF\x01", b"CDF\x02")
@@ -56,9 +56,6 @@ def open_netcdf_array(path: str | os.PathLike, name: str = "frames") -> xr.DataA
 
 OPTIONS = {"chunk": 256, "compression": None}
 """Writer options and defaults: samples per chunk, zlib level (None: uncompressed, fastest reads)."""
-
-VERSION_ATTR = "trainset_format_version"
-"""Root attribute holding the format version (the HDF5 adapter uses the same name)."""
 
 CHUNK_CACHE_BYTES = 4 << 20
 """netCDF-C's chunk cache per variable for lazy reads: its 64 MB default is filled by a big

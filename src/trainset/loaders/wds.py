@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from trainset.errors import TrainsetError
-from trainset.io.wds import WdsSource
+from trainset.io.wds.read import WdsSource
 
 logger = logging.getLogger(__name__)
 
@@ -85,30 +85,30 @@ class WdsDataset(IterableDataset):
         this is many times faster than collating sample by sample. One-part datasets only;
         use ``DataLoader(ds, batch_size=None)`` (as :func:`~trainset.loaders.mapped.make_loader`
         does).
+
+    Attributes
+    ----------
+    reader : WdsSource
+        The stored dataset's reader (as :attr:`MappedDataset.reader <trainset.loaders.mapped.MappedDataset>`).
     """
 
     def __init__(self, source: WdsSource | str | os.PathLike, split: str | None = None,
                  variables: list[str] | None = None, shuffle: bool = False, seed: int = 0,
                  shuffle_buffer: int = 1000, batch_size: int | None = None) -> None:
         super().__init__()
-        self.source = source if isinstance(source, WdsSource) else WdsSource(source)
+        self.reader = source if isinstance(source, WdsSource) else WdsSource(source)
         if seed < 0 or shuffle_buffer < 1:
             raise TrainsetError(f"WdsDataset: seed must be >= 0 and shuffle_buffer >= 1 "
                                 f"(got {seed}, {shuffle_buffer})")
         self.split, self.variables = split, variables
         self.shuffle, self.seed, self.buffer = shuffle, int(seed), int(shuffle_buffer)
         self.batch_size = batch_size
-        if batch_size is not None and len(self.source.parts) > 1:
+        if batch_size is not None and len(self.reader.parts) > 1:
             raise TrainsetError("WdsDataset: batch_size works on one-part datasets only; parts differ in shape. "
                                 "Fix: leave batch_size unset and collate with collate_mixed_worlds")
-        mask = self.source.split_mask(split)
-        self._length = len(self.source) if mask is None else int(mask.sum())
+        mask = self.reader.split_mask(split)
+        self._length = len(self.reader) if mask is None else int(mask.sum())
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
-
-    @property
-    def reader(self) -> WdsSource:
-        """The stored dataset's reader (as :attr:`MappedDataset.reader <trainset.loaders.mapped.MappedDataset>`)."""
-        return self.source
 
     def set_epoch(self, epoch: int) -> None:
         """Select the shuffle of ``epoch``; call before iterating each epoch."""
@@ -125,7 +125,7 @@ class WdsDataset(IterableDataset):
 
     def shard_order(self) -> list[int]:
         """Shards holding split samples, permuted by ``(seed, epoch)`` when shuffling."""
-        shards = self.source.shards_with(self.source.split_mask(self.split))
+        shards = self.reader.shards_with(self.reader.split_mask(self.split))
         if self.shuffle:
             order = np.random.default_rng([self.seed, self.epoch]).permutation(len(shards))
             shards = [shards[i] for i in order]
@@ -136,12 +136,12 @@ class WdsDataset(IterableDataset):
         shards = self.shard_order()[me::consumers]
         if not shards:
             logger.warning("WdsDataset: consumer %d of %d has no shard (%d shards); write smaller shards",
-                           me, consumers, len(self.source.shards))
+                           me, consumers, len(self.reader.shards))
         if self.batch_size is not None:
             rng = np.random.default_rng([self.seed, self.epoch, me, consumers])
             yield from self._batches(shards, rng)
             return
-        samples = self.source.iter_samples(self.split, self.variables, shards=shards)
+        samples = self.reader.iter_samples(self.split, self.variables, shards=shards)
         if self.shuffle:
             rng = np.random.default_rng([self.seed, self.epoch, me, consumers])
             samples = shuffle_buffer(samples, self.buffer, rng)
@@ -150,9 +150,9 @@ class WdsDataset(IterableDataset):
 
     def _blocks(self, shards: list[int]) -> Iterator[dict[str, np.ndarray]]:
         """Stored blocks of the split as {var: rows, "index": global indices}."""
-        mask = self.source.split_mask(self.split)
+        mask = self.reader.split_mask(self.split)
         for shard in shards:
-            for first, _, count, block in self.source.iter_shard(shard, self.variables):
+            for first, _, count, block in self.reader.iter_shard(shard, self.variables):
                 index = np.arange(first, first + count, dtype=np.int64)
                 keep = slice(None) if mask is None else mask[first:first + count]
                 if mask is not None and not keep.any():

@@ -40,7 +40,7 @@ from trainset.models.flight import FlightNet
 from trainset.models.mlp import MLP, ConfiguredModel
 from trainset.models.sequence import SequenceModel
 from trainset.models.worlds import WorldMLP
-from trainset.tasks import guess_task
+from trainset.tasks import TASKS, guess_task
 
 logger = logging.getLogger(__name__)
 
@@ -92,11 +92,12 @@ def describe_dataset(source: Any) -> dict[str, Any]:
     -------
     dict
         ``task`` (the stored task, else :func:`~trainset.tasks.guess_task` of the variable names:
-        ``irf`` for theta/irfs parts, ``frames`` for frames, ``thresholds`` for features/targets), ``variables`` (name -> ``{"shape", "dtype"}``, per
-        sample; with several parts the widest shape over parts, i.e. the padded batch's),
-        ``num_classes``, ``vocab_size``, ``n_sites`` (from ``site_ids``), ``target_seq_len``
-        and, for several parts, ``worlds`` (name -> ``{"theta": [P], "irfs": [S, H+1, V]}``) and
-        ``parts`` (names in order).
+        ``irf`` for theta/irfs parts, ``frames`` for frames, ``thresholds`` for features/targets),
+        ``variables`` (name -> ``{"shape", "dtype"}``, per sample; with several parts the widest
+        shape over parts, i.e. the padded batch's), ``num_classes``, ``vocab_size``, ``n_sites``
+        (from ``site_ids``), ``target_seq_len`` and, for several parts or a task whose parts are
+        worlds (:attr:`~trainset.tasks.TaskSpec.per_part`), ``worlds`` (name -> ``{"theta": [P],
+        "irfs": [S, H+1, V]}``) and ``parts`` (names in order).
     """
     if not hasattr(source, "parts"):  # a torch dataset: describe its reader
         source = getattr(source, "reader", source)
@@ -112,7 +113,8 @@ def describe_dataset(source: Any) -> dict[str, Any]:
     info: dict[str, Any] = {"task": task, "variables": variables, "num_classes": attrs.get("num_classes"),
                             "vocab_size": attrs.get("vocab_size"), "target_seq_len": attrs.get("target_seq_len"),
                             "n_sites": len(attrs["site_ids"]) if attrs.get("site_ids") is not None else None}
-    if task == "irf" or len(parts) > 1:
+    spec = TASKS.get(task)
+    if (spec is not None and spec.per_part) or len(parts) > 1:
         info["parts"] = list(parts)
         info["worlds"] = {name: {"theta": part["theta"][0], "irfs": part["irfs"][0]}
                           for name, part in parts.items() if "theta" in part and "irfs" in part}

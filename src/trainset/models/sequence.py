@@ -174,7 +174,7 @@ class SequenceModel(ConfiguredModel):
 
     def _out_shape(self, info: dict[str, Any]) -> list[int]:
         """Per-sample shape of ``pred``."""
-        if self.task == "reconstruction":
+        if TASKS[self.task].target == "data":  # reconstruction: the inputs are the targets
             return [self.steps, self.in_dim]
         labels, _ = variable(info, "labels", self.name)
         if self.task == "seq2static_classification":
@@ -227,7 +227,8 @@ class SequenceModel(ConfiguredModel):
             pred = self.head(last_real(hidden, time_mask)).reshape(x.shape[0], *self.out_shape)
         else:
             pred, per_step = self.head(hidden), True
-        target = x if self.task == "reconstruction" else batch["labels"]
+        target_name = TASKS[self.task].target
+        target = x if target_name == "data" else batch[target_name]
         result = {"pred": pred, "target": target}
         if per_step and time_mask is not None:
             result["mask"] = time_mask.to(torch.bool)  # [B, T]: aligned with pred's leading dims

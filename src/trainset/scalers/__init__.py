@@ -35,8 +35,8 @@ feature maps to 0 (``minmax``: to the lower end of ``feature_range``) instead of
 
 Several parts (macro worlds): statistics are kept per variable *and* per part
 (``statistics[variable][part]``), and :meth:`ScalerSet.transform` picks each row's statistics
-from the batch's ``world`` (or ``part``) list, one vectorised operation per world. Entries
-beyond a world's own feature count (padding by ``collate_mixed_worlds``) and entries masked out
+from the batch's ``part`` list, one vectorised operation per part. Entries
+beyond a part's own feature count (padding by ``collate_mixed_worlds``) and entries masked out
 by ``<variable>_mask`` (``shock_mask`` for ``irfs``) are left unchanged.
 """
 

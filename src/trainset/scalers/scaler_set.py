@@ -104,33 +104,33 @@ class ScalerSet:
         Values may be torch tensors or numpy arrays and come back as the same kind (and dtype,
         device). Several parts: the batch's ``part`` list picks each row's statistics.
         """
-        worlds = batch.get("part")
+        parts = batch.get("part")
         out = dict(batch)
         for name in self.specs:
             if name in batch:
-                out[name] = self._apply(name, batch[name], worlds, False, self._mask(batch, name))
+                out[name] = self._apply(name, batch[name], parts, False, self._mask(batch, name))
         return out
 
     __call__ = transform
 
-    def inverse(self, name: str, values: Any, world: str | Sequence[str] | None = None, mask: Any = None) -> Any:
+    def inverse(self, name: str, values: Any, part: str | Sequence[str] | None = None, mask: Any = None) -> Any:
         """Map model-unit ``values`` of variable ``name`` (e.g. predictions) back to data units.
 
-        ``world`` picks the statistics of each row for several parts; ``mask`` (True = real)
+        ``part`` picks the statistics of each row for several parts; ``mask`` (True = real)
         leaves padded entries unchanged. The scikit-learn kinds are plain torch arithmetic on
         tensors (device kept, autograd flows); the flu transforms run in numpy and detach.
         """
-        return self._apply(name, values, world, True, mask)
+        return self._apply(name, values, part, True, mask)
 
-    def encode(self, name: str, values: Any, world: str | Sequence[str] | None = None, mask: Any = None) -> Any:
+    def encode(self, name: str, values: Any, part: str | Sequence[str] | None = None, mask: Any = None) -> Any:
         """Scale one variable's values (what :meth:`transform` does per key)."""
-        return self._apply(name, values, world, False, mask)
+        return self._apply(name, values, part, False, mask)
 
     @staticmethod
     def _mask(batch: dict[str, Any], name: str) -> Any:
         return batch.get(f"{name}_mask", batch.get(MASK_KEYS.get(name, "")))
 
-    def _apply(self, name: str, x: Any, world: Any, inverse: bool, mask: Any) -> Any:
+    def _apply(self, name: str, x: Any, parts: Any, inverse: bool, mask: Any) -> Any:
         if name not in self.specs:
             raise TrainsetError(f"scalers: no scaler for {name!r} (have {sorted(self.specs)})")
         stats = self.statistics[name]
@@ -146,14 +146,14 @@ class ScalerSet:
         multi = len(self.dataset.get("sizes") or stats) > 1
         if not multi:
             out = self._apply_part(name, next(iter(stats)), x, inverse, False)
-        elif world is None:
+        elif parts is None:
             raise TrainsetError(f"scalers: {name!r} has statistics per part {sorted(stats)}; the batch needs a "
-                                "'part' list (a call, its 'world' argument). Fix: collate with "
-                                "collate_mixed_worlds or pass world=")
+                                "'part' list (a call, its 'part' argument). Fix: collate with "
+                                "collate_mixed_worlds or pass part=")
         else:
-            labels = np.asarray([world] * len(x) if isinstance(world, str) else list(world), dtype=str)
+            labels = np.asarray([parts] * len(x) if isinstance(parts, str) else list(parts), dtype=str)
             if labels.size != len(x):
-                raise TrainsetError(f"scalers: {name!r} has {len(x)} rows but {labels.size} world labels")
+                raise TrainsetError(f"scalers: {name!r} has {len(x)} rows but {labels.size} part labels")
             unique = list(dict.fromkeys(labels.tolist()))
             for part in unique:
                 if part not in stats:

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from trainset.errors import TrainsetError
-from trainset.provenance import atomic_path
+from trainset.provenance import atomic_path, jsonable
 from trainset.versions import PARQUET_KEY, check_version, current
 
 logger = logging.getLogger(__name__)
@@ -159,7 +159,7 @@ def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pd.
 
 def footer_metadata(what: str, provenance: dict) -> dict[bytes, bytes]:
     """The footer keys of a Parquet artifact: its provenance record and its format version."""
-    return {PROVENANCE_KEY: json.dumps(provenance, sort_keys=True, default=str).encode(),
+    return {PROVENANCE_KEY: json.dumps(jsonable(provenance, f"{what} provenance"), sort_keys=True).encode(),
             PARQUET_KEY: str(current(what)).encode()}
 
 

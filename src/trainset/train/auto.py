@@ -41,9 +41,9 @@ AUTO_KEYS: dict[str, tuple[str, str]] = {"lr": ("lr", "suggested_lr"), "batch_si
 finder's (``results/tuning/<run>/lr.json``), ``io`` the I/O tuner's ``best`` (``io.json``)."""
 
 TUNER_RULES = {"lr": ("find_lr", "LR finder"), "io": ("tune_io", "I/O tuner")}
+"""Tuner -> (the rule that runs it, its name in messages)."""
 TUNER_ARTIFACTS = {"lr": "lr_finder", "io": "io_tuning"}
 """The :data:`trainset.versions.ARTIFACTS` kind of each tuner's JSON result."""
-"""Tuner -> (the rule that runs it, its name in messages)."""
 
 _FLAT_KEYS = ("lr", "batch_size")  # seed-003 layout: these may sit at the top level
 
@@ -127,7 +127,8 @@ def resolve_auto(cfg_dict: Mapping[str, Any], lr_json: str | os.PathLike | Mappi
             raise TrainsetError(f"{dotted}: is 'auto' but no {what} result was given. Fix: run the {rule} rule "
                                 f"first (pass its JSON as {source}_json), or set {dotted} to a value")
         if source not in loaded:
-            loaded[source] = dict(given) if isinstance(given, Mapping) else read_json(given, f"{source} result", TUNER_ARTIFACTS[source])
+            loaded[source] = dict(given) if isinstance(given, Mapping) else \
+                read_json(given, f"{source} result", TUNER_ARTIFACTS[source])
         result = loaded[source] if source == "lr" else loaded[source].get("best")
         if not isinstance(result, Mapping):
             raise TrainsetError(f"{dotted}: the I/O tuner result has no 'best' setting. Fix: rerun the tune_io rule")

@@ -31,8 +31,8 @@ import numpy as np
 import torch
 
 from trainset.errors import TrainsetError
-from trainset.versions import stamp
 from trainset.provenance import write_json
+from trainset.versions import stamp
 
 logger = logging.getLogger(__name__)
 
@@ -101,21 +101,20 @@ def tune_io(dataset_path: str | os.PathLike, split: str = "train", batch_sizes: 
     if not 0 <= tolerance < 1:
         raise TrainsetError(f"tune_io: tolerance must lie in [0, 1), got {tolerance!r}")
     fmt = guess_format(dataset_path)
-    reader = fmt.reader(dataset_path)
-    streamed = not reader.random_access  # packing (samples per tar member) is a streamed store's block
-    if packings is not None and not streamed:
-        raise TrainsetError(f"{dataset_path}: samples_per_member applies to WebDataset datasets only, this is "
-                            f"{fmt.name}. Fix: drop samples_per_member")
+    packed = fmt.packing_option is not None  # packing (samples per tar member) is a streamed store's block
+    if packings is not None and not packed:
+        raise TrainsetError(f"{dataset_path}: samples_per_member applies to WebDataset datasets only (formats with "
+                            f"a packing option), this is {fmt.name}. Fix: drop samples_per_member")
     results: list[dict[str, Any]] = []
     if packings is None:
-        stored = int(reader.block_size) if streamed else None
+        stored = int(fmt.reader(dataset_path).block_size) if packed else None
         results += _grid(dataset_path, split, batch_sizes, workers, seconds, seed, stored)
     else:
-        collection, splits, per_shard = _prefix(dataset_path, split, max_samples, fmt)
+        collection, splits, kept = _prefix(dataset_path, split, max_samples, fmt)
         with tempfile.TemporaryDirectory(prefix="trainset-io-", dir=workdir) as tmp:
             for packing in packings:
                 copy = Path(tmp) / f"TS_packing{packing}{fmt.suffix}"  # the suffix: opened as training opens it
-                fmt.write(collection, copy, splits, samples_per_member=packing, samples_per_shard=per_shard)
+                fmt.write(collection, copy, splits, **{fmt.packing_option: packing}, **kept)
                 results += _grid(copy, split, batch_sizes, workers, seconds, seed, packing)
                 shutil.rmtree(copy)
     best = best_setting(results, tolerance)
@@ -208,8 +207,10 @@ def _batch_len(batch: Any) -> int:
 
 
 def _prefix(path: str | os.PathLike, split: str, max_samples: int, fmt: Any = None
-            ) -> tuple[Any, dict[str, np.ndarray], int]:
-    """The dataset's prefix holding the first ``max_samples`` samples of ``split``, its splits and shard size."""
+            ) -> tuple[Any, dict[str, np.ndarray], dict[str, Any]]:
+    """The dataset's prefix holding the first ``max_samples`` samples of ``split``, its splits, and
+    the writer options that keep its stored layout (:meth:`~trainset.io.base.Format.kept_options`:
+    a WebDataset's shard size)."""
     from trainset.collection import SAMPLE, Collection
     from trainset.io.base import guess_format
     from trainset.open import dataset_splits
@@ -217,7 +218,7 @@ def _prefix(path: str | os.PathLike, split: str, max_samples: int, fmt: Any = No
     if isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 1:
         raise TrainsetError(f"tune_io: max_samples must be an integer >= 1, got {max_samples!r}")
     fmt = fmt or guess_format(path)
-    per_shard = int(fmt.reader(path).meta["samples_per_shard"])
+    kept = fmt.kept_options(fmt.reader(path))
     collection, stored = fmt.load(path)
     splits = dataset_splits(path, stored)
     if split not in splits or not splits[split].size:
@@ -233,4 +234,4 @@ def _prefix(path: str | os.PathLike, split: str, max_samples: int, fmt: Any = No
             parts[name] = part.isel({SAMPLE: slice(0, keep)})
     prefix = Collection(parts, dict(collection.attrs))
     logger.info("tune_io: rewriting the first %d samples (%d of split %s) of %s", end, chosen.size, split, path)
-    return prefix, {name: ix[ix < end] for name, ix in splits.items()}, per_shard
+    return prefix, {name: ix[ix < end] for name, ix in splits.items()}, kept

@@ -40,7 +40,7 @@ from trainset.train.names import CHECKS, HORIZON_WEIGHTS, LossSpec, declare_term
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["HORIZON_WEIGHTS", "LOSSES", "PENALTIES", "LossSpec", "Objective", "build_objective",
+__all__ = ["LOSSES", "PENALTIES", "LossSpec", "Objective", "build_objective",
            "horizon_weights", "register_loss", "register_penalty"]
 
 LossFn = Callable[..., Tensor]

@@ -30,9 +30,9 @@ import torch
 from torch import nn
 
 from trainset.errors import TrainsetError
-from trainset.versions import stamp
 from trainset.provenance import atomic_path, write_json
 from trainset.train.auto import read_json, resolve_auto, tuned, with_placeholders
+from trainset.versions import stamp
 
 logger = logging.getLogger(__name__)
 

@@ -45,11 +45,11 @@ def _number(params: dict, key: str, lo: float | None = None, hi: float | None = 
         raise TrainsetError(f"param {key!r} must be <= {hi}, got {v}")
 
 
-def _check_ce(p):
+def _check_ce(p: dict[str, Any]) -> None:
     _number(p, "label_smoothing", 0.0, 1.0)
 
 
-def _check_bce(p):
+def _check_bce(p: dict[str, Any]) -> None:
     pw = p.get("pos_weight")
     values = pw if isinstance(pw, list) else [pw]
     if pw is not None and not all(isinstance(v, (int, float)) and not isinstance(v, bool)
@@ -57,18 +57,18 @@ def _check_bce(p):
         raise TrainsetError(f"param 'pos_weight' must be a positive number or a list of them, got {pw!r}")
 
 
-def _check_gap(p):
+def _check_gap(p: dict[str, Any]) -> None:
     _number(p, "margin", 0.0)
 
 
-def _check_horizon(p):
+def _check_horizon(p: dict[str, Any]) -> None:
     if "weights" in p and p["weights"] not in HORIZON_WEIGHTS:
         raise TrainsetError(f"param 'weights' must be one of {list(HORIZON_WEIGHTS)}, got {p['weights']!r}")
     _number(p, "tau", 0.0, lo_open=True)
     _number(p, "lambda_smooth", 0.0)
 
 
-def _check_monotone(p):
+def _check_monotone(p: dict[str, Any]) -> None:
     if "logits" in p and not isinstance(p["logits"], bool):
         raise TrainsetError(f"param 'logits' must be true or false, got {p['logits']!r}")
     if "dim" in p and (isinstance(p["dim"], bool) or not isinstance(p["dim"], int)):

@@ -25,25 +25,28 @@ logger = logging.getLogger(__name__)
 
 
 def open_split(path: str | os.PathLike, split: str, cfg: Any, shuffle: bool) -> Any:
-    """One split of a stored dataset as a torch dataset (a streamed one shuffles and batches itself)."""
-    import trainset
+    """One split of a stored dataset as a torch dataset (a streamed one shuffles and batches itself).
 
-    if _random_access(path):
-        return trainset.open_dataset(path, split=split)
-    one_part = len(_reader(path).parts) == 1  # parts differ in shape: no stacked batches
-    return trainset.open_dataset(path, split=split, shuffle=shuffle, seed=cfg.training.seed,
-                                 batch_size=cfg.training.batch_size if one_part else None)
-
-
-def _reader(path: str | os.PathLike) -> Any:
+    The file is opened once (an HDF5 reader walks the whole file when it opens).
+    """
     from trainset.io.base import guess_format
+    from trainset.open import dataset_of
 
-    return guess_format(path).reader(path)
+    fmt = guess_format(path)
+    reader = fmt.reader(path)
+    if fmt.random_access:
+        return dataset_of(fmt, reader, path, split)
+    one_part = len(reader.parts) == 1  # parts differ in shape: no stacked batches
+    return dataset_of(fmt, reader, path, split, shuffle=shuffle, seed=cfg.training.seed,
+                      batch_size=cfg.training.batch_size if one_part else None)
 
 
 def _random_access(path: str | os.PathLike) -> bool:
-    """Whether the stored dataset reads any rows (False: streamed in stored order, as WebDataset)."""
-    return _reader(path).random_access
+    """Whether the stored dataset reads any rows (False: streamed in stored order, as WebDataset);
+    its format says, without opening the file."""
+    from trainset.io.base import guess_format
+
+    return guess_format(path).random_access
 
 
 def describe_parts(dataset: Any) -> list:
@@ -51,7 +54,7 @@ def describe_parts(dataset: Any) -> list:
     return list(dataset.reader.parts)
 
 
-def batches(dataset: Any, cfg: Any, shuffle: bool):
+def batches(dataset: Any, cfg: Any, shuffle: bool) -> Callable[[int], Any]:
     """``epoch -> DataLoader`` for the Trainer."""
     from trainset.loaders.mapped import make_loader
     from trainset.loaders.worlds import collate_mixed_worlds
@@ -61,7 +64,7 @@ def batches(dataset: Any, cfg: Any, shuffle: bool):
 
     from trainset.train import distributed
 
-    def factory(epoch: int):
+    def factory(epoch: int) -> Any:
         return make_loader(dataset, cfg.training.batch_size, shuffle=shuffle, seed=cfg.training.seed, epoch=epoch,
                            num_workers=cfg.training.num_workers, collate_fn=collate,
                            rank=distributed.rank(), world=distributed.world())

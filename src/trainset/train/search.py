@@ -54,9 +54,9 @@ __all__ = ["DISTRIBUTIONS", "METHODS", "RESULT_COLUMNS", "gather", "get_dotted",
 DISTRIBUTIONS = ("uniform", "log_uniform", "int_uniform", "choice")
 """Distribution names a random search accepts (a grid takes lists or ``choice`` only)."""
 METHODS = ("random", "grid")
+"""Search methods."""
 DEFAULT_METHOD = "random"
 """A search's ``method`` when it names none."""
-"""Search methods."""
 _SEARCH_KEYS = ("name", "run", "method", "trials", "seed", "space")
 RESULT_COLUMNS = ("best_val_loss", "best_epoch", "final_train_loss", "epochs")
 """Columns :func:`gather` adds after the searched keys."""

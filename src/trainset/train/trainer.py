@@ -28,9 +28,9 @@ import torch
 from torch import nn
 
 from trainset.errors import TrainsetError
-from trainset.provenance import atomic_path, write_json
+from trainset.provenance import atomic_path, jsonable, write_json
 from trainset.train import distributed
-from trainset.versions import KEY, check_version, current
+from trainset.versions import KEY, OutdatedArtifact, check_version, current
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ class Trainer:
             "epoch": self.epoch,
             "history": json.dumps(self.history),
             "config": json.dumps(self.cfg.to_dict(), sort_keys=True),
-            "meta": json.dumps(self.meta, sort_keys=True, default=str),
+            "meta": json.dumps(jsonable(self.meta, f"{path} meta"), sort_keys=True),
         }
         if path.name == "last.pt" and self._best is not None:
             state["best_checkpoint"] = torch.frombuffer(bytearray(self._best), dtype=torch.uint8)
@@ -206,8 +206,8 @@ class Trainer:
         """
         try:
             state = load_checkpoint(path)
-        except TrainsetError as error:  # written by another trainset version: not resumable
-            logger.info("%s; starting afresh", error)
+        except OutdatedArtifact as error:  # another format version: not resumable, and not an error
+            logger.warning("%s; starting afresh", error)
             return False
         meta = checkpoint_meta(state)
         same = (state.get("config") == json.dumps(self.cfg.to_dict(), sort_keys=True)
@@ -278,7 +278,7 @@ def _batch_size(target: torch.Tensor) -> int:
     return int(target.shape[0]) if target.ndim else 1
 
 
-def autocast(enabled: bool):
+def autocast(enabled: bool) -> torch.autocast:
     """bf16 autocast on CPU when ``training.amp`` asks for it (a no-op context otherwise)."""
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(enabled))
 

@@ -16,12 +16,9 @@ responses, distributions, two images side by side).
 
 from __future__ import annotations
 
-from trainset.evaluate.figures.canvas import (BASELINE_WIDTH, CALIBRATION_BINS, DPI, HIST_BINS, MODEL_WIDTH, PALETTE,
-                                              PNG_SIGNATURE)
 from trainset.evaluate.figures.samples import distributions, irf_examples, side_by_side
 from trainset.evaluate.figures.scores import (confusion_matrix, learning_curves, per_horizon_error, per_step_metric,
                                               reliability_diagram, roc_auc_by_threshold)
 
-__all__ = ["BASELINE_WIDTH", "CALIBRATION_BINS", "DPI", "HIST_BINS", "MODEL_WIDTH", "PALETTE", "PNG_SIGNATURE",
-           "confusion_matrix", "distributions", "irf_examples", "learning_curves", "per_horizon_error",
+__all__ = ["confusion_matrix", "distributions", "irf_examples", "learning_curves", "per_horizon_error",
            "per_step_metric", "reliability_diagram", "roc_auc_by_threshold", "side_by_side"]

@@ -48,12 +48,8 @@ Files written by plain h5py in the guide's layouts are read too: root datasets b
 from __future__ import annotations
 
 from trainset.io.base import register
-from trainset.io.hdf5.encoding import MAGIC, OPTIONS, VERSION
 from trainset.io.hdf5.format import HDF5Format
-from trainset.io.hdf5.jobs import JOB_FILE, gather_hdf5, write_hdf5_job
-from trainset.io.hdf5.read import HDF5Reader, read_rows
 
-__all__ = ["JOB_FILE", "MAGIC", "OPTIONS", "VERSION", "HDF5Format", "HDF5Reader", "gather_hdf5", "read_rows",
-           "write_hdf5_job"]
+__all__ = ["HDF5Format"]
 
 register(HDF5Format())

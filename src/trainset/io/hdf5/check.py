@@ -17,7 +17,7 @@ from trainset.errors import TrainsetError
 from trainset.io.base import Splits
 from trainset.io.hdf5.encoding import LAYOUTS, OPTIONS, reason, stored_ok
 from trainset.splits import check_splits
-from trainset.versions import check_version
+from trainset.versions import VERSION_ATTR, check_version
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class _Inspector:
 
     def __init__(self, f: h5py.File, path: Path) -> None:
         self.f, self.path, self.problems = f, path, []
-        self.own = "trainset_format_version" in f.attrs
+        self.own = VERSION_ATTR in f.attrs
 
     def add(self, key: str, problem: str, fix: str) -> None:
         self.problems.append(f"{self.path}: {key}: {problem}. Fix: {fix}")
@@ -95,7 +95,7 @@ class _Inspector:
 
     def _own(self) -> FileInfo | None:
         try:
-            check_version("hdf5", self.f.attrs["trainset_format_version"], self.path)
+            check_version("hdf5", self.f.attrs[VERSION_ATTR], self.path)
         except TrainsetError as error:
             self.problems.append(str(error))
             return None

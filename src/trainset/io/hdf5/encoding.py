@@ -14,7 +14,7 @@ from trainset.errors import TrainsetError
 from trainset.provenance import jsonable
 from trainset.versions import current
 
-VERSION = current("hdf5")  # stored as the root attribute trainset_format_version
+VERSION = current("hdf5")  # stored as the root attribute versions.VERSION_ATTR
 OPTIONS = {"layout": "single", "chunk": 256, "compression": None}
 LAYOUTS = ("single", "presplit")
 COMPRESSIONS = (None, "gzip", "lzf")

@@ -55,8 +55,8 @@ class HDF5Format(Format):
         logger.info("wrote %s (%d samples, %d part(s), layout %s)", path, len(collection), len(collection.parts),
                     layout)
 
-    def write_job(self, collection: Collection, path: str | os.PathLike, job: int, jobs: int,
-                  splits: Splits | None = None, **options: Any) -> None:
+    def _write_job(self, collection: Collection, path: str | os.PathLike, job: int, jobs: int,
+                   splits: Splits | None, **options: Any) -> None:
         """``path/part.h5``: the whole structure with job ``job``'s share of every variable's chunks."""
         write_hdf5_job(collection, path, job, jobs, splits, **options)
 

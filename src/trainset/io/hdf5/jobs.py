@@ -23,21 +23,20 @@ JOB_FILE = "part.h5"
 
 def write_hdf5_job(collection: Collection, path: str | os.PathLike, job: int, jobs: int,
                    splits: Splits | None = None, **options: Any) -> None:
-    """Job ``job`` of ``jobs``: ``path/part.h5`` with the whole structure and its share of data chunks.
+    """Job ``job`` of ``jobs`` (checked by :meth:`Format.write_job`): ``path/part.h5`` with the whole
+    structure and its share of data chunks.
 
     Each chunked data variable gets a contiguous, balanced range of its sample chunks (the
     expensive part: reading the source, and compressing). :func:`gather_hdf5` copies the raw
     chunks into one file.
     """
-    if not 0 <= job < jobs:
-        raise TrainsetError(f"hdf5: job {job} is not in 0..{jobs - 1}")
     path = Path(path)
     layout, chunk, compression, splits = checked_layout(collection, splits, options, path)
     with atomic_path(path) as tmp:
         tmp.mkdir(parents=True)
         with h5py.File(tmp / JOB_FILE, "w", track_times=False) as f:
             write_file(f, collection, splits, layout, chunk, compression,
-                   lambda name, n: range(job * n // jobs, (job + 1) * n // jobs))
+                       lambda name, n: range(job * n // jobs, (job + 1) * n // jobs))
 
 
 def gather_hdf5(collection: Collection, job_folders: list[str | os.PathLike], path: str | os.PathLike,

@@ -14,6 +14,7 @@ from trainset.errors import TrainsetError
 from trainset.io.base import ChunkShare, Splits
 from trainset.io.hdf5.encoding import COMPRESSIONS, LAYOUTS, OPTIONS, VERSION, dumps, encode, variable_meta
 from trainset.splits import check_splits
+from trainset.versions import VERSION_ATTR
 
 _RESERVED = ("coords", "splits", "parts", "index")
 _SLAB_BYTES = 16 << 20  # a few chunks per write call: bounded memory at any dataset size
@@ -130,8 +131,8 @@ def _write_variable(group: h5py.Group, name: str, var: xr.DataArray, rows: np.nd
 
 
 def write_file(f: h5py.File, collection: Collection, splits: Splits | None, layout: str, chunk: int,
-           compression: str | None, share: ChunkShare | None = None) -> None:
-    f.attrs["trainset_format_version"] = VERSION
+               compression: str | None, share: ChunkShare | None = None) -> None:
+    f.attrs[VERSION_ATTR] = VERSION
     f.attrs["trainset_layout"] = layout
     f.attrs["trainset_parts"] = dumps(list(collection.parts), "part names")
     f.attrs["trainset_attrs"] = dumps(collection.attrs, "collection attrs")

@@ -44,13 +44,8 @@ from __future__ import annotations
 
 from trainset.io.base import register
 from trainset.io.wds.format import WebDatasetFormat
-from trainset.io.wds.index import FORMAT_ID, VERSION, read_index
-from trainset.io.wds.jobs import JOB_SHARDS, gather_webdataset, write_webdataset_job
-from trainset.io.wds.members import npy_header
 from trainset.io.wds.read import WdsSource
-from trainset.io.wds.write import ShardPlan, plan_shards, write_index, write_shards
 
-__all__ = ["FORMAT_ID", "JOB_SHARDS", "VERSION", "ShardPlan", "WdsSource", "WebDatasetFormat", "gather_webdataset",
-           "npy_header", "plan_shards", "read_index", "write_index", "write_shards", "write_webdataset_job"]
+__all__ = ["WdsSource", "WebDatasetFormat"]
 
 register(WebDatasetFormat())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import xarray as xr
@@ -31,6 +31,8 @@ class WebDatasetFormat(Format):
     suffix = "-wds"
     folder = True
     options = OPTIONS
+    random_access = WdsSource.random_access
+    packing_option = "samples_per_member"
 
     def write(self, collection: Collection, path: str | os.PathLike, splits: Splits | None = None,
               **options: Any) -> None:
@@ -54,8 +56,8 @@ class WebDatasetFormat(Format):
             write_index(collection, plan, tmp, shards, splits)
         logger.info("wrote %s: %d samples in %d shards", path, len(collection), len(plan.layout))
 
-    def write_job(self, collection: Collection, path: str | os.PathLike, job: int, jobs: int,
-                  splits: Splits | None = None, **options: Any) -> None:
+    def _write_job(self, collection: Collection, path: str | os.PathLike, job: int, jobs: int,
+                   splits: Splits | None, **options: Any) -> None:
         """Job ``job``'s contiguous range of shards in folder ``path``, plus ``shards.json``."""
         write_webdataset_job(collection, path, job, jobs, splits, **options)
 
@@ -67,6 +69,18 @@ class WebDatasetFormat(Format):
     def reader(self, path: str | os.PathLike) -> WdsSource:
         """A streaming :class:`WdsSource` (opened lazily)."""
         return WdsSource(path)
+
+    def streamed_dataset(self, reader: WdsSource, split: str | None, variables: Sequence[str] | None,
+                         **options: Any) -> Any:
+        """A :class:`~trainset.loaders.wds.WdsDataset`: ``shuffle``, ``seed``, ``shuffle_buffer``,
+        ``batch_size``."""
+        from trainset.loaders.wds import WdsDataset
+
+        return WdsDataset(reader, split=split, variables=variables, **options)
+
+    def kept_options(self, reader: WdsSource) -> dict[str, Any]:
+        """The stored shard size (``samples_per_shard``)."""
+        return {"samples_per_shard": int(reader.meta["samples_per_shard"])}
 
     def guess_can_open(self, path: str | os.PathLike) -> bool:
         """A ``-wds`` folder name, or a folder whose index.json carries this format's marker."""

@@ -128,9 +128,8 @@ class ShardPlan:
         return np.asarray([m["first"] for m in self.metas], dtype=np.int64)
 
     def job_shards(self, job: int, jobs: int) -> range:
-        """Shard numbers written by job ``job`` of ``jobs``: a contiguous, balanced range."""
-        if not 0 <= job < jobs:
-            raise TrainsetError(f"webdataset: job {job} is not in 0..{jobs - 1}")
+        """Shard numbers written by job ``job`` of ``jobs`` (checked by :meth:`Format.write_job`): a
+        contiguous, balanced range."""
         n = len(self.layout)
         return range(job * n // jobs, (job + 1) * n // jobs)
 

@@ -34,10 +34,8 @@ from __future__ import annotations
 
 from trainset.io.base import register
 from trainset.io.zarr_.format import ZarrFormat
-from trainset.io.zarr_.jobs import gather_zarr, write_zarr_job
 from trainset.io.zarr_.read import ZarrReader
-from trainset.io.zarr_.store import DEFAULT_CHUNK, FORMAT_VERSION
 
-__all__ = ["DEFAULT_CHUNK", "FORMAT_VERSION", "ZarrFormat", "ZarrReader", "gather_zarr", "write_zarr_job"]
+__all__ = ["ZarrFormat", "ZarrReader"]
 
 register(ZarrFormat())

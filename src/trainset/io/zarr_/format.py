@@ -48,8 +48,8 @@ class ZarrFormat(Format):
             write_store(collection, tmp, Path(path), splits, int(chunk), compression, lambda part, n: range(n))
         logger.info("wrote %s: %d samples in %d worlds", path, len(collection), len(collection.parts))
 
-    def write_job(self, collection: Collection, path: str | os.PathLike, job: int, jobs: int,
-                  splits: Splits | None = None, **options: Any) -> None:
+    def _write_job(self, collection: Collection, path: str | os.PathLike, job: int, jobs: int,
+                   splits: Splits | None, **options: Any) -> None:
         """A store with complete metadata holding only job ``job``'s share of the data chunks."""
         write_zarr_job(collection, path, job, jobs, splits, **options)
 

@@ -20,9 +20,8 @@ logger = logging.getLogger(__name__)
 
 
 def job_share(collection: Collection, chunk: int, job: int, jobs: int) -> ChunkShare:
-    """Job ``job`` of ``jobs``: a contiguous, balanced range of all parts' sample chunks in order."""
-    if not 0 <= job < jobs:
-        raise TrainsetError(f"zarr: job {job} is not in 0..{jobs - 1}")
+    """Job ``job`` of ``jobs`` (checked by :meth:`Format.write_job`): a contiguous, balanced range of
+    all parts' sample chunks in order."""
     counts = {name: math.ceil(size / chunk) for name, size in collection.sizes.items()}
     firsts = dict(zip(counts, itertools.accumulate([0, *counts.values()])))
     total = sum(counts.values())
@@ -35,8 +34,8 @@ def job_share(collection: Collection, chunk: int, job: int, jobs: int) -> ChunkS
 
 
 def write_zarr_job(collection: Collection, path: str | os.PathLike, job: int, jobs: int,
-                   splits: Splits | None = None, *, chunk: int = OPTIONS["chunk"], compression: str = OPTIONS["compression"],
-                   **options: Any) -> None:
+                   splits: Splits | None = None, *, chunk: int = OPTIONS["chunk"],
+                   compression: str = OPTIONS["compression"], **options: Any) -> None:
     """Job ``job`` of ``jobs``: a store with complete metadata holding only its share of data chunks.
 
     Jobs read and write disjoint sample ranges, so a cluster runs them at once;
@@ -50,8 +49,8 @@ def write_zarr_job(collection: Collection, path: str | os.PathLike, job: int, jo
 
 
 def gather_zarr(collection: Collection, job_folders: list[str | os.PathLike], path: str | os.PathLike,
-                splits: Splits | None = None, *, chunk: int = OPTIONS["chunk"], compression: str = OPTIONS["compression"],
-                **options: Any) -> None:
+                splits: Splits | None = None, *, chunk: int = OPTIONS["chunk"],
+                compression: str = OPTIONS["compression"], **options: Any) -> None:
     """One store from the jobs' data chunks (hard links) plus metadata, coordinates and splits.
 
     The store is byte-identical, file by file, to one written by :meth:`ZarrFormat.write`.

@@ -28,6 +28,7 @@ from trainset.io.zarr_.store import (
 from trainset.provenance import code_version, creation_date, json_sha256
 from trainset.provenance import jsonable as _jsonable
 from trainset.splits import check_splits, splits_to_json
+from trainset.versions import KEY
 
 _SLAB_BYTES = 16 << 20  # a few chunks per write call: bounded memory at any dataset size
 _WORLD_KEYS = ("param_names", "param_bounds", "param_priors", "seeds")
@@ -58,7 +59,7 @@ def _manifest(collection: Collection, chunk: int, splits: Splits | None, compres
         world.update({key: _jsonable(part.attrs[key], key) for key in _WORLD_KEYS if key in part.attrs})
         worlds.append(world)
     config_hash = attrs.get("config_hash") or json_sha256(attrs.get("config", {}))
-    return {"format": "trainset-zarr", "format_version": FORMAT_VERSION, "creation_date": creation_date(),
+    return {"format": "trainset-zarr", KEY: FORMAT_VERSION, "creation_date": creation_date(),
             "code_version": code_version(), "chunk": chunk, "compression": compression,
             "config_hash": config_hash, "seed": _jsonable(attrs.get("seed"), "seed"),
             "n_samples": len(collection), "split_names": None if splits is None else list(splits),
