@@ -61,6 +61,7 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
+    from trainset.provenance import safe_name
     from trainset.train.config import TrainingConfig
     from trainset.train.run import train_run
 
@@ -69,9 +70,23 @@ def _train(args: argparse.Namespace) -> None:
     if not dataset or not Path(dataset).exists():
         raise TrainsetError(f"{args.config}: dataset {dataset!r} is not a stored dataset. "
                             "Fix: set dataset: to a .nc/.h5/.zarr/-wds path, or pass --dataset")
-    folder = Path(args.out or Path("results") / "models" / cfg.name)
+    folder = Path(args.out or Path("results") / "models" / safe_name(cfg.name, f"{args.config}: name"))
     train_run(cfg, dataset, folder, args.scalers, threads=args.threads)
     print(f"trained {cfg.name}: checkpoints and history in {folder}")
+
+
+def _seed(text: str) -> int:
+    """A ``--seed`` value: an integer in 0..MAX_SEED (argparse prints the message and exits 2)."""
+    from trainset.rng import MAX_SEED
+
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = -1
+    if not 0 <= seed <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer in 0..{MAX_SEED} (2**63-1, the largest "
+                                         "seed files store)")
+    return seed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="write the bundled flu demo table")
     demo.add_argument("output", help="target .parquet or .csv file")
     demo.add_argument("--size", choices=["small", "full"], default="small")
-    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--seed", type=_seed, default=42)
     demo.set_defaults(func=_demo)
 
     ingest = commands.add_parser("ingest", help="validate a raw combined table")
@@ -94,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--pad-location-codes", action="store_true", help="zero-pad one-digit codes ('1' -> '01')")
     ingest.add_argument("--sep", help="CSV delimiter (default: sniffed among , ; tab)")
     ingest.add_argument("--date-format", help="strftime format of week_enddate, e.g. '%%m/%%d/%%Y' (default: ISO)")
-    ingest.add_argument("--seed", type=int, default=42)
+    ingest.add_argument("--seed", type=_seed, default=42)
     ingest.set_defaults(func=_ingest)
 
     train = commands.add_parser("train", help="train a model from a YAML run config")

@@ -171,8 +171,8 @@ def convert_dataset(source: str | os.PathLike, splits_path: str | os.PathLike | 
 
     copy = get_copy(format_name)
     with guess_format(source).open(source) as (collection, stored):
-        splits = _splits(splits_path, stored)
-        copy.adapter.write(_with_statistics(collection, splits), output, splits, **copy.writer_options(options))
+        splits = _splits(splits_path, stored, len(collection))
+        copy.adapter.write(_with_statistics(collection, splits, source), output, splits, **copy.writer_options(options))
     logger.info("wrote %s as %s", output, format_name)
 
 
@@ -199,7 +199,7 @@ def write_dataset_job(source: str | os.PathLike, splits_path: str | os.PathLike 
 
     copy = _parallel_copy(format_name)
     with guess_format(source).open(source) as (collection, stored):
-        splits = _splits(splits_path, stored)
+        splits = _splits(splits_path, stored, len(collection))
         copy.adapter.write_job(collection, output, job, jobs, splits, **copy.writer_options(options))
     logger.info("job %d/%d: %s", job + 1, jobs, output)
 
@@ -215,22 +215,32 @@ def gather_dataset(source: str | os.PathLike, splits_path: str | os.PathLike | N
 
     copy = _parallel_copy(format_name)
     with guess_format(source).open(source) as (collection, stored):
-        splits = _splits(splits_path, stored)
-        copy.adapter.gather(_with_statistics(collection, splits), job_folders, output, splits,
+        splits = _splits(splits_path, stored, len(collection))
+        copy.adapter.gather(_with_statistics(collection, splits, source), job_folders, output, splits,
                             **copy.writer_options(options))
     logger.info("gathered %d jobs into %s", len(job_folders), output)
 
 
-def _splits(splits_path: str | os.PathLike | None, stored: dict | None) -> dict | None:
-    from trainset.splits import read_splits
+def _splits(splits_path: str | os.PathLike | None, stored: dict | None, n: int) -> dict | None:
+    """The splits a copy stores: ``splits_path``'s, else the source's, checked against its ``n`` samples."""
+    from trainset.splits import check_splits, read_splits
 
-    return read_splits(splits_path) if splits_path else stored
+    if splits_path:
+        return read_splits(splits_path, n=n)
+    return check_splits(stored, n, "stored splits of the source") if stored else stored
 
 
-def _with_statistics(collection: Collection, splits: dict | None) -> Collection:
+def _with_statistics(collection: Collection, splits: dict | None, source: str | os.PathLike) -> Collection:
     """The collection with the attributes its domain adds to written datasets (e.g. the
-    per-world scale statistics of ``train`` for macro worlds)."""
+    per-world scale statistics of ``train`` for macro worlds), and the identity of the dataset
+    it is a copy of (:func:`~trainset.open.dataset_identity` of ``source``, attribute
+    ``source_sha256``), so scalers fitted on the NetCDF are known to belong to every copy.
+
+    Only writers of metadata (``write``, ``gather``) need it: a job's shards or chunks hold no
+    dataset attributes."""
     from trainset.domains.registry import domain_attrs
+    from trainset.open import SOURCE_ATTR, dataset_identity
 
     collection.attrs.update(domain_attrs(collection, splits))
+    collection.attrs[SOURCE_ATTR] = dataset_identity(source, collection.attrs)
     return collection

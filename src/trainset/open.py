@@ -8,7 +8,10 @@ from typing import Any, Sequence
 
 from trainset.errors import TrainsetError
 from trainset.io.base import Format, Reader, Splits, get_format, guess_format
-from trainset.splits import read_splits
+from trainset.splits import check_splits, read_splits
+
+SOURCE_ATTR = "source_sha256"
+"""The dataset attribute of a stored copy naming the dataset it was converted from (its identity)."""
 
 
 def open_dataset(path: str | os.PathLike, split: str | None = None, variables: Sequence[str] | None = None,
@@ -50,18 +53,33 @@ def dataset_of(fmt: Format, source: Reader, path: str | os.PathLike, split: str 
 
     indices = None
     if split is not None:
-        indices = dataset_splits(path, source.splits).get(split)
+        splits = dataset_splits(path, source.splits, len(source))
+        indices = splits.get(split)
         if indices is None:
-            raise TrainsetError(f"{path}: no split {split!r}. Fix: use one of {sorted(dataset_splits(path, source.splits))}")
+            raise TrainsetError(f"{path}: no split {split!r}. Fix: use one of {sorted(splits)}")
     return MappedDataset(source, indices, variables)
 
 
-def dataset_splits(path: str | os.PathLike, stored: Splits | None) -> Splits:
-    """The splits stored in a dataset, else those of a ``splits.json`` beside it."""
+def dataset_splits(path: str | os.PathLike, stored: Splits | None, n: int | None = None) -> Splits:
+    """The splits stored in a dataset, else those of a ``splits.json`` beside it, both through
+    :func:`~trainset.splits.check_splits` against the dataset's ``n`` samples (when given): a
+    split that would leak samples is refused here, where the data is read."""
     if stored:
-        return stored
+        return check_splits(stored, n, f"{path}: stored splits")
     beside = Path(path).parent / "splits.json"
     if beside.exists():
-        return read_splits(beside)
+        return read_splits(beside, n=n)
     raise TrainsetError(f"{path}: has no splits and there is no splits.json beside it. "
                         "Fix: run the make_splits rule or pass split=None")
+
+
+def dataset_identity(path: str | os.PathLike, attrs: dict[str, Any], digest: str | None = None) -> str:
+    """The identity of the dataset stored at ``path``: the sha256 of the canonical NetCDF it was
+    converted from (attribute :data:`SOURCE_ATTR`, written into every stored copy), else of
+    the file (or folder) itself. A NetCDF written from frames is its own source, so its
+    identity is its file hash, the same bytes for the same inputs. ``digest``: that file hash,
+    when the caller has it already (hashing a large file twice is slow)."""
+    from trainset.provenance import file_sha256
+
+    recorded = attrs.get(SOURCE_ATTR)
+    return str(recorded) if recorded else (digest or file_sha256(path))

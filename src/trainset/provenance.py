@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import hashlib
 import json
+import logging
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -22,6 +25,8 @@ from typing import Any, Iterator
 import numpy as np
 
 import trainset
+
+logger = logging.getLogger(__name__)
 
 _BLOCK = 1 << 20
 
@@ -104,6 +109,34 @@ def _is_pandas_na(value: Any) -> bool:
     return pandas is not None and value is pandas.NA
 
 
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+"""A name that becomes one path segment (a mix, dataset, table, run or search under ``results/``):
+letters, digits, ``_``, ``.`` and ``-``, starting with a letter or digit, and never ``..``.
+The schema's ``propertyNames`` patterns are this one (tests/hostile/test_names_and_tables.py)."""
+
+
+def safe_name(name: Any, key: str) -> str:
+    """``name`` when it can be one path segment; else a TrainsetError naming ``key`` and the fix.
+
+    Checked again where names are joined into paths, so a name that slipped past the schema
+    (``../../escaped``, ``sub/evil``) can neither leave ``results/`` nor nest folders.
+    """
+    if isinstance(name, str) and re.fullmatch(NAME_PATTERN, name) and ".." not in name:
+        return name
+    from trainset.errors import TrainsetError
+
+    raise TrainsetError(f"{key}: the name {name!r} becomes a file or folder name under results/, so it may hold "
+                        "only letters, digits, '_', '.' and '-', start with a letter or digit, and never contain "
+                        "'..' (no '/', no spaces). Fix: rename it, e.g. to "
+                        f"{_suggested(name)!r}")
+
+
+def _suggested(name: Any) -> str:
+    """A safe spelling of ``name`` for the message: other characters become ``_``."""
+    text = re.sub(r"[^A-Za-z0-9_.-]", "_", str(name)).replace("..", "_").lstrip("._-")
+    return text or "my_name"
+
+
 def code_version() -> str:
     """The installed trainset version; stored beside every artifact."""
     return trainset.__version__
@@ -139,11 +172,15 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` only on success.
 
     The temporary lives in the same folder so the final ``os.replace`` is atomic. On any
-    exception the temporary (file or folder) is removed and ``target`` is left untouched.
+    exception the temporary (file or folder) is removed and ``target`` is left untouched; a
+    full disk is reported as such, naming ``target``. Temporaries of ``target`` left by a killed
+    process (which runs no cleanup) are removed first: Snakemake runs one job per output, so no
+    live writer owns them.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    sweep_temporaries(target)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=_TMP_SUFFIX, dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     tmp.unlink()
@@ -152,12 +189,53 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
         os.replace(tmp, target)
-    except BaseException:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            tmp.unlink(missing_ok=True)
+    except BaseException as error:
+        full = _disk_full(error, target.parent)  # measured before the temporary frees its space
+        _remove(tmp)
+        if full:
+            from trainset.errors import TrainsetError
+
+            raise TrainsetError(f"{target}: no space left on device while writing it ({error}). Fix: free space "
+                                f"on the disk holding {target.parent} and rerun") from error
         raise
+
+
+_TMP_SUFFIX = ".tmp"
+_TMP_RANDOM = r"[a-z0-9_]+"  # tempfile's random part (8 of these); no dot, so never another output's
+_FULL_BYTES = 1 << 20
+"""Free space below which a write error is taken for a full disk: netCDF-C and HDF5 report
+ENOSPC as a generic error ("NetCDF: HDF error"), without the errno."""
+
+
+def sweep_temporaries(target: str | os.PathLike) -> list[Path]:
+    """Remove the temporaries :func:`atomic_path` made for ``target`` (exactly: never another
+    output's, whose name merely starts the same); returns what was removed."""
+    target = Path(target)
+    pattern = re.compile(re.escape(f".{target.name}.") + _TMP_RANDOM + re.escape(_TMP_SUFFIX))
+    stale = sorted(p for p in target.parent.iterdir() if pattern.fullmatch(p.name))
+    for path in stale:
+        _remove(path)
+        logger.info("removed %s, a temporary of %s left by an interrupted write", path.name, target)
+    return stale
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _disk_full(error: BaseException, folder: Path) -> bool:
+    """Whether ``error`` came from a full disk (or quota): by its errno, else by the free space."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if not isinstance(error, (OSError, RuntimeError)):
+        return False
+    try:
+        return shutil.disk_usage(folder).free < _FULL_BYTES
+    except OSError:
+        return False
 
 
 def write_json(obj: Any, target: str | os.PathLike) -> None:

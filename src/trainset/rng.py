@@ -15,6 +15,10 @@ import numpy as np
 
 DEFAULT_SEED = 42
 """The workflow's master ``seed`` when a config gives none (the schema's copy is tested against it)."""
+MAX_SEED = 2**63 - 1
+"""The largest seed: NetCDF/HDF5 attributes and Parquet provenance store seeds as signed 64-bit
+integers (numpy's generators would take more; torch takes at most 2**64-1). The schema's
+``seed`` maximum is this, tested in tests/hostile/test_names_and_tables.py."""
 
 
 def named_rng(seed: int, *names: object) -> np.random.Generator:

@@ -98,18 +98,79 @@ def _cut(order: np.ndarray, weights: np.ndarray, fractions: dict[str, float], by
     return {name: np.sort(order[which == k]) for k, name in enumerate(fractions)}
 
 
-def check_splits(splits: Splits, n: int) -> Splits:
-    """Sorted int64 indices; refuse overlaps and out-of-range indices."""
-    out, seen = {}, np.zeros(n, dtype=bool)
-    for name, indices in splits.items():
-        indices = np.unique(np.asarray(indices, dtype=np.int64))
-        if indices.size and (indices.min() < 0 or indices.max() >= n):
-            raise TrainsetError(f"split {name!r} has indices outside 0..{n - 1}")
-        if seen[indices].any():
-            raise TrainsetError(f"split {name!r} overlaps another split. Fix: make the splits disjoint")
-        seen[indices] = True
-        out[name] = indices
+REBUILD = "Fix: rerun the make_splits rule for this dataset (snakemake --forcerun make_splits)"
+"""The fix every refused split names: splits are rebuilt from the dataset, never repaired."""
+
+
+def check_splits(splits: Any, n: int | None, where: str = "splits") -> Splits:
+    """The one split checker: sorted int64 indices, or a :class:`TrainsetError`.
+
+    Used wherever splits are made or read (``splits.json`` beside a dataset, Zarr per-world
+    files, WebDataset and HDF5/NetCDF stored splits, ``validate`` and training), so a split
+    that would leak samples is refused where the data is read. Refused, naming ``where`` (the
+    file and key), the split and examples: a value that is not a list of integers (JSON
+    ``true``, ``1.5``, ``"3"``, a nested list; an array of another dtype), duplicates within a
+    split, negative indices, indices ``>= n`` (the dataset's sample count, when known) and
+    indices shared by two splits. Nothing is dropped, clipped or deduplicated.
+    """
+    if not isinstance(splits, dict):
+        raise TrainsetError(f"{where}: splits must map split names to lists of sample indices, got "
+                            f"{type(splits).__name__}. {REBUILD}")
+    out: Splits = {}
+    for name, raw in splits.items():
+        label = f"{where}: split {name!r}"
+        indices = _as_indices(raw, label)
+        values, counts = np.unique(indices, return_counts=True)
+        if (counts > 1).any():
+            raise TrainsetError(f"{label} lists {int((counts > 1).sum())} sample(s) more than once "
+                                f"(e.g. {values[counts > 1][:3].tolist()}): a sample would be served twice. {REBUILD}")
+        bad = values[(values < 0) | (values >= n)] if n is not None else values[values < 0]
+        if bad.size:
+            span = f"0..{n - 1}" if n is not None else "0 and up"
+            wrap = "; a negative index would wrap around to another sample" if bad.min() < 0 else ""
+            raise TrainsetError(f"{label} has {bad.size} indices outside {span} (e.g. {bad[:3].tolist()}){wrap}. "
+                                f"{REBUILD}")
+        for other, taken in out.items():
+            shared = np.intersect1d(values, taken, assume_unique=True)
+            if shared.size:
+                raise TrainsetError(f"{label} overlaps split {other!r} in {shared.size} sample(s) (e.g. "
+                                    f"{shared[:3].tolist()}): those samples leak between splits. {REBUILD}")
+        out[str(name)] = values.astype(np.int64)
     return out
+
+
+def _as_indices(raw: Any, label: str) -> np.ndarray:
+    """``raw`` as a 1-d int64 array if it is a list (or integer array) of integers, else refused."""
+    if isinstance(raw, np.ndarray):
+        if raw.ndim != 1 or raw.dtype.kind not in "iu":
+            raise TrainsetError(f"{label} is a {raw.dtype} array of shape {list(raw.shape)}, not 1-d integer "
+                                f"sample indices. {REBUILD}")
+        return raw.astype(np.int64)
+    if not isinstance(raw, (list, tuple)):
+        raise TrainsetError(f"{label} is {type(raw).__name__} {_short(raw)}, not a list of sample indices. {REBUILD}")
+    wrong = [value for value in raw if isinstance(value, bool) or not isinstance(value, (int, np.integer))]
+    if wrong:
+        hint = " (JSON true/false are not samples 1/0)" if any(isinstance(v, bool) for v in wrong) else ""
+        raise TrainsetError(f"{label} holds {len(wrong)} value(s) that are not integers (e.g. "
+                            f"{', '.join(_short(v) for v in wrong[:3])}){hint}. {REBUILD}")
+    try:
+        return np.asarray([int(value) for value in raw], dtype=np.int64)
+    except OverflowError as error:
+        raise TrainsetError(f"{label} holds an index beyond 64 bits ({error}). {REBUILD}") from error
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice (JSON readers keep the last one silently)."""
+    keys = [key for key, _ in pairs]
+    twice = sorted({key for key in keys if keys.count(key) > 1})
+    if twice:
+        raise ValueError(f"key(s) {twice} given more than once")
+    return dict(pairs)
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (bool, int, float, str, list, dict, type(None))) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def splits_to_json(splits: Splits, **extra: Any) -> dict[str, Any]:
@@ -117,9 +178,13 @@ def splits_to_json(splits: Splits, **extra: Any) -> dict[str, Any]:
     return {"splits": {name: [int(i) for i in ix] for name, ix in splits.items()}, **extra}
 
 
-def splits_from_json(obj: dict[str, Any]) -> Splits:
-    """Inverse of :func:`splits_to_json`."""
-    return {name: np.asarray(ix, dtype=np.int64) for name, ix in obj["splits"].items()}
+def splits_from_json(obj: Any, n: int | None = None, where: str = "splits.json") -> Splits:
+    """Inverse of :func:`splits_to_json`, through :func:`check_splits` (``n``: the sample count,
+    when known)."""
+    if not isinstance(obj, dict) or "splits" not in obj:
+        raise TrainsetError(f"{where}: no 'splits' key (a JSON object {{'splits': {{name: [indices]}}}} is "
+                            f"expected). {REBUILD}")
+    return check_splits(obj["splits"], n, f"{where}: key 'splits'")
 
 
 def write_splits(splits: Splits, path: str | os.PathLike, **extra: Any) -> None:
@@ -127,17 +192,19 @@ def write_splits(splits: Splits, path: str | os.PathLike, **extra: Any) -> None:
     write_json({**splits_to_json(splits, **extra), **stamp("splits")}, path)
 
 
-def read_splits(path: str | os.PathLike, versioned: bool = True) -> Splits:
-    """Read a ``splits.json``; a clear error if it is not one.
+def read_splits(path: str | os.PathLike, versioned: bool = True, n: int | None = None) -> Splits:
+    """Read a ``splits.json`` and check it (:func:`check_splits`); a clear error if it is not one.
 
-    ``versioned=False`` reads the per-world files of a Zarr store in the seed-003 layout, which
-    carry no version of their own (the store's metadata does).
+    ``n`` is the dataset's sample count (per world for the Zarr per-world files), when known:
+    indices at or beyond it are refused. ``versioned=False`` reads the per-world files of a
+    Zarr store in the seed-003 layout, which carry no version of their own (the store's
+    metadata does).
     """
     try:
         with open(path) as handle:
-            obj = json.load(handle)
-        if versioned:
+            obj = json.load(handle, object_pairs_hook=_unique_keys)
+        if versioned and isinstance(obj, dict):
             check_version("splits", obj.get(KEY), path)
-        return splits_from_json(obj)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-        raise TrainsetError(f"{path}: not a readable splits.json ({error}). Fix: rebuild it with the splits rule") from error
+    except (OSError, ValueError) as error:
+        raise TrainsetError(f"{path}: not a readable splits.json ({error}). {REBUILD}") from error
+    return splits_from_json(obj, n, str(path))

@@ -7,6 +7,7 @@ Every problem is reported (not just the first), each with its fix.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from trainset.errors import TrainsetError
@@ -33,7 +34,28 @@ def validate_dataset(path: str | os.PathLike, task: str | None = None, format: s
     if not task:
         return _report(path, fmt.name, task, len(source), [f"{path}: no task given and none stored. Fix: pass --task"])
     problems = check_task(source.parts, task, reader=source, vocab_size=vocab_size, num_classes=num_classes)
-    return _report(path, fmt.name, task, len(source), problems)
+    return _report(path, fmt.name, task, len(source), problems + split_problems(path, source))
+
+
+def split_problems(path: str | os.PathLike, source: Any) -> list[str]:
+    """Problems of the splits the loaders would serve: those stored in the dataset and a
+    ``splits.json`` beside it (the workflow's splits artifact), each through the one split
+    checker against the dataset's sample count."""
+    from trainset.splits import check_splits, read_splits
+
+    problems = []
+    try:
+        if source.splits:
+            check_splits(source.splits, len(source), f"{path}: stored splits")
+    except TrainsetError as error:
+        problems.append(str(error))
+    beside = Path(path).parent / "splits.json"
+    if beside.is_file():
+        try:
+            read_splits(beside, n=len(source))
+        except TrainsetError as error:
+            problems.append(str(error))
+    return problems
 
 
 def _report(path, fmt, task, samples, problems) -> dict[str, Any]:

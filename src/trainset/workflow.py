@@ -4,12 +4,23 @@ Rule scripts call :func:`run_rule`, which sends log records to the rule's ``log:
 stderr), and turns a :class:`~trainset.errors.TrainsetError` into a one-paragraph message and
 exit code 1 instead of a traceback: bad input is the user's to fix, not a crash. Outputs are
 written atomically by the library, so a failed rule leaves nothing behind.
+
+Snakemake's lock (``.snakemake/locks/``) keeps two runs out of one folder, but records no
+process, so a killed run leaves it behind and the next run stops until ``--unlock``. The
+workflow records its process beside the lock (:func:`record_lock_owner`, at start) and releases
+a lock whose recorded process is gone (:func:`release_stale_lock`, at start-up), so the plain
+command resumes; a lock without that record, or of a live process or another host, is kept.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import shutil
+import socket
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 from trainset.errors import TrainsetError
@@ -42,3 +53,68 @@ def run_rule(main: Callable[[Any], None], snakemake: Any) -> None:
     except TrainsetError as error:
         logger.error("%s", error)
         sys.exit(1)
+
+
+LOCK_DIR = Path(".snakemake") / "locks"
+OWNER_FILE = "trainset-owner.json"
+"""Beside Snakemake's ``<n>.input.lock`` files (which Snakemake alone reads), removed with them."""
+
+
+def record_lock_owner(folder: str | os.PathLike = ".") -> None:
+    """Record this process (host, pid, start time) beside the lock of a run in ``folder``."""
+    locks = Path(folder) / LOCK_DIR
+    locks.mkdir(parents=True, exist_ok=True)
+    owner = {"host": socket.gethostname(), "pid": os.getpid(), "started": _start_time(os.getpid())}
+    (locks / OWNER_FILE).write_text(json.dumps(owner) + "\n")
+
+
+def release_stale_lock(folder: str | os.PathLike = ".") -> bool:
+    """Remove the lock of ``folder`` if the run that took it is gone; True when removed.
+
+    Gone means: the recorded host is this one, and its pid is no longer running (or is a
+    zombie, or was reused by a process started at another time). Without a record (a run
+    killed before it started jobs, or another tool) the lock stays, and Snakemake's message
+    says to run ``snakemake --unlock``.
+    """
+    locks = Path(folder) / LOCK_DIR
+    if not any(locks.glob("*.lock")):
+        return False
+    try:
+        owner = json.loads((locks / OWNER_FILE).read_text())
+        host, pid, started = owner["host"], int(owner["pid"]), owner.get("started")
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    if host != socket.gethostname() or _running(pid, started):
+        return False
+    shutil.rmtree(locks, ignore_errors=True)
+    logger.warning("released the lock left by a run that is gone (pid %d on %s)", pid, host)
+    return True
+
+
+def _running(pid: int, started: str | None) -> bool:
+    """Whether ``pid`` is a live (not zombie) process started at ``started`` (when known)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process: alive
+    stat = _proc_stat(pid)
+    if stat is None:
+        return True  # no /proc (not Linux): trust the signal check
+    return stat[0] != "Z" and (started is None or stat[19] == started)
+
+
+def _start_time(pid: int) -> str | None:
+    """The process start time in clock ticks since boot (Linux), to tell a reused pid apart."""
+    stat = _proc_stat(pid)
+    return stat[19] if stat else None
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields 3.. of ``/proc/<pid>/stat`` (state first), or None where there is no /proc."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text.rsplit(")", 1)[1].split()

@@ -170,8 +170,8 @@ def test_scalers_checkpoints_and_tuner_results_refuse_other_versions(tmp_path):
     from trainset.train.auto import read_json
     from trainset.train.trainer import load_checkpoint
 
-    scalers = ScalerSet(parse_spec({"data": "standard"}), {"data": {"mean": [1.0], "scale": [2.0], "var": [4.0],
-                                                                      "n_samples_seen": 3}}, None)
+    scalers = ScalerSet(parse_spec({"data": "standard"}), {"data": {"all": {"mean": [1.0], "scale": [2.0],
+                                                                              "shape": [1], "n_samples": 3}}}, None)
     scalers.to_json(tmp_path / "s.json")
     stored = json.loads((tmp_path / "s.json").read_text())
     assert stored[KEY] == ARTIFACTS["scalers"].version and "version" not in stored

@@ -11,6 +11,7 @@ import yaml
 from snakemake.utils import validate
 
 from trainset.io.base import CANONICAL_FORMAT, stored_copies
+from trainset.workflow import record_lock_owner, release_stale_lock
 
 REPO = Path(workflow.basedir)
 LIBRARY = REPO / "src" / "trainset"
@@ -19,28 +20,67 @@ STORED_COPIES = stored_copies()
 """Every stored copy a dataset's ``formats:`` may list, by name: the formats and their variants
 (``hdf5_presplit``), each with its file-name suffix and the writer options it fixes."""
 
+# Recovery after a kill: the lock of a run whose process is gone is released before Snakemake
+# checks it (a live run's lock stays), so the plain command resumes; profiles/default reruns
+# the jobs the kill cut off. Each run records its process beside its lock when jobs start.
+release_stale_lock()
 
-def merge_config(defaults, user):
-    """Merge ``user`` over ``defaults``: dicts recursively; a null under tables/mixes removes the entry."""
+
+onstart:
+    record_lock_owner()
+
+
+NAMED_SECTIONS = ("tables", "mixes", "datasets", "runs", "searches")
+"""Config sections whose entry names become file and folder names under results/."""
+
+
+def merge_config(defaults, user, where=""):
+    """Merge ``user`` over ``defaults``: dicts recursively; a null under tables/mixes removes the entry.
+
+    An empty mapping over a non-empty one would change nothing (mappings merge key by key), so
+    ``families: {}`` on an existing mix is refused rather than silently ignored."""
     merged = dict(defaults)
     for key, value in user.items():
+        here = f"{where}{key}"
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge_config(merged[key], value)
+            if not value and merged[key]:
+                raise ValueError(
+                    f"{here}: {{}} in a config overlay changes nothing: overlays merge mappings key by key, so "
+                    f"the default entries {sorted(map(str, merged[key]))} would stay. Fix: to replace "
+                    f"{here}, set its mix/dataset/run to null and define a new one under another name "
+                    "(README: Running from another folder); to keep the defaults, delete the line")
+            merged[key] = merge_config(merged[key], value, f"{here}.")
         else:
             merged[key] = value
     return merged
 
 
 def drop_removed(cfg):
-    for section in ("tables", "mixes", "datasets", "runs", "searches"):
+    for section in NAMED_SECTIONS:
         cfg[section] = {k: v for k, v in (cfg.get(section) or {}).items() if v is not None}
     return cfg
+
+
+def check_names(cfg):
+    """Refuse a name that would leave results/ or nest folders (``../x``, ``a/b``) at start-up,
+    naming its key; the schema's propertyNames say the same, this says it with the fix."""
+    from trainset.errors import TrainsetError
+    from trainset.provenance import safe_name
+
+    for section in NAMED_SECTIONS:
+        entries = cfg.get(section)
+        for name in entries if isinstance(entries, dict) else ():
+            try:
+                safe_name(name, section)
+            except TrainsetError as error:
+                raise ValueError(str(error)) from None
 
 
 with open(REPO / "config" / "config.yaml") as _defaults:
     _merged = drop_removed(merge_config(yaml.safe_load(_defaults), dict(config)))
 config.clear()
 config.update(_merged)
+check_names(config)
 validate(config, schema="../schemas/config.schema.yaml")
 
 

@@ -33,7 +33,7 @@ def load_split(dataset_path: str | os.PathLike, split: str) -> dict[str, Any]:
     from trainset.open import dataset_splits
 
     collection, stored = guess_format(dataset_path).load(dataset_path)
-    indices = np.sort(dataset_splits(dataset_path, stored)[split])
+    indices = np.sort(dataset_splits(dataset_path, stored, len(collection))[split])
     part, local = collection.locate(indices)
     out: dict[str, Any] = {"part": [], "index": indices}
     names = list(collection.parts)

@@ -160,7 +160,8 @@ def irf_splits(model: Any, cfg: Any, dataset_path, scalers: Any, info: dict, tra
     from trainset.io.base import guess_format
     from trainset.open import dataset_splits
 
-    names = [s for s in dataset_splits(dataset_path, guess_format(dataset_path).reader(dataset_path).splits)
+    source = guess_format(dataset_path).reader(dataset_path)
+    names = [s for s in dataset_splits(dataset_path, source.splits, len(source))
              if s != cfg.training.train_split]
     by_split: dict[str, dict[str, float]] = {}
     for name in names:

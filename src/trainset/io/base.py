@@ -29,6 +29,7 @@ import numpy as np
 
 from trainset.collection import Collection
 from trainset.errors import TrainsetError
+from trainset.provenance import safe_name
 
 CANONICAL_FORMAT = "netcdf"
 """The stored copy every dataset has (a dataset's ``formats`` default): splits and the other
@@ -202,8 +203,9 @@ class Format(ABC):
     """Allowed values of the options that have a fixed set of them."""
 
     def path_for(self, folder: str | os.PathLike, name: str) -> Path:
-        """Where the workflow writes dataset ``name``: ``folder/TS_{name}{suffix}``."""
-        return Path(folder) / f"TS_{name}{self.suffix}"
+        """Where the workflow writes dataset ``name``: ``folder/TS_{name}{suffix}`` (a name that
+        would leave ``folder`` or nest folders is refused: :func:`trainset.provenance.safe_name`)."""
+        return Path(folder) / f"TS_{safe_name(name, 'dataset name')}{self.suffix}"
 
     @abstractmethod
     def write(self, collection: Collection, path: str | os.PathLike, splits: Splits | None = None,

@@ -27,9 +27,12 @@ import xarray as xr
 
 from trainset.collection import SAMPLE, Collection
 from trainset.errors import TrainsetError
+from trainset.faults import maybe_fail
 from trainset.io.base import Format, PartInfo, Reader, Splits, VariableInfo, register
 from trainset.io.hdf5.read import read_rows
+from trainset.io.hdf5.refs import open_contained, outside_references_of, refuse_outside_file
 from trainset.provenance import atomic_path, canonical_json
+from trainset.splits import check_splits
 from trainset.versions import VERSION_ATTR, check_version, current
 
 SPLITS_GROUP = "trainset_splits"
@@ -45,6 +48,7 @@ def write_netcdf(obj: xr.DataArray | xr.Dataset, path: str | os.PathLike) -> Non
 def open_netcdf_array(path: str | os.PathLike, name: str = "frames") -> xr.DataArray:
     """Load the named array of a NetCDF file fully into memory."""
     try:
+        refuse_outside_file(path)  # before netCDF-C, which would follow links and external storage
         with xr.open_dataset(path, engine="netcdf4") as dataset:
             _check_version(dataset.attrs, path)
             if name not in dataset:
@@ -111,9 +115,10 @@ def write_netcdf_blocks(path: str | os.PathLike, template: xr.Dataset, variable:
                 else:
                     var.setncattr(key, value)
             written = 0
-            for start, block in blocks:
+            for number, (start, block) in enumerate(blocks, 1):
                 var[start:start + len(block)] = block
                 written += len(block)
+                maybe_fail("netcdf_block", number)
         if written != size:
             raise TrainsetError(f"{path}: {written} of {size} samples written. Fix: rebuild the input")
 
@@ -130,6 +135,7 @@ class NetCDFFormat(Format):
               compression: int | None = OPTIONS["compression"], **options: Any) -> None:
         """Write every part (root for one part, groups for several) and the splits."""
         multi = len(collection.parts) > 1
+        splits = check_splits(splits, len(collection), f"{path}: splits to write") if splits else splits
         with atomic_path(path) as tmp:
             root = xr.Dataset(attrs=_root_attrs(collection.attrs, list(collection.parts)))
             if multi:
@@ -154,6 +160,12 @@ class NetCDFFormat(Format):
             return handle.read(8).startswith(_MAGIC)
 
     def check(self, path) -> list[str]:
+        try:
+            outside = outside_references_of(path) if Path(path).is_file() else []
+        except OSError:
+            outside = []  # unreadable as HDF5: the reader below says what is wrong
+        if outside:  # each reference listed, before xarray or netCDF-C could follow one
+            return outside
         try:
             reader = NetCDFReader(path)
             parts = reader.parts
@@ -221,7 +233,7 @@ class NetCDFReader(Reader):
     def _dataset(self, part: int, var: str) -> h5py.Dataset:
         """The HDF5 dataset of a variable, opened once per process (path lookups cost ~30 us)."""
         if self._file is None or self._pid != os.getpid():
-            self._file, self._pid, self._datasets = h5py.File(self.path, "r"), os.getpid(), {}
+            self._file, self._pid, self._datasets = open_contained(self.path), os.getpid(), {}
         if (part, var) not in self._datasets:
             self._datasets[part, var] = self._file[self.dataset_path(part, var)]
         return self._datasets[part, var]
@@ -252,6 +264,7 @@ def _open_tree(path: Path) -> xr.DataTree:
     if not path.exists():
         raise TrainsetError(f"{path}: file not found")
     try:
+        refuse_outside_file(path)  # before netCDF-C, which would follow links and external storage
         return xr.open_datatree(path, engine="netcdf4")
     except (OSError, ValueError) as error:
         raise TrainsetError(f"{path}: not a readable NetCDF dataset ({error}). Fix: rewrite it with trainset") from error
@@ -282,12 +295,15 @@ def _metadata_of(tree: xr.DataTree, path: Path) -> dict:
             part = tree[name].to_dataset() if len(names) > 1 else tree.to_dataset()
             parts.append(_part_info(name, part, path))
             chunk = _chunk_of(part, chunk)
-        splits = None
+        stored = None
         if SPLITS_GROUP in tree.children:
             group = tree[SPLITS_GROUP].to_dataset()
-            splits = {str(k): group[k].values.astype(np.int64) for k in group.data_vars}
+            stored = {str(k): group[k].values for k in group.data_vars}
     except (OSError, ValueError, KeyError) as error:
         raise TrainsetError(f"{path}: not a readable NetCDF dataset ({error}). Fix: rewrite it with trainset") from error
+    # the one split checker (no silent cast: a float or bool split is refused, not truncated)
+    n = sum(p.size for p in parts)
+    splits = None if stored is None else check_splits(stored, n, f"{path}: group {SPLITS_GROUP}")
     return {"parts": parts, "attrs": collection_attrs, "splits": splits, "chunk": chunk}
 
 

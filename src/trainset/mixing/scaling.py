@@ -6,6 +6,7 @@ territory rows too and got targets about twice a 51-state peak.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -63,12 +64,19 @@ def scaling_targets(
     return np.sort(targets), excluded
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _checked(targets: np.ndarray, where: str) -> np.ndarray:
-    """Given target peaks, all positive and finite (a bad one is refused, not dropped)."""
-    bad = ~(np.isfinite(targets) & (targets > 0))
+    """Given target peaks, all positive and finite in float32, the frames' storage type (a bad
+    one is refused, not dropped); an empty list is refused too."""
+    if targets.size == 0:
+        raise TrainsetError(f"{where}: holds no target peak. Fix: give one positive number per line")
+    bad = ~(np.isfinite(targets) & (targets > 0) & (targets <= _FLOAT32_MAX))
     if bad.any():
         raise TrainsetError(f"{where}: {int(bad.sum())} of {targets.size} target peaks are not positive finite "
-                            f"numbers (e.g. {targets[bad][:3].tolist()}). Fix: correct or remove them")
+                            f"numbers up to {_FLOAT32_MAX:.4g} (e.g. {targets[bad][:3].tolist()}). "
+                            "Fix: correct or remove them")
     return targets
 
 
@@ -76,6 +84,8 @@ def _read_targets(path: Path, where: str) -> np.ndarray:
     if not path.exists():
         raise TrainsetError(f"{where}.path: {path} not found")
     try:
-        return np.loadtxt(path, dtype=float, ndmin=1, delimiter=",")
+        with warnings.catch_warnings():  # an empty file: refused by _checked, not only warned about
+            warnings.simplefilter("ignore", UserWarning)
+            return np.loadtxt(path, dtype=float, ndmin=1, delimiter=",")
     except ValueError as error:
         raise TrainsetError(f"{where}.path: {path} must hold one number per line ({error})") from error

@@ -38,6 +38,11 @@ Several parts (macro worlds): statistics are kept per variable *and* per part
 from the batch's ``part`` list, one vectorised operation per part. Entries
 beyond a part's own feature count (padding by ``collate_mixed_worlds``) and entries masked out
 by ``<variable>_mask`` (``shock_mask`` for ``irfs``) are left unchanged.
+
+Read back, statistics are checked before use (:mod:`trainset.scalers.checks`): finite numbers,
+one per feature, divisors > 0; and at training start the scalers must record the identity of
+the dataset being trained (:func:`trainset.open.dataset_identity`, the same for the NetCDF and
+every copy converted from it).
 """
 
 from trainset.scalers.fit import fit_dataset_scalers, fit_scalers

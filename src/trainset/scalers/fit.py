@@ -12,7 +12,7 @@ import numpy as np
 
 from trainset.errors import TrainsetError
 from trainset.io.base import get_format, guess_format
-from trainset.open import dataset_splits
+from trainset.open import dataset_identity, dataset_splits
 from trainset.provenance import file_sha256
 from trainset.scalers.fitters import SklearnFitter, TransformFitter
 from trainset.scalers.scaler_set import ScalerSet
@@ -68,7 +68,7 @@ def fit_scalers(path: str | os.PathLike, spec: dict[str, str | dict], split: str
     fmt = get_format(format) if format else guess_format(path)
     source = fmt.reader(path)
     parts = source.parts
-    splits = dataset_splits(path, source.splits)
+    splits = dataset_splits(path, source.splits, len(source))
     if split not in splits:
         raise TrainsetError(f"{path}: no split {split!r}. Fix: use one of {sorted(splits)}")
     indices = np.asarray(splits[split], dtype=np.int64)
@@ -116,7 +116,9 @@ def fit_scalers(path: str | os.PathLike, spec: dict[str, str | dict], split: str
         stats.update(shape=list(part.variables[name].shape), n_samples=int(local[number].size),
                      n_rows=int(fitter.rows))
         statistics[name][part.name] = stats
-    dataset = {"path": str(path), "format": fmt.name, "sha256": file_sha256(path), "split": split, "seed": seed,
+    digest = file_sha256(path)
+    dataset = {"path": str(path), "format": fmt.name, "sha256": digest, "split": split, "seed": seed,
+               "identity": dataset_identity(path, source.attrs, digest),
                "sizes": {p.name: int(n.size) for p, n in zip(parts, local)}, "max_robust_rows": max_robust_rows}
     logger.info("fitted scalers %s on %d %r samples of %s", sorted(specs), indices.size, split, path)
     return ScalerSet(specs, statistics, dataset)

@@ -11,6 +11,7 @@ import numpy as np
 
 from trainset.errors import TrainsetError
 from trainset.provenance import code_version, json_sha256, write_json
+from trainset.scalers.checks import check_statistics
 from trainset.scalers.spec import SKLEARN_PARAMS, ScalerSpec, batched_axis, parse_spec
 from trainset.transforms import transform_from_dict
 from trainset.versions import KEY, check_version, stamp
@@ -74,12 +75,15 @@ class ScalerSet:
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> ScalerSet:
-        """Read :meth:`to_json` output; the stored ``scaler_hash`` must match the statistics.
+        """Read :meth:`to_json` output; the statistics must be usable (finite numbers, divisors
+        > 0, counts matching each variable's feature axis: :func:`~trainset.scalers.checks.check_statistics`)
+        and the stored ``scaler_hash`` must match them.
 
         Raises
         ------
         TrainsetError
-            If the file is not a scaler file, or was edited (hash mismatch).
+            If the file is not a scaler file, holds statistics a fit cannot have written, or was
+            edited (hash mismatch).
         """
         try:
             obj = json.loads(Path(path).read_text())
@@ -91,6 +95,9 @@ class ScalerSet:
             raise TrainsetError(f"{path}: not a trainset scaler file ({error}). Fix: rerun fit_scalers") from error
         if not ok:
             raise TrainsetError(f"{path}: not a trainset scaler file (no 'format': '{FORMAT_ID}'). Fix: rerun fit_scalers")
+        check_statistics(specs, obj.get("statistics"), str(path))
+        if not isinstance(obj.get("dataset") or {}, dict):
+            raise TrainsetError(f"{path}: 'dataset' is not a mapping. Fix: rerun fit_scalers")
         out = cls(specs, obj["statistics"], obj.get("dataset"))
         if out.hash != obj.get("scaler_hash"):
             raise TrainsetError(f"{path}: scaler_hash does not match the statistics (file edited or corrupt). "

@@ -18,6 +18,7 @@ import gzip
 import json
 import logging
 import os
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -71,6 +72,7 @@ def read_raw_table(
             if sep is not None:
                 raise TrainsetError(f"{path}: {config_key}.sep is set but the file is Parquet, which has no "
                                     f"delimiter. Fix: remove {config_key}.sep")
+            _refuse_duplicates(path, pq.read_schema(path).names)
             return pq.read_table(path).to_pandas()
         if suffix in {".csv", ".gz", ".tsv"}:
             return _read_csv(path, sep, columns or {}, config_key)
@@ -87,6 +89,7 @@ def _read_csv(path: Path, sep: str | None, columns: Mapping[str, str], config_ke
         sep = _sniff(path, compressed)
     elif sep not in SEPARATORS:
         raise TrainsetError(f"{path}: {config_key}.sep is {sep!r}. Fix: use one of {list(SEPARATORS)}")
+    _refuse_duplicates(path, _header(path, sep, compressed))
     file_names = {trainset: file for file, trainset in columns.items()}
     text = {file_names.get(c, c): str for c in _TEXT} | dict.fromkeys(_TEXT, str)
     table = pd.read_csv(path, sep=sep, dtype=text, compression="gzip" if compressed else None)
@@ -94,6 +97,27 @@ def _read_csv(path: Path, sep: str | None, columns: Mapping[str, str], config_ke
     if sample in table.columns:
         table[sample] = _integer_ids(table[sample])
     return table
+
+
+def _header(path: Path, sep: str, compressed: bool) -> list[str]:
+    """The column names of a CSV's first line, as written (pandas would rename duplicates)."""
+    with (gzip.open(path, "rt", encoding="utf-8-sig", errors="replace", newline="") if compressed
+          else open(path, encoding="utf-8-sig", errors="replace", newline="")) as handle:
+        try:
+            return next(csv.reader(handle, delimiter=sep), [])
+        except csv.Error:  # left to pandas, whose message names the problem
+            return []
+
+
+def _refuse_duplicates(path: Path, names: list[str]) -> None:
+    """A column named twice is refused: pandas would read the second as ``value.1`` and ignore it."""
+    counts = Counter(names)
+    twice = {name: n for name, n in counts.items() if n > 1}
+    if twice:
+        shown = ", ".join(f"column {name!r} {n} times" for name, n in twice.items())
+        raise TrainsetError(f"{path}: the header names {shown}; all but the first would be read under another "
+                            f"name ({next(iter(twice))}.1) and silently ignored. Fix: keep one column of each name in the file "
+                            "(or rename the others)")
 
 
 def _check_compression(path: Path) -> bool:

@@ -12,7 +12,9 @@ ids by their Unicode code points ('10.0' < '9.0').
 Dates are never guessed: without a ``date_format`` only ISO dates (YYYY-MM-DD, optionally with a
 time) are read, since 12/03/2022 could be March or December. Location codes that lost their
 leading zero ('1' for '01') are refused, never dropped as unknown places, unless the table
-config asks to zero-pad them (``pad_location_codes``).
+config asks to zero-pad them (``pad_location_codes``). Dates and single cells (time zones,
+booleans, NUL bytes, values beyond float32, tables left empty) are checked in
+:mod:`trainset.table.cells`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import pandas as pd
 from trainset.errors import TrainsetError
 from trainset.locations import load_locations
 from trainset.seasons import SeasonAxis
+from trainset.table.cells import cell_problems, parse_dates, refuse_empty
+from trainset.table.cells import rows_problem as _rows
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +45,7 @@ TABLE_COLUMNS = [
 _STRING_COLUMNS = ["datasetH1", "datasetH2", "location_code"]
 _INTEGER_COLUMNS = ["sample", "fluseason", "season_week"]
 _DERIVABLE = ["fluseason", "season_week"]
-_EXAMPLES = 3
 _ONE_DIGIT = "[0-9]"
-_DATE_FIX_EXAMPLE = "e.g. '%m/%d/%Y' for 12/03/2022"
 
 
 @dataclass
@@ -115,11 +117,12 @@ def validate_table(
         Listing every problem found, each with its column, row count, examples and fix.
     """
     report = TableReport(rows_in=len(table))
+    refuse_empty(source, report.rows_in)
     problems = _missing_columns(table, config_key)
     table = _drop_extra_columns(table, source, report)
     table, code_problems = _location_codes(table, pad_location_codes, report, config_key)
-    dates, date_problems = _parse_dates(table, date_format, config_key)
-    problems += code_problems + _check_types(table) + date_problems
+    dates, date_problems = parse_dates(table, date_format, config_key)
+    problems += code_problems + _check_types(table) + cell_problems(table) + date_problems
     if problems:
         raise TrainsetError(_format(source, problems))
     table = _derive_season_columns(table.assign(week_enddate=dates), axis, source, report)
@@ -133,6 +136,7 @@ def validate_table(
         raise TrainsetError(_format(source, problems))
     missing = table["value"].isna().to_numpy()
     report.dropped_missing_value = int(missing.sum())
+    refuse_empty(source, report.rows_in, report.dropped_missing_value, sum(report.dropped_places.values()))
     table = table.loc[~missing]
     table = _sort(table)
     report.rows_out = len(table)
@@ -206,42 +210,6 @@ def _lost_zero_problem(table: pd.DataFrame, lost: pd.Series, config_key: str, pr
 
 def _known_codes() -> pd.Series:
     return load_locations()["location_code"]
-
-
-def _parse_dates(
-    table: pd.DataFrame, date_format: str | None, config_key: str
-) -> tuple[pd.Series | None, list[str]]:
-    """``week_enddate`` as datetimes, read with ``date_format`` or as ISO dates, never guessed."""
-    if "week_enddate" not in table.columns:
-        return None, []
-    column = table["week_enddate"]
-    typed = pd.api.types.is_datetime64_any_dtype(column) or (
-        column.dtype == object and pd.api.types.infer_dtype(column, skipna=True) in ("date", "datetime")
-    )
-    if typed and date_format is not None:
-        return None, [f"{config_key}.date_format is set, but column 'week_enddate' already holds dates "
-                      f"(not text). Fix: remove {config_key}.date_format"]
-    if not typed and pd.api.types.is_numeric_dtype(column):
-        return None, [f"column 'week_enddate' is {column.dtype}, expected dates. Fix: write dates as text, "
-                      f"YYYY-MM-DD, or in another layout named by {config_key}.date_format"]
-    try:
-        dates = pd.to_datetime(column, format=None if typed else date_format or "ISO8601", errors="coerce")
-    except ValueError as error:
-        return None, [f"{config_key}.date_format {date_format!r} is not a date format ({error}). "
-                      f"Fix: use strftime codes, {_DATE_FIX_EXAMPLE}"]
-    if isinstance(dates.dtype, pd.DatetimeTZDtype):
-        return None, [_rows(table, column.notna(), "week_enddate", "carry a time zone",
-                            "write plain dates, YYYY-MM-DD")]
-    bad = dates.isna() & column.notna()
-    if not bad.any():
-        return dates, []
-    if date_format is None:
-        what = "are not ISO dates (YYYY-MM-DD); other layouts are not guessed"
-        fix = f"write them as YYYY-MM-DD, or set {config_key}.date_format, {_DATE_FIX_EXAMPLE}"
-    else:
-        what = f"do not match {config_key}.date_format {date_format!r}"
-        fix = f"correct those dates, or {config_key}.date_format ({_DATE_FIX_EXAMPLE})"
-    return None, [_rows(table, bad, "week_enddate", what, fix)]
 
 
 def _check_types(table: pd.DataFrame) -> list[str]:
@@ -436,12 +404,6 @@ def _sort(table: pd.DataFrame) -> pd.DataFrame:
     """Sort by the key columns so the output never depends on the input's row order."""
     table = table.astype({c: "int64" for c in _INTEGER_COLUMNS if not _is_text(table[c])})
     return table.sort_values(KEY_COLUMNS, kind="stable", ignore_index=True)
-
-
-def _rows(table: pd.DataFrame, mask: pd.Series, column: str, what: str, fix: str) -> str:
-    count = int(mask.sum())
-    examples = table.loc[mask].head(_EXAMPLES).to_string(max_colwidth=24)
-    return f"column '{column}': {count} row(s) {what}. Fix: {fix}. Examples:\n{examples}"
 
 
 def _format(source: str, problems: list[str]) -> str:

@@ -42,6 +42,7 @@ from typing import Any, Literal
 import yaml
 
 from trainset.errors import TrainsetError
+from trainset.rng import MAX_SEED
 from trainset.train.coerce import in_range, validate_fields
 from trainset.train.legacy_config import FLAT_TRAINING, LEGACY_TRAINING, translate_legacy
 from trainset.train.names import LOSS_PARAMS, MODEL_NAMES, LossSpec
@@ -142,7 +143,7 @@ class TrainingSection:
                fix="min_delta is relative, e.g. 1e-3 = 0.1%")
         in_range(p, "training.save_every_n_epochs", self.save_every_n_epochs, 0)
         in_range(p, "training.log_every_n_steps", self.log_every_n_steps, 1)
-        in_range(p, "training.seed", self.seed, 0)
+        in_range(p, "training.seed", self.seed, 0, MAX_SEED, fix="seeds are stored as signed 64-bit integers")
         in_range(p, "training.num_workers", self.num_workers, 0)
         in_range(p, "training.threads", self.threads, 1)
         if self.train_split == self.val_split:

@@ -220,7 +220,7 @@ def _prefix(path: str | os.PathLike, split: str, max_samples: int, fmt: Any = No
     fmt = fmt or guess_format(path)
     kept = fmt.kept_options(fmt.reader(path))
     collection, stored = fmt.load(path)
-    splits = dataset_splits(path, stored)
+    splits = dataset_splits(path, stored, len(collection))
     if split not in splits or not splits[split].size:
         raise TrainsetError(f"{path}: no samples in split {split!r} (splits: {sorted(splits)}). "
                             "Fix: measure a split with samples")

@@ -168,9 +168,12 @@ def train_run(cfg: Any, dataset_path: str | os.PathLike, folder: str | os.PathLi
     configure_torch(cfg, threads)
     run = prepare_run(cfg, dataset_path, scalers_path)
     scalers, model = run.scalers, run.model
+    digest = file_sha256(dataset_path)
+    if scalers is not None:
+        check_scalers_belong(scalers, run, dataset_path, digest, scalers_path)
     meta = {
         "dataset": str(dataset_path),
-        "dataset_sha256": file_sha256(dataset_path),
+        "dataset_sha256": digest,
         "scaler_sha256": scalers.hash if scalers is not None else None,
         "worlds": list(getattr(model, "worlds", []) or []) or None,
         "code_sha256": _code_sha256(),
@@ -184,6 +187,19 @@ def train_run(cfg: Any, dataset_path: str | os.PathLike, folder: str | os.PathLi
     logger.info("run %s: %d epochs, best val %.6g", cfg.name, len(history),
                 min((h["val_loss"] for h in history), default=float("nan")))
     return history
+
+
+def check_scalers_belong(scalers: Any, run: PreparedRun, dataset_path: str | os.PathLike, digest: str,
+                         where: Any) -> None:
+    """Refuse, before the first step, scalers fitted on another dataset (or on other variables
+    or shapes) than the one this run trains on: the identity the scaler file records must be
+    the dataset's (a stored copy carries the identity of the NetCDF it was converted from)."""
+    from trainset.open import dataset_identity
+    from trainset.scalers.checks import check_scalers_match
+
+    reader = next(iter(run.splits.values())).reader
+    identity = dataset_identity(dataset_path, reader.attrs, digest)
+    check_scalers_match(scalers, identity, list(reader.parts), dataset_path, where or "scalers")
 
 
 def load_scalers(path: str | os.PathLike | None) -> Any:

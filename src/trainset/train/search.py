@@ -43,7 +43,7 @@ import pandas as pd
 
 from trainset.errors import TrainsetError
 from trainset.provenance import atomic_path, jsonable, write_json
-from trainset.rng import named_rng
+from trainset.rng import MAX_SEED, named_rng
 from trainset.versions import stamp
 
 logger = logging.getLogger(__name__)
@@ -196,8 +196,8 @@ def _parse_search(search: Mapping[str, Any], seed: int, name: str | None) -> _Se
     if method not in METHODS:
         raise TrainsetError(f"{where}.method: unknown method {method!r}. Fix: use one of {', '.join(METHODS)}")
     seed = search.get("seed", seed)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise TrainsetError(f"{where}.seed: expected an integer >= 0, got {seed!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+        raise TrainsetError(f"{where}.seed: expected an integer in 0..{MAX_SEED} (2**63-1), got {seed!r}")
     space = search.get("space")
     if not isinstance(space, Mapping) or not space:
         raise TrainsetError(f"{where}.space: expected a non-empty mapping of dotted keys to distributions, "

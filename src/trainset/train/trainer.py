@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from trainset.errors import TrainsetError
+from trainset.faults import maybe_fail
 from trainset.provenance import atomic_path, jsonable, write_json
 from trainset.train import distributed
 from trainset.versions import KEY, OutdatedArtifact, check_version, current
@@ -88,7 +89,7 @@ class Trainer:
         if distributed.is_main():
             write_json(self.cfg.to_dict(), self.folder / "config.json")
         if resume and (self.folder / "last.pt").exists():
-            if self._restore(self.folder / "last.pt"):
+            if self._resume():
                 logger.info("resumed %s at epoch %d", self.folder, self.epoch + 1)
             else:
                 self._clear()
@@ -194,7 +195,29 @@ class Trainer:
         torch.save(state, buffer)
         with atomic_path(path) as tmp:
             tmp.write_bytes(buffer.getvalue())
+            if path.name == "last.pt":
+                maybe_fail("checkpoint", self.epoch)  # test-only: the kill tests' crash point
         return buffer.getvalue()
+
+    def _resume(self) -> bool:
+        """Restore from ``last.pt``, or, when it cannot be read (a crash or a full disk while it
+        was copied, a truncated file), from the newest ``epoch_N.pt`` that can, saying which;
+        False to start afresh."""
+        try:
+            return self._restore(self.folder / "last.pt")
+        except TrainsetError as error:
+            logger.warning("%s; resuming from the newest readable epoch checkpoint instead", error)
+        epochs = [p for p in self.folder.glob("epoch_*.pt") if _epoch_number(p) >= 0]
+        for candidate in sorted(epochs, key=_epoch_number, reverse=True):
+            try:
+                if self._restore(candidate):
+                    logger.warning("%s: resumed from %s (epoch %d)", self.folder, candidate.name, self.epoch)
+                    self._save(self.folder / "last.pt")  # the same bytes last.pt had at that epoch
+                    return True
+            except TrainsetError as error:
+                logger.warning("%s; trying an older epoch checkpoint", error)
+        logger.warning("%s: no readable checkpoint of this run to resume from; starting afresh", self.folder)
+        return False
 
     def _restore(self, path: Path) -> bool:
         """Continue from ``path`` if it was made by this config, data, scalers and code; else False.
@@ -202,21 +225,24 @@ class Trainer:
         A workflow rerun after an edit (code, config, data or scalers) therefore trains afresh,
         while a rerun of an interrupted job continues where it stopped. Snakemake deletes a
         job's declared outputs before rerunning it, so ``best.pt`` is restored from the copy
-        carried inside ``last.pt``.
+        carried inside ``last.pt`` (or, from an ``epoch_N.pt``, see :func:`_best_bytes`). A
+        TrainsetError means ``path`` cannot be read; nothing has changed then.
         """
         try:
             state = load_checkpoint(path)
         except OutdatedArtifact as error:  # another format version: not resumable, and not an error
             logger.warning("%s; starting afresh", error)
             return False
-        meta = checkpoint_meta(state)
+        meta = checkpoint_meta(state, path)
         same = (state.get("config") == json.dumps(self.cfg.to_dict(), sort_keys=True)
                 and all(meta.get(key) == self.meta.get(key) for key in ("dataset_sha256", "scaler_sha256", "code_sha256")))
         if not same:
             logger.info("%s: config, data, scalers or code changed since the last checkpoint; starting afresh", path)
             return False
-        if "best_checkpoint" in state:
-            self._best = state["best_checkpoint"].numpy().tobytes()
+        history = _history(state, path)
+        best = _best_bytes(path, state, history)  # everything read and checked before any state changes
+        if best is not None:
+            self._best = best
             if distributed.is_main() and not (self.folder / "best.pt").exists():
                 with atomic_path(self.folder / "best.pt") as tmp:
                     tmp.write_bytes(self._best)
@@ -226,7 +252,7 @@ class Trainer:
         self.stopper.load_state_dict(state["early_stopping"])
         torch.set_rng_state(state["rng"]["torch"])
         self.epoch = int(state["epoch"])
-        self.history = json.loads(state["history"])
+        self.history = history
         return True
 
     def _clear(self) -> None:
@@ -246,12 +272,57 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise TrainsetError(f"{path}: not a trainset checkpoint (no 'model' entry). Fix: point to a checkpoint "
                             "written by train_model")
     check_version("checkpoint", state.get(KEY), path)
+    checkpoint_meta(state, path)
     return state
 
 
-def checkpoint_meta(state: dict[str, Any]) -> dict[str, Any]:
-    """The dataset/scaler hashes and world list stored in a checkpoint."""
-    return json.loads(state.get("meta", "{}"))
+def checkpoint_meta(state: dict[str, Any], path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The dataset/scaler hashes and world list stored in a checkpoint (``path`` names it in errors)."""
+    try:
+        meta = json.loads(state.get("meta", "{}"))
+    except (TypeError, ValueError) as error:
+        meta = error
+    if not isinstance(meta, dict):
+        raise TrainsetError(f"{path or 'checkpoint'}: its 'meta' entry is not a JSON object ({meta!r:.120}). "
+                            "Fix: retrain, or point to a checkpoint written by train_model")
+    return meta
+
+
+def _history(state: dict[str, Any], path: Path) -> list[dict[str, Any]]:
+    """The epoch records a checkpoint carries, or a TrainsetError naming it."""
+    try:
+        history = json.loads(state["history"])
+    except (KeyError, TypeError, ValueError) as error:
+        history = error
+    if not isinstance(history, list) or not all(isinstance(h, dict) and "epoch" in h for h in history):
+        raise TrainsetError(f"{path}: its 'history' entry is not a list of epoch records ({history!r:.120}). "
+                            "Fix: retrain")
+    return history
+
+
+def _best_bytes(path: Path, state: dict[str, Any], history: list[dict[str, Any]]) -> bytes | None:
+    """``best.pt``'s bytes as of ``state`` (None before any improvement).
+
+    ``last.pt`` carries them; an ``epoch_N.pt`` does not, but ``best.pt`` and the epoch file of
+    the last improving epoch were saved from the same state, so that file's bytes are best.pt's.
+    """
+    if "best_checkpoint" in state:
+        return state["best_checkpoint"].numpy().tobytes()
+    improved = [int(h["epoch"]) for h in history if h.get("improved")]
+    if path.name == "last.pt" or not improved:
+        return None
+    source = path.parent / f"epoch_{improved[-1]}.pt"
+    if not source.is_file():
+        raise TrainsetError(f"{path}: the best checkpoint (epoch {improved[-1]}) was not kept as {source.name}, "
+                            "so best.pt cannot be restored from it")
+    load_checkpoint(source)
+    return source.read_bytes()
+
+
+def _epoch_number(path: Path) -> int:
+    """N of ``epoch_N.pt`` (-1 for other names)."""
+    number = path.stem.removeprefix("epoch_")
+    return int(number) if number.isdigit() else -1
 
 
 def _ddp_weighted(loss: torch.Tensor, n: int) -> torch.Tensor:

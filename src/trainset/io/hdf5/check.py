@@ -16,6 +16,7 @@ from trainset.collection import SAMPLE
 from trainset.errors import TrainsetError
 from trainset.io.base import Splits
 from trainset.io.hdf5.encoding import LAYOUTS, OPTIONS, reason, stored_ok
+from trainset.io.hdf5.refs import outside_references
 from trainset.splits import check_splits
 from trainset.versions import VERSION_ATTR, check_version
 
@@ -233,9 +234,9 @@ class _Inspector:
                 continue
             splits[name] = index.astype(np.int64)
         try:
-            return check_splits(splits, n) if len(splits) == len(info.split_names or splits) else None
-        except TrainsetError as error:
-            self.add("/splits", str(error), "rewrite the splits so that they are disjoint")
+            return check_splits(splits, n, "/splits") if len(splits) == len(info.split_names or splits) else None
+        except TrainsetError as error:  # duplicates or overlaps: the message names the split and the fix
+            self.problems.append(f"{self.path}: {error}")
             return None
 
 
@@ -247,6 +248,9 @@ def inspect_file(path: str | os.PathLike) -> tuple[FileInfo | None, list[str]]:
     inspector = None
     try:
         with h5py.File(path, "r") as f:
+            outside = outside_references(f, path)  # before any data is read: they would be read from outside
+            if outside:
+                return None, outside
             inspector = _Inspector(f, path)
             return inspector.run(), inspector.problems
     except Exception as error:  # noqa: BLE001 - check() reports, it never raises

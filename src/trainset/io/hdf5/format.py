@@ -16,6 +16,7 @@ from trainset.io.hdf5.check import checked_info, inspect_file
 from trainset.io.hdf5.encoding import COMPRESSIONS, LAYOUTS, MAGIC, OPTIONS, reason
 from trainset.io.hdf5.jobs import gather_hdf5, write_hdf5_job
 from trainset.io.hdf5.read import HDF5Reader, load_part
+from trainset.io.hdf5.refs import open_contained
 from trainset.io.hdf5.write import checked_layout, write_file
 from trainset.provenance import atomic_path
 
@@ -73,7 +74,7 @@ class HDF5Format(Format):
         """The whole stored collection and its splits (None when there are none)."""
         info = checked_info(path)
         try:
-            with h5py.File(path, "r") as f:
+            with open_contained(path) as f:
                 parts = {p.name: load_part(f, p, info.order) for p in info.parts}
         except (OSError, ValueError, KeyError, RuntimeError) as error:
             raise TrainsetError(f"{path}: read failed ({reason(error)}). "

@@ -15,6 +15,7 @@ from trainset.errors import TrainsetError
 from trainset.io.base import PartInfo, Reader, Splits, VariableInfo
 from trainset.io.hdf5.check import FileInfo, StoredPart
 from trainset.io.hdf5.encoding import decode, reason
+from trainset.io.hdf5.refs import open_contained
 
 _ROW_COST_BYTES = 384 << 10  # slice bytes read in the time HDF5 spends selecting one sparse row
 
@@ -93,7 +94,7 @@ class HDF5Reader(Reader):
 
     def _dataset(self, group: str, name: str) -> h5py.Dataset:
         if self._pid != os.getpid():
-            self._file, self._pid, self._datasets = h5py.File(self.path, "r"), os.getpid(), {}
+            self._file, self._pid, self._datasets = open_contained(self.path), os.getpid(), {}
         if (group, name) not in self._datasets:
             self._datasets[group, name] = self._file[group][name]
         return self._datasets[group, name]

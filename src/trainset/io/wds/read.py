@@ -72,7 +72,7 @@ class WdsSource(Reader):
         self.meta  # noqa: B018 - (re)reads index.json, resetting the caches after a fork
         if "stored" not in self._splits:
             file = self.path / SPLITS_FILE
-            self._splits["stored"] = read_splits(file) if file.exists() else None
+            self._splits["stored"] = read_splits(file, n=len(self)) if file.exists() else None
         return self._splits["stored"]
 
     @property
@@ -92,13 +92,10 @@ class WdsSource(Reader):
         if split is None:
             return None
         beside = self.path.parent / SPLITS_FILE  # the workflow's splits artifact, as open_dataset does
-        splits = self.splits or (read_splits(beside) if beside.exists() else {})
+        splits = self.splits or (read_splits(beside, n=len(self)) if beside.exists() else {})  # checked
         if split not in splits:
             raise TrainsetError(f"{self.path}: no split {split!r} (has {sorted(splits)}). "
                                 "Fix: pick a stored split or write the dataset with splits")
-        if splits[split].size and splits[split].max() >= len(self):
-            raise TrainsetError(f"{self.path}: split {split!r} has indices beyond the {len(self)} samples. "
-                                "Fix: rebuild the splits for this dataset")
         mask = np.zeros(len(self), dtype=bool)
         mask[splits[split]] = True
         return mask

@@ -11,6 +11,7 @@ from typing import Any
 
 from trainset.collection import SAMPLE, Collection
 from trainset.errors import TrainsetError
+from trainset.faults import maybe_fail
 from trainset.io.base import ChunkShare, Splits
 from trainset.io.zarr_.store import OPTIONS
 from trainset.io.zarr_.write import check_options, write_store
@@ -71,7 +72,7 @@ def gather_zarr(collection: Collection, job_folders: list[str | os.PathLike], pa
 
 def _link_chunks(sources: list[Path], target: Path) -> int:
     """Hard-link (or copy) the chunk files below each ``source/c`` into ``target/c``; count sample chunks."""
-    seen = set()
+    seen, linked = set(), 0
     for source in sources:
         for file in sorted((source / "c").rglob("*")):
             if not file.is_file():
@@ -83,4 +84,6 @@ def _link_chunks(sources: list[Path], target: Path) -> int:
             except FileExistsError:
                 raise TrainsetError(f"{file}: chunk written by two jobs. Fix: rerun every zarr job") from None
             seen.add(relative.parts[1])
+            linked += 1
+            maybe_fail("zarr_gather", linked)
     return len(seen)

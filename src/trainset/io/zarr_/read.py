@@ -12,7 +12,18 @@ import zarr
 
 from trainset.errors import TrainsetError
 from trainset.io.base import PartInfo, Reader, Splits, VariableInfo
-from trainset.io.zarr_.store import COORDS, MANIFEST, PRIVATE, REWRITE, SPLITS_FILE, chunk_file, open_store, read_json
+from trainset.io.zarr_.store import (
+    COORDS,
+    MANIFEST,
+    PRIVATE,
+    REWRITE,
+    SPLITS_FILE,
+    check_manifest_names,
+    chunk_file,
+    open_store,
+    read_json,
+    symlinks,
+)
 from trainset.splits import read_splits
 from trainset.versions import KEY, check_version
 
@@ -41,10 +52,15 @@ class ZarrReader(Reader):
     def manifest(self) -> dict[str, Any]:
         """The parsed ``manifest.json`` (read once)."""
         if self._manifest is None:
+            links = symlinks(self.path)  # before any file of the store is read
+            if links:
+                listed = "\n".join(f"  - {p}" for p in links)
+                raise TrainsetError(f"{self.path}: refused, symbolic links inside the store:\n{listed}")
             manifest = read_json(self.path / MANIFEST, "manifest")
             if not isinstance(manifest, dict) or manifest.get("format") != "trainset-zarr" or "worlds" not in manifest:
                 raise TrainsetError(f"{self.path / MANIFEST}: not a trainset zarr manifest. {REWRITE}")
             check_version("zarr", manifest.get(KEY), self.path / MANIFEST)
+            check_manifest_names(manifest, self.path / MANIFEST)
             self._manifest = manifest
         return self._manifest
 
@@ -66,6 +82,7 @@ class ZarrReader(Reader):
     @property
     def attrs(self) -> dict[str, Any]:
         """Dataset attrs: the root group's attributes."""
+        self.manifest  # the store's links are refused before any of its files is read
         return read_json(self.path / "zarr.json", "root group metadata").get("attributes", {})
 
     @property
@@ -77,10 +94,7 @@ class ZarrReader(Reader):
         pieces: dict[str, list[np.ndarray]] = {name: [] for name in names}
         for world in self.manifest["worlds"]:
             file = self.path / world["name"] / SPLITS_FILE
-            for name, local in read_splits(file, versioned=False).items():
-                if local.size and (local.min() < 0 or local.max() >= world["n_samples"]):
-                    raise TrainsetError(f"{file}: split {name!r} has rows outside "
-                                        f"0..{world['n_samples'] - 1}. {REWRITE}")
+            for name, local in read_splits(file, versioned=False, n=int(world["n_samples"])).items():
                 pieces.setdefault(name, []).append(local + world["offset"])
         return {name: np.sort(np.concatenate(ix)) if ix else np.zeros(0, np.int64) for name, ix in pieces.items()}
 
@@ -90,6 +104,7 @@ class ZarrReader(Reader):
             self._arrays, self._pid = {}, os.getpid()
         key = f"{world}/{COORDS}/{name}" if coord else f"{world}/{name}"
         if key not in self._arrays:
+            self.manifest  # the store's links are refused before any of its files is read
             try:
                 self._arrays[key] = zarr.open_array(open_store(self.path), path=key, mode="r", zarr_format=3)
             except Exception as error:  # zarr raises several types for missing/corrupt metadata
@@ -121,8 +136,8 @@ class ZarrReader(Reader):
             first, last = c * chunk, min((c + 1) * chunk, array.shape[0])
             file = chunk_file(self.path / world / name, (c,) + (0,) * (array.ndim - 1))
             try:
-                if not file.is_file():
-                    raise FileNotFoundError("chunk file missing")
+                if not file.is_file() or file.is_symlink():  # a link made after the store was opened
+                    raise FileNotFoundError("chunk file missing or a symbolic link")
                 block = np.asarray(array[first:last])
             except Exception as error:  # codec and store errors have no common base class
                 raise TrainsetError(f"{file}: chunk of {world}/{name} unreadable ({error}). {REWRITE}") from error

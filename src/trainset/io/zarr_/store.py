@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ def compressors(compression: str) -> Any:
 
 
 REWRITE = "Fix: rewrite the dataset with trainset (FORMATS['zarr'].write) from its source"
+LINK_FIX = ("Fix: copy the data into the store (rewrite the dataset with trainset from its source); "
+            "trainset reads only files stored inside the store")
 
 
 def check_name(name: str, where: str, reserved: tuple[str, ...] = ()) -> None:
@@ -39,6 +42,40 @@ def check_name(name: str, where: str, reserved: tuple[str, ...] = ()) -> None:
             or name.endswith(".json") or name in reserved):
         raise TrainsetError(f"{where} name {name!r} cannot be a zarr node (no '/', no leading '__', "
                             f"not {['.json files', *reserved]}). Fix: rename it")
+
+
+def symlinks(path: Path, limit: int = 10) -> list[str]:
+    """One message per symbolic link inside the store (files and folders, any depth; none followed).
+
+    A link makes zarr read a chunk or metadata file from wherever it points, outside the bytes the
+    store's owner wrote; trainset never writes links (its gather assembles stores from hard links,
+    which are files of the store and kept). With no link inside and node names checked, no chunk
+    path can resolve outside the store.
+    """
+    problems: list[str] = []
+    folders = [Path(path)] if Path(path).is_dir() else []  # a missing store is reported by its reader
+    while folders and len(problems) < limit:
+        with os.scandir(folders.pop()) as entries:  # the file type comes with the listing: no stat per file
+            for entry in sorted(entries, key=lambda e: e.name):
+                if entry.is_symlink():
+                    problems.append(f"{path}: {Path(entry.path).relative_to(path).as_posix()}: symbolic link "
+                                    f"inside the store (to {os.readlink(entry.path)}). {LINK_FIX}")
+                elif entry.is_dir(follow_symlinks=False):
+                    folders.append(Path(entry.path))
+    if len(problems) >= limit:
+        problems.append(f"{path}: stopped after {limit} symbolic links. {LINK_FIX}")
+    return problems
+
+
+def check_manifest_names(manifest: dict[str, Any], file: Path) -> None:
+    """Refuse world, variable and coordinate names that would lead a path out of their folder."""
+    try:
+        for world in manifest["worlds"]:
+            check_name(world["name"], f"{file}: world")
+            for entry in [*world["variables"], *world["coords"]]:
+                check_name(entry["name"], f"{file}: world {world['name']!r} array")
+    except (KeyError, TypeError) as error:
+        raise TrainsetError(f"{file}: malformed world entry ({error!r}). {REWRITE}") from error
 
 
 def open_store(path: Path, read_only: bool = True) -> LocalStore:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from pathlib import Path
@@ -110,7 +111,44 @@ def check_options(options: dict[str, Any], compression: str, chunk: int) -> None
 def write_store(collection: Collection, folder: Path, target: Path, splits: Splits | None, chunk: int,
                  compression: str, share: ChunkShare) -> None:
     """The whole store in ``folder`` (the caller's temporary path for ``target``, which messages
-    name); data variables get only the sample chunks ``share`` gives."""
+    name); data variables get only the sample chunks ``share`` gives.
+
+    On failure, zarr's pending writes are awaited before the error reaches the caller, whose
+    cleanup would otherwise race them (see :func:`settle_writes`).
+    """
+    try:
+        _write_store(collection, folder, target, splits, chunk, compression, share)
+    except BaseException:
+        settle_writes()
+        raise
+
+
+def settle_writes(timeout: float = 60.0) -> None:
+    """Wait until zarr's I/O loop runs no task (at most ``timeout`` seconds).
+
+    A chunk write that fails (a full disk) fails the array assignment at once, while the writes
+    started with it go on in zarr's I/O thread; they would recreate chunk files in a temporary
+    folder after its cleanup removed it.
+    """
+    from zarr.core.sync import loop, sync
+
+    if loop[0] is None or loop[0].is_closed():
+        return
+
+    async def pending() -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            tasks = asyncio.all_tasks() - {asyncio.current_task()}
+            left = deadline - asyncio.get_running_loop().time()
+            if not tasks or left <= 0:
+                return
+            await asyncio.wait(tasks, timeout=left)
+
+    sync(pending())
+
+
+def _write_store(collection: Collection, folder: Path, target: Path, splits: Splits | None, chunk: int,
+                 compression: str, share: ChunkShare) -> None:
     if splits is not None:
         splits = check_splits(splits, len(collection))
     manifest = _manifest(collection, chunk, splits, compression)
