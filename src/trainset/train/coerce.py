@@ -27,6 +27,14 @@ class _Mismatch(TrainsetError):
         super().__init__(f"{key}: expected {_describe(hint)}, got {value!r} ({type(value).__name__})")
 
 
+_EXACT = {
+    bool: lambda value: isinstance(value, bool),
+    int: lambda value: isinstance(value, int) and not isinstance(value, bool),  # True is not a count
+    str: lambda value: isinstance(value, str),
+}
+"""Types a config value must already have: nothing is converted to them."""
+
+
 def _describe(hint: Any) -> str:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (Union, types.UnionType):
@@ -68,12 +76,8 @@ def coerce(value: Any, hint: Any, key: str) -> Any:
         if isinstance(value, str) and value in args:
             return value
         raise _Mismatch(key, hint, value)
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise _Mismatch(key, hint, value)
-    if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
+    if hint in _EXACT:
+        if _EXACT[hint](value):
             return value
         raise _Mismatch(key, hint, value)
     if hint is float:
@@ -84,10 +88,6 @@ def coerce(value: Any, hint: Any, key: str) -> Any:
                 raise _Mismatch(key, hint, value) from None
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             return float(value)
-        raise _Mismatch(key, hint, value)
-    if hint is str:
-        if isinstance(value, str):
-            return value
         raise _Mismatch(key, hint, value)
     if origin is dict:
         if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
