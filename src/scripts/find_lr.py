@@ -15,6 +15,7 @@ plot : results/tuning/{run}/lr.png
 """
 
 from trainset.errors import TrainsetError
+from trainset.train.coerce import coerce_options
 from trainset.train.lr_finder import LR_FINDER_OPTIONS, find_lr, search_config, write_lr_result
 from trainset.workflow import run_rule
 
@@ -24,6 +25,7 @@ def main(snakemake) -> None:
     unknown = sorted(set(options) - set(LR_FINDER_OPTIONS))
     if unknown:
         raise TrainsetError(f"lr_finder: unknown key(s) {unknown}. Fix: use {list(LR_FINDER_OPTIONS)}")
+    options = coerce_options(find_lr, options, "tuning.lr_finder")  # "1e-3" is a string to PyYAML
     cfg = search_config(snakemake.params.run, io_json=getattr(snakemake.input, "io", None) or None)
     result = find_lr(cfg, snakemake.input.dataset, getattr(snakemake.input, "scalers", None) or None,
                      threads=getattr(snakemake.params, "threads", None) or 1, **options)

@@ -14,6 +14,7 @@ io : results/tuning/{run}/io.json
 """
 
 from trainset.errors import TrainsetError
+from trainset.train.coerce import coerce_options
 from trainset.train.io_tuner import IO_TUNER_OPTIONS, tune_io, write_io_result
 from trainset.workflow import run_rule
 
@@ -23,6 +24,7 @@ def main(snakemake) -> None:
     unknown = sorted(set(options) - set(IO_TUNER_OPTIONS))
     if unknown:
         raise TrainsetError(f"io_tuner: unknown key(s) {unknown}. Fix: use {list(IO_TUNER_OPTIONS)}")
+    options = coerce_options(tune_io, options, "tuning.io_tuner")  # "1e-3" is a string to PyYAML
     result = tune_io(snakemake.input.dataset, seed=getattr(snakemake.params, "seed", None) or 0, **options)
     write_io_result(result, snakemake.output.io)
 

@@ -19,6 +19,9 @@ the steps run in a fixed order, each drawing from the stream only when switched 
 
 Arrays are shaped ``(feature, season_week, place)`` for one sample, with a leading batch axis
 for :func:`augment_batch`. Pure numpy.
+
+Workflow runs take these options from the run config's ``augment:`` mapping, checked at start-up
+by :func:`config_problems` and applied to the training split by :mod:`trainset.loaders.augmented`.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from trainset.errors import TrainsetError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Augment", "augment_batch", "augment_sample", "sample_rng"]
+__all__ = ["Augment", "augment_batch", "augment_sample", "config_problems", "from_config", "sample_rng"]
 
 WEEK_AXIS = -2  # (…, feature, season_week, place)
 
@@ -185,3 +188,52 @@ def shift_weeks(x: np.ndarray, shifts: np.ndarray, pad: str = "zeros") -> np.nda
         valid = (src >= 0) & (src < n_weeks)
         out = np.where(valid[:, None, :, None], out, out.dtype.type(0))
     return out
+
+
+CONFIG_KEY = "augment"
+"""The run-config key holding :class:`Augment` options (``TrainingConfig.augment``)."""
+_OPTION_TYPES = {"poisson": "true or false", "max_shift": "an integer >= 0",
+                 "shift_pad": "'zeros' or 'edge'", "rescale": "[low, high] or null"}
+
+
+def config_problems(options: Any, key: str = CONFIG_KEY) -> list[str]:
+    """Every problem of a run config's ``augment`` mapping, each naming ``augment.<option>``.
+
+    Checked at start-up, before any data is read, so a typo (``max_shfit``) never trains an
+    un-augmented model; an empty mapping means no augmentation.
+    """
+    import difflib
+
+    if not isinstance(options, dict):
+        return [f"{key}: expected a mapping of augment options, got {options!r}"]
+    problems = []
+    for name in options:
+        if name not in _OPTION_TYPES:
+            close = difflib.get_close_matches(str(name), list(_OPTION_TYPES), n=1)
+            hint = f", did you mean {close[0]}" if close else ""
+            problems.append(f"{key}.{name}: unknown key{hint}. Valid keys: {', '.join(_OPTION_TYPES)}")
+    for name, value in options.items():
+        if name in _OPTION_TYPES and not _option_ok(name, value):
+            problems.append(f"{key}.{name}: expected {_OPTION_TYPES[name]}, got {value!r}")
+    rescale = options.get("rescale")
+    if not problems and rescale is not None and not 0 < rescale[0] <= rescale[1]:
+        problems.append(f"{key}.rescale: must be [low, high] with 0 < low <= high, got {rescale!r}")
+    return problems
+
+
+def _option_ok(name: str, value: Any) -> bool:
+    """Whether ``value`` has the type option ``name`` needs (bool is not an int here)."""
+    number = (int, float)
+    if name == "poisson":
+        return isinstance(value, bool)
+    if name == "max_shift":
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    if name == "shift_pad":
+        return value in ("zeros", "edge")
+    return value is None or (isinstance(value, (list, tuple)) and len(value) == 2 and all(
+        isinstance(v, number) and not isinstance(v, bool) for v in value))
+
+
+def from_config(options: dict[str, Any] | None) -> Augment:
+    """The :class:`Augment` a run config's ``augment`` mapping describes (``{}``: all off)."""
+    return Augment.from_dict(dict(options or {}))

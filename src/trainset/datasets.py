@@ -94,10 +94,10 @@ def split_dataset(source: str | os.PathLike, output: str | os.PathLike, splits_c
 
 def _split(collection: Collection, source, output, splits_cfg: dict[str, Any], seed: int) -> dict:
     """The body of :func:`split_dataset` (reads per-sample coordinates only)."""
-    from trainset.domains.registry import domain_split
+    from trainset.domains.registry import domain_split, source_splits_default
     from trainset.splits import make_splits, with_defaults, write_splits
 
-    splits_cfg = with_defaults(splits_cfg)
+    splits_cfg = with_defaults(source_splits_default(collection, splits_cfg))
     method, by = splits_cfg["method"], splits_cfg["by"]
     hook = domain_split(collection, method, source)
     if hook is not None:

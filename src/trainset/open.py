@@ -15,7 +15,8 @@ SOURCE_ATTR = "source_sha256"
 
 
 def open_dataset(path: str | os.PathLike, split: str | None = None, variables: Sequence[str] | None = None,
-                 format: str | None = None, **options: Any) -> Any:
+                 format: str | None = None, worlds: Sequence[str] | None = None, provenance: bool = False,
+                 **options: Any) -> Any:
     """Open a NetCDF, HDF5, Zarr or WebDataset dataset written by trainset.
 
     Parameters
@@ -29,6 +30,16 @@ def open_dataset(path: str | os.PathLike, split: str | None = None, variables: S
         Only these variables (WebDataset then skips the other members without decoding them).
     format : str, optional
         Force a format instead of recognising it.
+    worlds : list of str, optional
+        Only these parts (macro worlds; any random-access format that stores parts), read in
+        stored order; a name the dataset does not store is an error listing the stored ones.
+        Samples keep their store ``index`` and ``part``; splits are the stored ones restricted
+        to these worlds. Streamed formats (WebDataset) refuse it.
+    provenance : bool
+        Flu mixes: samples (and batches) also carry ``origin`` (text) and ``scale`` (the
+        ``to_scale`` factor, float64), so ``frames / scale`` undoes the rescaling (see
+        :mod:`trainset.loaders.provenance`). Off by default: samples stay numbers only. A dataset
+        without those per-sample coordinates is refused.
     options
         For WebDataset: ``shuffle``, ``seed``, ``shuffle_buffer``.
 
@@ -40,23 +51,35 @@ def open_dataset(path: str | os.PathLike, split: str | None = None, variables: S
         same sample dicts in the same order.
     """
     fmt = get_format(format) if format else guess_format(path)
-    return dataset_of(fmt, fmt.reader(path), path, split, variables, **options)
+    dataset = dataset_of(fmt, fmt.reader(path), path, split, variables, worlds=worlds, **options)
+    if provenance:
+        from trainset.loaders.provenance import with_provenance
+
+        dataset = with_provenance(dataset, fmt, path)
+    return dataset
 
 
 def dataset_of(fmt: Format, source: Reader, path: str | os.PathLike, split: str | None = None,
-               variables: Sequence[str] | None = None, **options: Any) -> Any:
+               variables: Sequence[str] | None = None, worlds: Sequence[str] | None = None, **options: Any) -> Any:
     """:func:`open_dataset` over a reader already opened (``fmt.reader(path)``), so a caller that
     looked at the reader first (its parts) does not open the file again."""
     if not fmt.random_access:  # streamed: the dataset shares out the stored blocks itself
+        if worlds is not None:
+            raise TrainsetError(f"{path}: worlds= needs a random-access copy ({fmt.name} is streamed). "
+                                "Fix: open the dataset's zarr, netcdf or hdf5 copy")
         return fmt.streamed_dataset(source, split, variables, **options)
+    from trainset.io.subset import PartSubset
     from trainset.loaders.mapped import MappedDataset
 
     indices = None
-    if split is not None:
+    if split is not None:  # splits are checked against the whole store, then narrowed
         splits = dataset_splits(path, source.splits, len(source))
         indices = splits.get(split)
         if indices is None:
             raise TrainsetError(f"{path}: no split {split!r}. Fix: use one of {sorted(splits)}")
+    if worlds is not None:
+        source = PartSubset(source, worlds, path)
+        indices = None if indices is None else source.keep(indices)
     return MappedDataset(source, indices, variables)
 
 

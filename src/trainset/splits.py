@@ -30,8 +30,13 @@ from trainset.versions import KEY, check_version, stamp
 
 Splits = dict[str, np.ndarray]
 DEFAULT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
+SEED001_FRACTIONS = {"train": 0.7, "val": 0.2, "test": 0.1}
+"""Seed 001's cut of a file without splits (the old code's 70/20/10): the same for
+``trainset train --config`` (:mod:`trainset.train.autosplit`) and the workflow
+(:mod:`trainset.domains.seed_hdf5`)."""
 METHODS = ("random", "group", "time", "explicit")
-"""The methods of :func:`make_splits`; a domain may offer more (macro's ``extrapolation``)."""
+"""The methods of :func:`make_splits`; a domain may offer more (macro's ``extrapolation``, sequences'
+``stored``: :mod:`trainset.domains.registry`)."""
 SPLITS_DEFAULTS = {"method": "group", "by": "group", "fractions": DEFAULT_FRACTIONS}
 """Defaults of a dataset's ``splits`` section (the schema's copy is tested against these)."""
 

@@ -102,6 +102,12 @@ class TaskSpec:
     per_part : bool
         Each part is a world with shapes of its own: the model info lists the parts and each
         world's shapes even for a dataset of one part (models build one head per world).
+    model : str
+        The task's natural model (a name of :data:`trainset.models.MODELS`), built when a run
+        config leaves ``model.name`` at ``auto`` (seed 001's configs name no model).
+    paradigm : {"supervised", "self_supervised"} or None
+        Seed 001's ``training.paradigm`` of the task (self-supervised: the targets derive from
+        the inputs); None: neither fits (generative frames), so a run may not state one.
     """
 
     name: str
@@ -121,6 +127,8 @@ class TaskSpec:
     split_scores: str | None = None
     target: str | None = "labels"
     per_part: bool = False
+    model: str = "mlp"
+    paradigm: str | None = "supervised"
 
     def __post_init__(self) -> None:
         if self.sequence not in (None, "static", "seq2seq") or self.direction not in ("min", "max"):
@@ -139,6 +147,11 @@ class TaskSpec:
     def seq2seq(self) -> bool:
         """Targets per time step: labels indexed by time follow the inputs' length policy."""
         return self.sequence == "seq2seq"
+
+    @property
+    def mapping(self) -> str | None:
+        """Seed 001's ``training.mapping`` of the task: ``seq2static``, ``seq2seq`` or None."""
+        return {"static": "seq2static", "seq2seq": "seq2seq"}.get(self.sequence or "")
 
     @property
     def classification(self) -> bool:
@@ -163,7 +176,7 @@ def _seq(name: str, description: str, labels: Rule | None, aliases: tuple[str, .
          labels_table: tuple[tuple[str, ...], tuple[str, ...]] | None, facts: dict[str, Any]) -> TaskSpec:
     rules = (_DATA,) if labels is None else (_DATA, labels)
     return TaskSpec(name, description, rules, aliases, tokens=True, sequence=sequence, labels_table=labels_table,
-                    **facts)
+                    **{"model": "sequence", **facts})
 
 
 # Order matters twice: describe_tasks lists tasks in it, and guess_task tries irf before frames
@@ -185,27 +198,30 @@ TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (
     _seq("reconstruction", "the inputs are the targets (autoencoder); labels ignored",
          Rule("labels", None, None, None, required=False, meaning="ignored"),
          ("self_supervised_seq2seq_reconstruction", "self_supervised_reconstruction", "autoencoder"), "seq2seq",
-         None, {**_REGRESS, "scalers": (("data", "standard"),), "target_scaler": None, "target": "data"}),
+         None, {**_REGRESS, "scalers": (("data", "standard"),), "target_scaler": None, "target": "data",
+                "paradigm": "self_supervised"}),
     _seq("summary", "K float summaries derived from each sequence (MSE)",
          Rule("labels", (("N", "K"),), "float32", meaning="K float summaries per sequence"),
          ("self_supervised_seq2static_summary", "self_supervised_seq2static_summary_learning", "summary_learning"),
-         "static", (("sample", "k"), ("sample", "target")), _REGRESS),
+         "static", (("sample", "k"), ("sample", "target")), {**_REGRESS, "paradigm": "self_supervised"}),
     TaskSpec("irf", "macro emulator: parameters -> impulse responses, one part per world",
              (Rule("theta", (("N", "P"),), "float32", meaning="model parameters"),
               Rule("irfs", (("N", "S", "H+1", "V"),), "float32",
                    meaning="impulse responses [shock, horizon, variable]")),
              ("macro_irf", "emulator"), scalers=(("theta", "standard"), ("irfs", "standard")), target_scaler="irfs",
              metric="nrmse", baseline="baseline_nrmse", direction="min", evaluation=f"{_HANDLERS}:irfs",
-             split_scores=f"{_HANDLERS}:irf_splits", target="irfs", per_part=True),
+             split_scores=f"{_HANDLERS}:irf_splits", target="irfs", per_part=True, model="world_mlp"),
     TaskSpec("frames", "flu frames: feature x season week x place images",
              (Rule("frames", (("N", "F", "W", "P"),), "float32", meaning="frames [sample, feature, week, place]"),),
              ("flu_frames",), scalers=(("frames", "sqrt_max"),), metric="ks_peak_size", direction="min",
-             evaluation=f"{_HANDLERS}:generated_frames", generative=True, target=None),
+             evaluation=f"{_HANDLERS}:generated_frames", generative=True, target=None, model="diffusion",
+             paradigm=None),
     TaskSpec("thresholds", "flight scores: K binary 'score exceeds t' targets per site-day (BCE)",
              (Rule("features", (("N", "F"),), "float32", meaning="features per site-day"),
               Rule("targets", (("N", "K"),), "float32", "binary", meaning="0/1 threshold exceedances")),
              ("flight_thresholds",), scalers=(("features", "standard"),), metric="pooled_auc",
-             baseline="baseline_auc", direction="max", evaluation=f"{_HANDLERS}:thresholds", target="targets"),
+             baseline="baseline_auc", direction="max", evaluation=f"{_HANDLERS}:thresholds", target="targets",
+             model="flight"),
 )}
 
 _ALIASES = {alias: spec.name for spec in TASKS.values() for alias in (spec.name, *spec.aliases)}
@@ -236,6 +252,143 @@ def guess_task(names: Iterable[str]) -> str | None:
         if spec.sequence is None and {rule.name for rule in spec.rules if rule.required} <= present:
             return spec.name
     return None
+
+
+_LAYOUTS = ("labels [N] integer (seq2static_classification), [N, K] float (seq2static_regression, or summary "
+            "with paradigm self_supervised), [N, T] integer (seq2seq_classification) or [N, T', K] float "
+            "(seq2seq_regression); or paradigm: self_supervised with mapping: seq2seq (reconstruction)")
+
+
+def task_from_paradigm(paradigm: str | None, mapping: str | None, labels_shape: Iterable[int] | None,
+                       labels_dtype: Any, data_shape: Iterable[int]) -> str:
+    """The sequence task seed 001 means by ``training.paradigm``/``mapping`` for a file storing none.
+
+    The guide's files carry no task: the old code read it from the config's paradigm and
+    mapping and the labels' shape and dtype. The labels decide where they are unambiguous;
+    the paradigm decides what the shapes cannot tell (the guide's table):
+
+    ======================  ===========  =========================================
+    paradigm                mapping      labels (per sample) -> task
+    ======================  ===========  =========================================
+    self_supervised         seq2seq      anything or none -> ``reconstruction`` (targets = inputs)
+    self_supervised         seq2static   ``[K]`` float -> ``summary``
+    supervised or null      seq2static   ``[]`` integer -> ``seq2static_classification``,
+    (null: any mapping)                  ``[K]`` float -> ``seq2static_regression``
+    supervised or null      seq2seq      ``[T]`` integer (T of data) -> ``seq2seq_classification``,
+                                         ``[T', K]`` float -> ``seq2seq_regression``
+    null                    null/seq2seq no labels -> ``reconstruction``
+    ======================  ===========  =========================================
+
+    Parameters
+    ----------
+    paradigm, mapping : str or None
+        ``training.paradigm`` and ``training.mapping`` (None: not stated).
+    labels_shape : sequence of int or None
+        Per-sample shape of ``labels`` (no sample axis); None when the file has no labels.
+    labels_dtype : dtype-like or None
+        Dtype of ``labels``.
+    data_shape : sequence of int
+        Per-sample shape of ``data`` (``[T, D]``).
+
+    Raises
+    ------
+    TrainsetError
+        The labels fit no task, or a task other than the paradigm/mapping say, naming the fix.
+    """
+    data_shape = tuple(int(s) for s in data_shape)
+    if paradigm == "self_supervised" or (paradigm is None and labels_shape is None):
+        return _self_supervised(mapping, labels_shape, labels_dtype, paradigm)
+    if labels_shape is None:
+        raise TrainsetError("the dataset has no 'labels', but training.paradigm is supervised. Fix: store labels, "
+                            "or set training.paradigm: self_supervised with mapping: seq2seq (reconstruction)")
+    shape, kind = tuple(int(s) for s in labels_shape), np.dtype(labels_dtype).kind
+    integer, real = kind in "iu", kind == "f"
+    task = {(0, True): "seq2static_classification", (1, False): "seq2static_regression",
+            (2, False): "seq2seq_regression"}.get((len(shape), integer)) if integer or real else None
+    if len(shape) == 1 and integer and data_shape[:1] == shape:
+        task = "seq2seq_classification"
+    stored = f"labels {_shape_text(shape)} {np.dtype(labels_dtype)}"
+    if task is None:
+        raise TrainsetError(f"{stored} fit no sequence task (data [N, {', '.join(map(str, data_shape))}]). "
+                            f"Fix: store {_LAYOUTS}")
+    if mapping is not None and TASKS[task].mapping != mapping:
+        raise TrainsetError(f"{stored} are those of {task} (mapping {TASKS[task].mapping}), but training.mapping "
+                            f"is {mapping}. Fix: set training.mapping: {TASKS[task].mapping}, or store {_LAYOUTS}")
+    return task
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "[" + ", ".join(["N", *map(str, shape)]) + "]"
+
+
+def _self_supervised(mapping: str | None, labels_shape: Iterable[int] | None, labels_dtype: Any,
+                     paradigm: str | None) -> str:
+    if mapping in ("seq2seq", None) and (paradigm is None or mapping == "seq2seq"):
+        return "reconstruction"
+    if mapping == "seq2static":
+        shape = None if labels_shape is None else tuple(labels_shape)
+        if shape is not None and len(shape) == 1 and np.dtype(labels_dtype).kind == "f":
+            return "summary"
+        found = "no labels" if shape is None else f"labels {_shape_text(shape)} {np.dtype(labels_dtype)}"
+        raise TrainsetError(f"self_supervised seq2static (summary) needs labels [N, K] float32, the summaries "
+                            f"derived from each sequence; the dataset has {found}. Fix: store them, or use "
+                            "mapping: seq2seq (reconstruction)")
+    raise TrainsetError("training.paradigm: self_supervised needs training.mapping: seq2seq (reconstruction, the "
+                        "inputs are the targets) or seq2static (summary, labels [N, K] float)")
+
+
+def check_paradigm(task: str, paradigm: str | None, mapping: str | None) -> None:
+    """Refuse a ``training.paradigm``/``mapping`` that contradicts the dataset's task.
+
+    A dataset that stores its task (or whose variables name it, as flights, worlds and frames)
+    decides; a stated paradigm or mapping must agree with it, so neither key is ever accepted
+    and then ignored.
+    """
+    spec = get_task(task)
+    if mapping is not None and spec.mapping != mapping:
+        fix = f"set training.mapping: {spec.mapping}" if spec.mapping else "remove training.mapping"
+        raise TrainsetError(f"training.mapping: {mapping}, but the dataset's task {spec.name} is "
+                            f"{spec.mapping or 'not a sequence task'}. Fix: {fix}")
+    if paradigm is not None and spec.paradigm != paradigm:
+        fix = f"set training.paradigm: {spec.paradigm}" if spec.paradigm else "remove training.paradigm"
+        why = f"is {spec.paradigm}" if spec.paradigm else "is generative (neither)"
+        raise TrainsetError(f"training.paradigm: {paradigm}, but the dataset's task {spec.name} {why}. Fix: {fix}")
+
+
+def resolve_task(info: dict[str, Any], paradigm: str | None, mapping: str | None) -> str | None:
+    """The task of a described dataset (``info`` of :func:`trainset.models.describe_dataset`).
+
+    Its stored (or recognised) task, checked by :func:`check_paradigm`; else, for ``data``
+    [N, T, D] with or without ``labels``, :func:`task_from_paradigm`; else None.
+    """
+    if info.get("task"):
+        check_paradigm(info["task"], paradigm, mapping)
+        return get_task(info["task"]).name
+    variables = info.get("variables") or {}
+    data = variables.get("data")
+    if data is None or len(data["shape"]) not in (1, 2):
+        return None
+    labels = variables.get("labels")
+    task = task_from_paradigm(paradigm, mapping, None if labels is None else labels["shape"],
+                              None if labels is None else labels["dtype"], data["shape"])
+    logger.info("dataset stores no task: %s (paradigm %s, mapping %s, labels %s)", task, paradigm, mapping,
+                "none" if labels is None else f"{labels['shape']} {labels['dtype']}")
+    return task
+
+
+def natural_model(task: str | None) -> str:
+    """The model built for ``model.name: auto``: the task's :attr:`TaskSpec.model`.
+
+    Raises
+    ------
+    TrainsetError
+        When the task is unknown, naming the key to set.
+    """
+    if not task:
+        raise TrainsetError("model.name: auto needs the dataset's task, and the dataset stores none that could be "
+                            "recognised. Fix: set model.name (one of mlp, sequence, flight, world_mlp, diffusion) "
+                            "or training.paradigm/mapping for a sequence dataset")
+    return get_task(task).model
 
 
 def check_task(parts: list[PartInfo], task: str, reader: Any = None, vocab_size: int | None = None,
@@ -431,5 +584,5 @@ def describe_tasks() -> list[str]:
     return [f"{spec.name}: {spec.description} -- {spec.layout()}" for spec in TASKS.values()]
 
 
-__all__ = ["TASKS", "Rule", "TaskSpec", "check_task", "describe_tasks", "get_task", "guess_task",
-           "sequence_tasks"]
+__all__ = ["TASKS", "Rule", "TaskSpec", "check_paradigm", "check_task", "describe_tasks", "get_task", "guess_task",
+           "natural_model", "resolve_task", "sequence_tasks", "task_from_paradigm"]

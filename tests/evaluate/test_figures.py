@@ -48,7 +48,7 @@ CASES = {
     "learning_curves": lambda: F.learning_curves(_history()),
     "learning_curves_missing": lambda: F.learning_curves(
         [{"epoch": 1, "train_loss": -0.5, "val_loss": None, "lr": None}]),
-    "reliability_diagram": lambda: F.reliability_diagram(_curves()),
+    "reliability_grid": lambda: F.reliability_grid(_curves()),
     "roc_auc_by_threshold": lambda: F.roc_auc_by_threshold(
         [0, 50, 100], [0.9, 0.93, None], {"climatology": [0.6, 0.62, 0.65]}),
     "irf_examples": lambda: F.irf_examples(*_irfs(), ["monetary", "tfp"],
@@ -109,7 +109,7 @@ def test_different_input_gives_different_bytes() -> None:
 
 @pytest.mark.parametrize("call, match", [
     (lambda: F.learning_curves([]), "non-empty"),
-    (lambda: F.reliability_diagram({"t=0": {"bin_centres": [0.5]}}), "lacks"),
+    (lambda: F.reliability_grid({"t=0": {"bin_centres": [0.5]}}), "lacks"),
     (lambda: F.roc_auc_by_threshold([0, 1], [0.5], None), "one value per threshold"),
     (lambda: F.per_horizon_error({"a": [1, 2], "b": [1]}), "same non-zero length"),
     (lambda: F.confusion_matrix([[1, 2]], ["a"]), "square"),

@@ -367,10 +367,35 @@ def test_seed_style_files_without_metadata(tmp_path):
     loaded, splits = FMT.load(single)
     np.testing.assert_array_equal(loaded.parts["all"]["labels"].values, labels)
     assert splits is None and loaded.parts["all"]["data"].dims == ("sample", "data_dim1", "data_dim2")
-    assert any("/train/index: missing" in p for p in FMT.check(presplit))
+    # without 'index' (the guide's h5py code): row order is the index, train then val then test
+    assert FMT.check(presplit) == []
+    reader = FMT.reader(presplit)
+    np.testing.assert_array_equal(reader.read(0, np.arange(30))["data"], data)
+    assert {k: v.tolist() for k, v in reader.splits.items()} == {"train": list(range(20)), "val": list(range(20, 30))}
+    reader.close()
+    with h5py.File(presplit, "r+") as f:  # one group indexed, the other not: refused, never guessed
+        f["val/index"] = np.arange(20, 30)
+    assert any("have no 'index'" in p and "Fix:" in p for p in FMT.check(presplit))
     with h5py.File(presplit, "r+") as f:
-        f["train/index"], f["val/index"] = np.arange(20), np.arange(20, 30)
-    np.testing.assert_array_equal(FMT.reader(presplit).read(0, np.arange(30))["data"], data)
+        f["train/index"] = np.arange(10, 30)
+        del f["val/index"]
+        f["val/index"] = np.arange(10)
+    np.testing.assert_array_equal(FMT.reader(presplit).read(0, np.arange(30))["data"], np.r_[data[20:], data[:20]])
+
+
+def test_seed_presplit_group_order_is_train_val_test(tmp_path):
+    """h5py lists groups by name (test, train, val); the sample numbers follow the guide's order."""
+    data = RNG.normal(size=(12, 4, 1)).astype(np.float32)
+    path = tmp_path / "pulse.h5"
+    with h5py.File(path, "w") as f:
+        for name, rows in (("test", slice(10, 12)), ("train", slice(0, 8)), ("val", slice(8, 10))):
+            f.create_group(name).create_dataset("data", data=data[rows])
+            f[name].create_dataset("labels", data=np.arange(12)[rows])
+    reader = FMT.reader(path)
+    assert list(reader.splits) == ["train", "val", "test"]
+    assert reader.splits["test"].tolist() == [10, 11]
+    np.testing.assert_array_equal(reader.read(0, np.arange(12))["labels"], np.arange(12))
+    reader.close()
 
 
 def test_registry_and_guess(tmp_path):

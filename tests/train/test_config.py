@@ -59,7 +59,7 @@ def test_defaults():
     assert (t.scheduler, t.gamma, t.final_lr_fraction, t.grad_clip, t.patience, t.min_delta) == \
         ("cosine", 0.95, 0.01, 1.0, 5, 1e-3)
     assert t.losses == (LossSpec("mse"),) and (t.train_split, t.val_split) == ("train", "val")
-    assert cfg.format == "netcdf" and cfg.data.target_seq_policy == "truncate"
+    assert cfg.format == "netcdf" and cfg.data.target_seq_policy is None and t.min_delta_mode == "relative"
     assert TrainingConfig.from_dict({}) == cfg == TrainingConfig.from_dict(None)
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.training.lr = 1.0
@@ -92,7 +92,7 @@ def test_seed_001_yaml(tmp_path):
     assert (cfg.training.paradigm, cfg.training.mapping) == ("supervised", "seq2static")
     assert cfg.training.losses == (LossSpec("cross_entropy"), LossSpec("gap_loss", 0.3, {"margin": 0.2}))
     assert cfg.model.params == {"time_pooling": {"name": "max", "params": {"scale": 1.0}}}
-    assert (cfg.data.num_classes, cfg.data.target_seq_len, cfg.data.target_seq_policy) == (3, 64, "truncate")
+    assert (cfg.data.num_classes, cfg.data.target_seq_len, cfg.data.target_seq_policy) == (3, 64, None)
     assert TrainingConfig.from_dict(cfg.to_dict()) == cfg
 
 
@@ -139,7 +139,7 @@ def test_wrong_types_name_key_and_expected_type():
 
 
 def test_values_unknown_losses_and_one_hot():
-    msg = _errors({"training": {"losses": [{"name": "top_gap_loss"}]}})
+    msg = _errors({"training": {"losses": [{"name": "no_such_loss"}]}})
     assert "training.losses[0]" in msg and "cross_entropy" in msg and "gap_loss" in msg
     assert "one_hot" in _errors({"data": {"input_encoding": "one_hot"}})
     ok = TrainingConfig.from_dict({"data": {"input_encoding": "one_hot", "vocab_size": 100}})
@@ -177,3 +177,85 @@ def test_from_yaml_errors_name_the_file(tmp_path):
     bad.write_text("training:\n  lr_max: 1\n")
     with pytest.raises(TrainsetError, match=r"(?s)bad\.yaml.*training\.lr_max"):
         TrainingConfig.from_yaml(bad)
+
+
+def test_seed_002_keys_are_translated():
+    # the guide's config dict and model params, as written there
+    cfg = TrainingConfig.from_dict({
+        "dataset": "flights", "batch_size": 2048, "num_workers": 8, "learning_rate": 0.001, "num_epochs": 100,
+        "patience": 10, "l1_lambda": 1e-9, "l2_lambda": "1e-9", "monotonicity_lambda": 1e-9,
+        "deep_hidden_units": [128, 64], "cross_layers": 2, "site_embedding_dim": 16,
+        "prediction_head_type": "multilabel"})
+    t = cfg.training
+    assert (t.lr, t.epochs, t.num_workers, t.batch_size, t.patience) == (1e-3, 100, 8, 2048, 10)
+    assert t.losses == (LossSpec("bce"), LossSpec("l1", 1e-9), LossSpec("l2", 1e-9), LossSpec("monotonicity", 1e-9))
+    assert t.min_delta_mode == "relative" and t.warmup_epochs == 1  # not a seed-003 config
+    assert cfg.model.name == "flight"
+    assert cfg.model.params == {"hidden": [128, 64], "cross_layers": 2, "embedding_dim": 16, "head": "independent"}
+    ordinal = TrainingConfig.from_dict({"model": {"prediction_head_type": "ordinal"},
+                                        "training": {"learning_rate": 0.01, "losses": [{"name": "bce"}]}})
+    assert ordinal.model.params == {"head": "ordinal"} and ordinal.training.lr == 0.01
+
+
+def test_seed_002_key_given_both_ways_is_an_error():
+    assert "learning_rate" in _errors({"learning_rate": 1e-3, "training": {"lr": 1e-2}})
+    assert "num_epochs" in _errors({"num_epochs": 3, "epochs": 4})
+    assert "l1_lambda" in _errors({"l1_lambda": 1e-9, "training": {"losses": [{"name": "bce"}, {"name": "l1"}]}})
+    assert "site_embedding_dim" in _errors({"site_embedding_dim": 8, "model": {"params": {"embedding_dim": 4}}})
+    assert "prediction_head_type" in _errors({"prediction_head_type": "softmax"})
+    assert "model.name" in _errors({"cross_layers": 2, "model": {"name": "mlp"}})
+
+
+def test_seed_003_omitted_keys_take_upstreams_defaults():
+    cfg = TrainingConfig.from_dict({"dataset": "macro", "lr": 3e-4})  # a flat key: seed-003 layout
+    t = cfg.training
+    assert (t.lr, t.weight_decay, t.batch_size, t.epochs, t.grad_clip, t.scheduler) == (3e-4, 0.01, 64, 100, 1.0, "cosine")
+    assert (t.warmup_epochs, t.patience, t.save_every_n_epochs, t.min_delta, t.min_delta_mode) == \
+        (5, 10, 10, 1e-4, "absolute")
+    assert t.losses == (LossSpec("horizon_mse", 1.0, {"weights": "uniform", "lambda_smooth": 0.01}),)
+    today = TrainingConfig.from_dict({"dataset": "macro", "training": {"lr": 3e-4}})  # nested: today's defaults
+    assert (today.training.epochs, today.training.min_delta_mode) == (20, "relative")
+
+
+def test_seed_003_layout_is_chosen_by_its_own_keys_and_warned(caplog):
+    with caplog.at_level(logging.INFO, logger="trainset.train.config"):
+        seeded = TrainingConfig.from_dict({"dataset": "macro", "seed": 7})  # a top-level seed alone
+    t = seeded.training
+    assert t.seed == 7 and (t.lr, t.epochs, t.min_delta_mode) == (TrainingSection.lr, 20, "relative")
+    assert not [r for r in caplog.records if "seed-003" in r.getMessage()]
+    for config, trigger in (({"dataset": "macro", "lr": 3e-4}, "lr"),
+                            ({"dataset": "macro", "seed": 7, "patience": 3}, "patience"),
+                            ({"dataset": "macro", "training": {"loss_fn": "mae"}}, "training.loss_fn"),
+                            ({"dataset": "macro", "save_best": True}, "save_best")):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="trainset.train.config"):
+            t = TrainingConfig.from_dict(config).training
+        assert (t.epochs, t.min_delta_mode) == (100, "absolute")
+        warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "seed-003" in r.getMessage()]
+        assert len(warned) == 1 and warned[0].startswith(f"training config: {trigger} chose the seed-003 layout")
+        assert "'epochs': 100" in warned[0] and "'min_delta_mode': 'absolute'" in warned[0]
+
+
+def test_from_flat_takes_exactly_seed_003_fields():
+    cfg = TrainingConfig.from_flat({"lr": 1e-4, "batch_size": 64, "epochs": 100, "warmup_epochs": 5,
+                                    "patience": 10, "checkpoint_dir": "runs/baseline_mlp", "log_every_n_steps": 50,
+                                    "use_wandb": False, "seed": 42}, dataset="macro")
+    assert cfg.dataset == "macro" and cfg.training.min_delta == 1e-4 and cfg.training.min_delta_mode == "absolute"
+    assert TrainingConfig.from_flat({}) == TrainingConfig.from_flat({"lr": 1e-4, "min_delta": 1e-4})
+    with pytest.raises(TrainsetError, match="not fields of seed 003"):
+        TrainingConfig.from_flat({"learning_rate": 1e-3})
+    with pytest.raises(TrainsetError, match="min_delta"):
+        TrainingConfig.from_dict({"training": {"min_delta": 2.0}})  # relative: < 1
+    assert TrainingConfig.from_dict({"training": {"min_delta": 2.0, "min_delta_mode": "absolute"}})
+
+
+def test_absolute_min_delta_in_early_stopping():
+    from trainset.train.schedule import EarlyStopping
+
+    absolute, relative = EarlyStopping(2, 0.1, delta_mode="absolute"), EarlyStopping(2, 0.1)
+    for stop in (absolute, relative):
+        stop.step(10.0)
+    assert absolute.step(9.5) is True and relative.step(9.5) is False  # 0.5 > 0.1 but < 10%
+    restored = EarlyStopping()
+    restored.load_state_dict(absolute.state_dict())
+    assert restored.delta_mode == "absolute"

@@ -253,8 +253,8 @@ def test_objective_sums_weighted_terms():
 
 
 def test_unknown_names_and_params_raise():
-    with pytest.raises(TrainsetError, match="unknown loss 'top_gap_loss'.*cross_entropy"):
-        LossSpec("top_gap_loss")
+    with pytest.raises(TrainsetError, match="unknown loss 'top_gap_los'.*cross_entropy"):
+        LossSpec("top_gap_los")
     with pytest.raises(TrainsetError, match=r"losses\[1\].*nope"):
         build_objective(["mse", {"name": "nope"}])
     with pytest.raises(TrainsetError, match="margn"):
@@ -271,3 +271,72 @@ def test_unknown_names_and_params_raise():
         build_objective(["l1"])(torch.zeros(2), torch.zeros(2))
     with pytest.raises(TrainsetError, match="unknown horizon weights"):
         horizon_weights("linear", 3)
+
+
+# ----------------------------------------------------------------------------- seed-001 losses by name
+
+def test_top_gap_loss_by_hand():
+    pred = T([[0.5, 1.0, 0.8], [2.0, 1.0, 0.0]])
+    target = T([0, 0])
+    # sample 0: top rival 1.0, max(0, 0.2 - (0.5 - 1.0)) = 0.7 (gap_loss would add 0.5 for class 2)
+    # sample 1: top rival 1.0, max(0, 0.2 - (2.0 - 1.0)) = 0
+    assert close(LOSSES["top_gap_loss"](pred, target), 0.7 / 2)
+    assert close(LOSSES["top_gap_loss"](pred, target, margin=1.5), (2.0 + 0.5) / 2)
+    assert close(LOSSES["top_gap_loss"](pred, target, T([False, True]), margin=1.5), 0.5)
+    assert close(LOSSES["top_gap_loss"](pred[None], T([[0, 0]])), 0.7 / 2)  # [B, T, C] logits
+
+
+def test_rich_margin_loss_by_hand():
+    pred = T([[1.0, 0.0], [0.0, 2.0]])
+    target = T([0, 1])
+    # the true logit minus m = 0.5, times s = 2: rows [1.0, 0.0] and [0.0, 3.0]
+    want = (math.log(1 + math.exp(-1.0)) + math.log(1 + math.exp(-3.0))) / 2
+    assert close(LOSSES["rich_margin_loss"](pred, target, margin=0.5, scale=2.0), want)
+    plain = LOSSES["cross_entropy"](pred, target)
+    assert close(LOSSES["rich_margin_loss"](pred, target, margin=0.0, scale=1.0), plain)
+    assert float(LOSSES["rich_margin_loss"](pred, target)) > float(plain)  # the default margin costs
+
+
+def test_mse_gradient_cutoff_by_hand():
+    pred = T([0.5, 3.0, -2.0], requires_grad=True)
+    target = T([0.0, 0.0, 0.0])
+    # cutoff 1: 0.5^2 = 0.25 ; 2*1*3 - 1 = 5 ; 2*1*2 - 1 = 3
+    loss = LOSSES["mse_gradient_cutoff"](pred, target, cutoff=1.0)
+    assert close(loss, (0.25 + 5 + 3) / 3)
+    loss.backward()
+    assert torch.allclose(pred.grad, T([2 * 0.5, 2.0, -2.0]) / 3)  # 2e, clipped to +-2c
+    assert close(LOSSES["mse_gradient_cutoff"](pred, target, cutoff=10.0), LOSSES["mse"](pred, target))
+    assert close(LOSSES["mse_gradient_cutoff"](pred, target, cutoff=1.0),
+                 2 * F.huber_loss(pred, target, delta=1.0))
+
+
+def test_autoregressive_loss_by_hand():
+    inputs = T([[[1.0], [2.0], [4.0]]])            # [B=1, T=3, D=1]
+    pred = T([[[2.5], [3.0], [100.0]]])            # step 2 has no next input: never counted
+    # (2.5 - 2)^2 = 0.25 ; (3 - 4)^2 = 1
+    assert close(LOSSES["autoregressive_loss"](pred, inputs), (0.25 + 1) / 2)
+    # a [B, T] mask: pair (1, 2) has a padded step 2
+    assert close(LOSSES["autoregressive_loss"](pred, inputs, T([[True, True, False]])), 0.25)
+    with pytest.raises(TrainsetError, match="T >= 2"):
+        LOSSES["autoregressive_loss"](pred[:, :1], inputs[:, :1])
+
+
+def test_autoregressive_cross_entropy_by_hand():
+    logits = T([[[0.0, math.log(3.0)], [math.log(4.0), 0.0], [9.0, -9.0]]])  # [1, 3, V=2]
+    ids = T([[0, 1, 0]])
+    # step 0 vs token 1: p = 3/4 ; step 1 vs token 0: p = 4/5 ; step 2 has no next token
+    want = (-math.log(3 / 4) - math.log(4 / 5)) / 2
+    assert close(LOSSES["autoregressive_cross_entropy"](logits, ids), want, 1e-5)
+    assert close(LOSSES["autoregressive_cross_entropy"](logits, F.one_hot(ids, 2).float()), want, 1e-5)
+    assert close(LOSSES["autoregressive_cross_entropy"](logits, ids[..., None]), want, 1e-5)
+    with pytest.raises(TrainsetError, match="one-hot"):
+        LOSSES["autoregressive_cross_entropy"](logits, torch.full((1, 3, 2), 0.5))
+
+
+@pytest.mark.parametrize("name", ["reg_J_loss", "get_off_the_ground_loss", "exp_high_state_penalty",
+                                  "gravity_quantization_loss", "branching_loss"])
+def test_soen_specific_losses_refused_by_name(name):
+    from trainset.train.config import TrainingConfig
+
+    with pytest.raises(TrainsetError, match=f"{name}' is not available in trainset: .*SOEN"):
+        TrainingConfig.from_dict({"training": {"losses": [{"name": name, "weight": 1.0, "params": {}}]}})

@@ -263,3 +263,65 @@ def test_scale_statistics_use_train_only(collection):
         np.testing.assert_allclose(stats[name]["theta"]["mean"], theta.mean(axis=0))
     with pytest.raises(TrainsetError, match="no training samples"):
         scale_statistics(collection, splits["train"][splits["train"] < collection.offsets["lss"]])
+
+
+# ---------------------------------------------------------------- optional trajectories and shocks
+
+def _series_tables():
+    """Two worlds of two samples; world a has shocks e1, e2, world b shock e1; three periods."""
+    theta, irfs, paths, shocks = [], [], [], []
+    for world, names in (("a", ["e1", "e2"]), ("b", ["e1"])):
+        for sample in (5, 9):
+            theta.append({"world": world, "sample": sample, "param": "beta", "value": sample / 10})
+            for shock in names:
+                irfs += [{"world": world, "sample": sample, "shock": shock, "horizon": h, "variable": "output",
+                          "value": sample + h / 10} for h in (0, 1)]
+                shocks += [{"world": world, "sample": sample, "t": t, "shock": shock,
+                            "value": 100 * sample + 10 * t + int(shock[1])} for t in (0, 1, 2)]
+            paths += [{"world": world, "sample": sample, "t": t, "variable": v, "value": -(100 * sample + 10 * t + k)}
+                      for t in (0, 1, 2) for k, v in enumerate(["output", "rate"])]
+    return [pd.DataFrame(rows) for rows in (theta, irfs, paths, shocks)]
+
+
+def test_trajectories_and_shocks_are_framed_stored_and_read(tmp_path):
+    from trainset.io.zarr_ import ZarrFormat
+    from trainset.open import open_dataset
+
+    theta, irfs, paths, shocks = _series_tables()
+    collection = frame_worlds(theta, irfs, trajectories=paths.iloc[::-1], shocks=shocks)
+    a, b = collection.parts["a"], collection.parts["b"]
+    assert a["trajectories"].dims == ("sample", "time", "trajectory_variable")
+    assert a["shocks"].dims == ("sample", "time", "shock") and b["shocks"].shape == (2, 3, 1)
+    assert list(a["trajectory_variable"].values) == ["rate", "output"]  # first appearance (table reversed)
+    np.testing.assert_array_equal(a["shocks"].values[1, 2], [900 + 20 + 1, 900 + 20 + 2])
+    np.testing.assert_array_equal(b["trajectories"].sel(trajectory_variable="rate").values[0], [-501, -511, -521])
+    ZarrFormat().write(collection, tmp_path / "TS_m.zarr")
+    sample = open_dataset(tmp_path / "TS_m.zarr")[1]
+    np.testing.assert_array_equal(sample["shocks"].numpy(), a["shocks"].values[1])
+    with pytest.raises(TrainsetError, match=r"trajectories table has worlds \['a'\], theta has \['a', 'b'\]"):
+        frame_worlds(theta, irfs, trajectories=paths[paths["world"] == "a"])
+    with pytest.raises(TrainsetError, match="shock labels .*'e9'"):
+        frame_worlds(theta, irfs, shocks=shocks.assign(shock=shocks["shock"].replace("e2", "e9")))
+    with pytest.raises(TrainsetError, match=r"world 'a' shocks: 1 missing cells"):
+        frame_worlds(theta, irfs, shocks=shocks.drop(index=0))
+    with pytest.raises(TrainsetError, match="covers periods"):
+        frame_worlds(theta, irfs, trajectories=paths, shocks=shocks[shocks["t"] < 2])
+
+
+def test_user_series_tables_go_through_ingest_and_framing(tmp_path):
+    from trainset.domains.stage import frame_domain, ingest_domain
+
+    files = {}
+    for stem, table in zip(("theta", "irfs", "trajectories", "shocks"), _series_tables()):
+        files[stem] = str(tmp_path / f"{stem}.parquet")
+        table.to_parquet(files[stem], index=False)
+    cfg = {"domain": "macro", "files": files}
+    ingest_domain(cfg, 1, tmp_path / "tables")
+    collection = frame_domain(tmp_path / "tables", cfg, "m")
+    assert collection.parts["b"]["trajectories"].shape == (2, 3, 2)
+    no_series = {"domain": "macro", "files": {"theta": files["theta"], "irfs": files["irfs"]}}
+    ingest_domain(no_series, 1, tmp_path / "plain")
+    assert "shocks" not in frame_domain(tmp_path / "plain", no_series, "m").parts["a"]
+    with pytest.raises(TrainsetError, match=r"files \['shock'\] are not tables of domain macro"):
+        ingest_domain({"domain": "macro", "files": {**no_series["files"], "shock": files["shocks"]}}, 1,
+                      tmp_path / "bad")

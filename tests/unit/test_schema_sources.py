@@ -159,10 +159,16 @@ def test_evaluation():
 
 
 def test_plots():
+    from trainset.plots.past import DEFAULT_PAST_FAMILY, DEFAULT_PAST_SEASONS
     from trainset.plots.us_grid import DEFAULT_SAMPLES
 
     assert PROPS["plots"]["properties"]["samples"]["default"] == DEFAULT_SAMPLES
-    assert set(PROPS["plots"]["properties"]) == {"samples"}
+    assert PROPS["plots"]["properties"]["past_seasons"]["default"] == DEFAULT_PAST_SEASONS
+    # no schema default: a filled-in past_family could not be told from one the user set (and
+    # set without past_seasons it is refused); trainset.plots.past.overlay_family supplies it
+    assert "default" not in PROPS["plots"]["properties"]["past_family"]
+    assert DEFAULT_PAST_FAMILY in PROPS["plots"]["properties"]["past_family"]["description"]
+    assert set(PROPS["plots"]["properties"]) == {"samples", "past_seasons", "past_family"}
 
 
 def test_searches():

@@ -329,3 +329,14 @@ def test_mix_arithmetic_is_refused_at_start_up(tmp_path):
     output = result.stderr + result.stdout
     assert "mixes.MIX_70S30M: proportions" in output and "sum to 1.43, more than 1" in output
     assert not (tmp_path / "work/results").exists()
+
+
+def test_past_family_without_past_seasons_is_refused_at_start_up(tmp_path):
+    """plots.past_family with plots.past_seasons 0 (no overlay) would be ignored: refused, naming both."""
+    config = tmp_path / "family.yaml"
+    config.write_text(yaml.safe_dump({"plots": {"past_family": "fluview"}}))
+    result = snakemake(REPO / "Snakefile", tmp_path / "work", config, "-n")
+    assert result.returncode != 0
+    output = result.stderr + result.stdout
+    assert "plots.past_family: 'fluview' is set but plots.past_seasons is 0" in output
+    assert not (tmp_path / "work/results").exists()

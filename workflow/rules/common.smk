@@ -76,12 +76,24 @@ def check_names(cfg):
                 raise ValueError(str(error)) from None
 
 
+def check_plots(cfg):
+    """Refuse ``plots.past_family`` without ``plots.past_seasons`` at start-up (it would be ignored)."""
+    from trainset.errors import TrainsetError
+    from trainset.plots.past import overlay_family
+
+    try:
+        overlay_family(cfg["plots"])
+    except TrainsetError as error:
+        raise ValueError(str(error)) from None
+
+
 with open(REPO / "config" / "config.yaml") as _defaults:
     _merged = drop_removed(merge_config(yaml.safe_load(_defaults), dict(config)))
 config.clear()
 config.update(_merged)
 check_names(config)
 validate(config, schema="../schemas/config.schema.yaml")
+check_plots(config)
 
 
 def alternatives(names):
@@ -278,8 +290,11 @@ def export_date():
 
 
 def run_config(wildcards):
-    """The training config of one run, as a plain dict (a tracked param)."""
-    return {"name": wildcards.run, **config["runs"][wildcards.run]}
+    """The training config of one run, as a plain dict (a tracked param); an omitted
+    training.seed is the workflow's seed."""
+    from trainset.train import workflow_config
+
+    return workflow_config.run_config(config, wildcards.run)
 
 
 def auto_tuners(run):
@@ -304,19 +319,9 @@ def lr_finder_inputs(wildcards):
 
 def search_trials(search):
     """Trial name -> run config of one search (drawn from the search's seed, stable)."""
-    from trainset.train.search import trial_configs
+    from trainset.train import workflow_config
 
-    from trainset.train.auto import auto_keys, with_placeholders
-
-    spec = config["searches"][search]
-    base = config["runs"][spec["run"]]
-    for key in auto_keys(base):
-        if key not in spec.get("space", {}):
-            raise ValueError(f"searches.{search}: run {spec['run']!r} has {key}: auto; "
-                             f"a search must set it (add {key} to its space)")
-    base = with_placeholders(base)  # replaced by every trial's drawn value
-    base.setdefault("training", {})
-    return trial_configs(base, {"name": search, **spec}, config["seed"])
+    return workflow_config.search_trials(config, search)
 
 
 def trial_config(wildcards):
@@ -415,6 +420,10 @@ def check_runs():
         if cfg.get("dataset") not in known:
             raise ValueError(f"runs.{name}.dataset: {cfg.get('dataset')!r} is not a mix or dataset; use one of {sorted(known)}")
         TrainingConfig.from_dict(with_placeholders({"name": name, **cfg}))
+        if isinstance(cfg.get("data"), dict) and cfg["data"].get("scaler") is not None:
+            raise ValueError(f"runs.{name}.data.scaler: workflow runs are scaled by their dataset's scalers: "
+                             "config (fitted by the fit_scalers rule); data.scaler is for the CLI without --scalers. "
+                             "Fix: remove it and set scalers: in the dataset's config")
     for search, spec in config.get("searches", {}).items():
         if spec.get("run") not in config["runs"]:
             raise ValueError(f"searches.{search}.run: {spec.get('run')!r} is not a run; use one of {sorted(config['runs'])}")

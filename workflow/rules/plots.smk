@@ -1,10 +1,18 @@
 # Visual checks of the datasets.
 
+from trainset.plots.past import overlay_family
+
+
+def past_table(wildcards):
+    """The mix's validated table, ground truth of the past-season overlay (none without one)."""
+    return {"table": mix_table_files(wildcards)["table"]} if config["plots"]["past_seasons"] else {}
+
 
 rule plot_frames:
     input:
+        unpack(past_table),
         netcdf=rules.write_netcdf.output.netcdf,
-        code=library_files("plots", "io/netcdf.py", "locations.py"),
+        code=library_files("plots", "io/netcdf.py", "locations.py", "table/io.py"),
     output:
         png=report("results/plots/{mix}_us_grid.png", caption="../report/us_grid.rst", category="Datasets"),
     log:
@@ -17,6 +25,8 @@ rule plot_frames:
         runtime=20,
     params:
         samples=config["plots"]["samples"],  # default filled by the schema (trainset.plots.us_grid.DEFAULT_SAMPLES)
+        past_seasons=config["plots"]["past_seasons"],  # defaults: trainset.plots.past
+        past_family=overlay_family(config["plots"]),  # refused at start-up without past_seasons (common.smk)
     message:
         "Plotting {wildcards.mix} on the US tile grid"
     script:

@@ -33,6 +33,11 @@ summary                    sample, k             (sample, target) float32
 For seq2seq classification the label ``t`` must be the inputs' ``t``; for seq2seq regression it
 is its own regular grid (a forecast uses ``t = T .. T+H-1``, the steps after the inputs).
 Ids are ordered by sorting, so the framed arrays do not depend on the table's row order.
+
+Splits table (optional): ``sample``, ``split`` (a name such as ``train``), one row per sample of
+the inputs. It is the split the source already made (a seed-001 HDF5 file's ``train``/``val``/
+``test`` groups, :mod:`.seed_hdf5`); framing keeps it as the per-sample coordinate
+``stored_split``, which the split method ``stored`` turns into the dataset's splits.
 """
 
 from __future__ import annotations
@@ -240,6 +245,39 @@ def make_sequence_tables(recipe: str, n: int, seed: int, length: int = 64, featu
     return inputs, table
 
 
+def arrays_to_tables(data: np.ndarray, labels: np.ndarray | None, task: str,
+                     samples: np.ndarray | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Dense seed-001 arrays as the module's long tables, so they are framed and checked like any table.
+
+    ``data`` is [N, T, D]; ``labels`` has the shape of ``task`` (module table; None for
+    ``reconstruction``); ``samples`` are the N sample ids (default ``0..N-1``). Label axes get
+    their positions as keys: ``t`` of seq2seq classification is the inputs' step, ``t`` of seq2seq
+    regression the target step 0..T'-1 (a file stores no times), ``k`` the target number.
+
+    Raises
+    ------
+    TrainsetError
+        ``data`` not 3-d, or ``labels`` whose shape is not the task's.
+    """
+    if data.ndim != 3:
+        raise TrainsetError(f"data has shape {list(data.shape)}, not [N, T, D]. Fix: store data [N, T, D] "
+                            f"(one feature: data[..., None])")
+    samples = np.arange(len(data)) if samples is None else np.asarray(samples)
+    inputs = _long(data, INPUT_KEYS)
+    inputs["sample"] = samples[inputs["sample"].to_numpy()]
+    layout = REGISTRY[task].labels_table
+    if layout is None or labels is None:
+        return inputs, None
+    keys = layout[0]
+    if labels.ndim != len(keys) or len(labels) != len(data):
+        shape = "[" + ", ".join(["N", *(("T" if k == "t" else "K") for k in keys[1:])]) + "]"
+        raise TrainsetError(f"labels have shape {list(labels.shape)} (data {list(data.shape)}), not task {task}'s "
+                            f"{shape}. Fix: store labels {shape}, or set the dataset's task to the one they are")
+    table = _long(labels, keys, np.arange(labels.shape[-1]) if "k" in keys else None)
+    table["sample"] = samples[table["sample"].to_numpy()]
+    return inputs, table
+
+
 def _long(array: np.ndarray, columns: tuple[str, ...], last_keys: np.ndarray | None = None,
           t_offset: int = 0) -> pd.DataFrame:
     """A dense array as a long table: one row per cell, one key column per axis, ``value``."""
@@ -254,7 +292,7 @@ def _long(array: np.ndarray, columns: tuple[str, ...], last_keys: np.ndarray | N
 
 
 def frame_sequences(inputs: pd.DataFrame, labels: pd.DataFrame | None, task: str, name: str,
-                    attrs: dict | None = None) -> Collection:
+                    attrs: dict | None = None, splits: pd.DataFrame | None = None) -> Collection:
     """Validate long tables and pivot them into a one-part :class:`Collection`.
 
     Parameters
@@ -268,6 +306,8 @@ def frame_sequences(inputs: pd.DataFrame, labels: pd.DataFrame | None, task: str
     attrs : dict, optional
         Extra collection attributes; ``recipe`` defaults to ``inputs.attrs["recipe"]`` or
         ``"table"``.
+    splits : pandas.DataFrame, optional
+        The splits table (``sample``, ``split``): kept as the coordinate ``stored_split``.
 
     Returns
     -------
@@ -316,6 +356,8 @@ def frame_sequences(inputs: pd.DataFrame, labels: pd.DataFrame | None, task: str
             out_attrs["num_classes"] = int(values.max()) + 1 if values.size else 0
         if spec.seq2seq:
             out_attrs["target_seq_len"] = int(values.shape[1])
+    if splits is not None:
+        coords["stored_split"] = ("sample", _stored_split(splits, samples))
     dataset = xr.Dataset(variables, coords=coords)
     logger.info("framed %s (%s): %s", name, task, dict(dataset.sizes))
     return Collection.single(dataset, name=name, attrs={**out_attrs, **attrs})
@@ -344,6 +386,25 @@ def _frame_labels(labels: pd.DataFrame, task: str, keys: tuple[str, ...], sample
         axes.append(coords["target"])
     dtype = np.int64 if REGISTRY[task].classification else np.float32
     return _scatter(labels, tuple(codes), tuple(axes), keys, "labels", dtype), coords
+
+
+def _stored_split(splits: pd.DataFrame, samples: np.ndarray) -> np.ndarray:
+    """The split name of every sample, from the splits table (each sample exactly once)."""
+    for column in ("sample", "split"):
+        if column not in splits.columns:
+            raise TrainsetError(f"splits table: missing column {column!r} (needs sample, split). Fix: add it")
+        if splits[column].isna().any():
+            raise TrainsetError(f"splits table: column {column!r} has missing values. Fix: name a split for "
+                                f"every sample")
+    codes = _known_samples(splits["sample"], samples)
+    counts = np.bincount(codes, minlength=len(samples))
+    for bad, problem in ((counts > 1, "more than once"), (counts == 0, "in no row")):
+        if bad.any():
+            raise TrainsetError(f"splits table: sample {_show(samples[np.argmax(bad)])} is listed {problem} "
+                                f"({int(bad.sum())} such samples). Fix: give every sample exactly one split")
+    out = np.empty(len(samples), dtype=object)
+    out[codes] = splits["split"].astype(str).to_numpy()
+    return out.astype(str)
 
 
 def _check_columns(table: pd.DataFrame, keys: tuple[str, ...], what: str) -> None:

@@ -3,7 +3,8 @@
 Each domain dataset is one entry under ``datasets:`` in the config with a ``domain`` key naming
 a registered domain (:mod:`.registry` lists them with their tables). The ingest stage writes
 the domain's long tables to ``results/tables/<dataset>/``, from the bundled demo generator or
-from the user's own files (``files: {inputs: ..., labels: ...}``); the framing stage turns them
+from the user's own files (``files: {inputs: ..., labels: ...}``, or a seed-001 HDF5 file
+``files: {hdf5: ...}`` read into those tables); the framing stage turns them
 into the canonical :class:`~trainset.collection.Collection`, written as NetCDF.
 """
 
@@ -35,7 +36,8 @@ def ingest_domain(cfg: dict[str, Any], seed: int, output: str | os.PathLike,
     """
     domain = get_domain(cfg.get("domain"))
     files = {**(cfg.get("files") or {}), **(local_files or {})}
-    tables, metadata = domain.read(domain, files) if files else domain.demo(domain.settings(cfg), seed)
+    settings = domain.settings(cfg)
+    tables, metadata = domain.read(domain, files, settings) if files else domain.demo(settings, seed)
     record = provenance(config=cfg, seed=seed, inputs={k: file_sha256(v) for k, v in files.items()
                                                        if Path(v).is_file()})
     summary = {"domain": domain.name, "rows": {name: int(len(t)) for name, t in tables.items() if t is not None},

@@ -7,12 +7,12 @@ use it without importing each other.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 
-def load_split(dataset_path: str | os.PathLike, split: str) -> dict[str, Any]:
+def load_split(dataset_path: str | os.PathLike, split: str, worlds: Sequence[str] | None = None) -> dict[str, Any]:
     """Every variable of one split in memory, in stored order.
 
     Parameters
@@ -21,6 +21,8 @@ def load_split(dataset_path: str | os.PathLike, split: str) -> dict[str, Any]:
         A stored dataset of any format.
     split : str
         The split's name (its indices are sorted, so rows follow the stored order).
+    worlds : list of str, optional
+        Only the rows of these parts (a run's ``data.worlds``), as training and prediction read them.
 
     Returns
     -------
@@ -35,14 +37,19 @@ def load_split(dataset_path: str | os.PathLike, split: str) -> dict[str, Any]:
     collection, stored = guess_format(dataset_path).load(dataset_path)
     indices = np.sort(dataset_splits(dataset_path, stored, len(collection))[split])
     part, local = collection.locate(indices)
-    out: dict[str, Any] = {"part": [], "index": indices}
     names = list(collection.parts)
+    if worlds is not None:
+        keep = np.isin(np.asarray(names)[part], list(worlds))
+        indices, part, local = indices[keep], part[keep], local[keep]
+    out: dict[str, Any] = {"part": [], "index": indices}
     for number, name in enumerate(names):
+        if worlds is not None and name not in worlds:
+            continue
         rows = local[part == number]
         for var in collection.parts[name].data_vars:
             out.setdefault(var, {})[name] = collection.parts[name][var].values[rows]
         out["part"] += [name] * int(rows.size)
-    single = len(names) == 1
+    single = len(names) == 1  # a store of one part (a worlds subset keeps its part names)
     return {k: (v[names[0]] if single and isinstance(v, dict) else v) for k, v in out.items()}  # index stays flat
 
 

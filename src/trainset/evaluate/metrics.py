@@ -35,12 +35,12 @@ from trainset.evaluate.baselines import (ClimatologyBaseline, LinearBaseline, Lo
 from trainset.evaluate.frame_metrics import frame_distribution_metrics, national_peaks
 from trainset.evaluate.irf_metrics import irf_metrics, irf_metrics_by, irf_train_std
 from trainset.evaluate.threshold_metrics import (calibration_curve, expected_calibration_error,
-                                                 monotonicity_violations, threshold_metrics)
+                                                 monotonicity_violations, roc_points, threshold_metrics)
 
 __all__ = [
     "regression_metrics", "classification_metrics", "softmax",
     "threshold_metrics", "calibration_curve", "expected_calibration_error",
-    "monotonicity_violations",
+    "monotonicity_violations", "roc_points",
     "irf_metrics", "irf_metrics_by", "irf_train_std",
     "frame_distribution_metrics", "national_peaks",
     "mean_baseline", "linear_baseline", "climatology_baseline", "logistic_baseline",

@@ -56,6 +56,8 @@ def load_trained(cfg: Any, checkpoint: str | os.PathLike, dataset_path: str | os
     if meta.get("worlds") and sorted(meta["worlds"]) != stored_worlds:
         raise TrainsetError(f"{checkpoint}: model worlds {meta['worlds']} differ from the dataset's {stored_worlds}. "
                             "Fix: evaluate on the dataset the model was trained on")
+    if meta.get("worlds"):  # the model's world order is the checkpoint's (stored JSON sorts dict keys)
+        info = {**info, "worlds": {w: info["worlds"][w] for w in meta["worlds"]}}
     torch.manual_seed(0)
     model = build_model(cfg.model.name, dict(cfg.model.params), info)
     try:

@@ -42,7 +42,8 @@ def evaluate_run(run: dict[str, Any], folder: str | os.PathLike, dataset_path: s
     from trainset.io.base import guess_format
 
     stored_attrs = guess_format(dataset_path).reader(dataset_path).attrs
-    info = {**(meta.get("info") or {}), "thresholds": stored_attrs.get("thresholds")}
+    info = {**(meta.get("info") or {}), "thresholds": stored_attrs.get("thresholds"),
+            "site_ids": stored_attrs.get("site_ids")}  # per-site metrics by id, not embedding index
     task = info.get("task")
     spec = _evaluated(task)
     history = json.loads((folder / "history.json").read_text())
@@ -50,8 +51,8 @@ def evaluate_run(run: dict[str, Any], folder: str | os.PathLike, dataset_path: s
         metrics, sections = resolve_handler(spec.evaluation)(model, cfg, dataset_path, split, scalers, generated)
     else:
         predictions = predict(model, cfg, dataset_path, split, scalers, info)
-        train = load_split(dataset_path, cfg.training.train_split)
-        test = load_split(dataset_path, split)
+        train = load_split(dataset_path, cfg.training.train_split, cfg.data.worlds)
+        test = load_split(dataset_path, split, cfg.data.worlds)
         if not np.array_equal(predictions.extra["index"], test["index"]):
             raise TrainsetError(f"{dataset_path}: predictions of split {split!r} are not in the split's order. "
                                 "Fix: report this as a bug; baselines would be scored against the wrong rows")

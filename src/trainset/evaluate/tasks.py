@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from trainset.errors import TrainsetError
 from trainset.evaluate import figures
 from trainset.evaluate import metrics as m
 from trainset.evaluate.html import Figure, Section, Table
@@ -87,10 +88,57 @@ def _pooled(result: dict) -> dict:
             "monotonicity_violation_rate": result["monotonicity"]["rate"]}
 
 
+def site_labels(site: Any, site_ids: Any) -> np.ndarray | None:
+    """Each row's site id, from the ``site`` index and the dataset's ``site_ids`` attribute.
+
+    The model and loader see ``site`` as an index 0..S-1 into the sorted ``site_ids`` (see
+    :func:`trainset.domains.flights.frame_flights`); per-site metrics are reported by the id a
+    user knows, never by that index. Without stored ids the index is all there is, so it is kept.
+    """
+    if site is None or not len(site):
+        return None
+    index = np.asarray(site, dtype=np.int64)
+    if site_ids is None:
+        return index
+    ids = np.asarray(site_ids)
+    if index.min() < 0 or index.max() >= len(ids):
+        bad = int(index.min()) if index.min() < 0 else int(index.max())
+        raise TrainsetError(
+            f"site index {bad} is outside the dataset's site_ids attribute ({len(ids)} ids): the stored "
+            "'site' feature is not an index into site_ids, so per-site metrics cannot be keyed by site id. "
+            "Fix: re-frame the dataset (the workflow's flights domain), or convert the legacy shards again "
+            "with `trainset convert-legacy-wds`; both store site as an index into site_ids")
+    return ids[index]
+
+
+def _threshold_figures(model: dict, results: dict, p: Any, probs: np.ndarray, cuts: list) -> list:
+    """AUC per threshold, ROC curves and reliability small multiples: every threshold drawn."""
+    per = model["per_threshold"]
+    labels = [f"t={t}" for t in cuts]
+    auc = Figure("ROC-AUC per threshold", figures.roc_auc_by_threshold(
+        cuts, per["auc"], {name: r["per_threshold"]["auc"] for name, r in results.items() if name != "model"}))
+    roc = Figure("ROC curves (model)", figures.roc_curves(
+        {label: m.roc_points(p.target[:, k], probs[:, k]) for k, label in enumerate(labels)},
+        dict(zip(labels, per["auc"]))), "One curve per threshold; AUC in the legend.")
+    reliability = Figure("Reliability per threshold (model)", figures.reliability_grid(
+        dict(zip(labels, per["calibration"]))), "10 equal-width bins; bars: predictions per bin.")
+    return [auc, roc, reliability]
+
+
+def _site_table(model: dict) -> Table:
+    """Every site kept (both classes present), by site id."""
+    per_group = model.get("per_group", {})
+    skipped = model.get("group_summary", {}).get("n_skipped", 0)
+    rows = [[int(site) if site.lstrip("-").isdigit() else site, g["count"], g["positives"], g["auc"], g["brier"]]
+            for site, g in per_group.items()]  # numeric ids sort as numbers
+    return Table("Per site (model, pooled over thresholds)", ["site id", "pairs", "positives", "AUC", "Brier"], rows,
+                 f"{len(rows)} sites; {skipped} with one class only (AUC undefined) are left out.")
+
+
 def thresholds(p: Any, train: dict, test: dict, info: dict) -> tuple[dict, list]:
     cuts = list(info.get("thresholds") or range(p.target.shape[1]))
     probs = 1.0 / (1.0 + np.exp(-p.pred))
-    model = m.threshold_metrics(probs, p.target, cuts, groups=p.extra.get("site"))
+    model = m.threshold_metrics(probs, p.target, cuts, groups=site_labels(p.extra.get("site"), info.get("site_ids")))
     climate = m.climatology_baseline(train["targets"])
     logistic = m.logistic_baseline(train["features"], train["targets"])
     results = {"model": model,
@@ -99,27 +147,45 @@ def thresholds(p: Any, train: dict, test: dict, info: dict) -> tuple[dict, list]
     flat = {name: _pooled(r) for name, r in results.items()}
     keys = list(flat["model"])
     per = model["per_threshold"]
-    auc = Figure("ROC-AUC per threshold", figures.roc_auc_by_threshold(
-        cuts, per["auc"], {name: r["per_threshold"]["auc"] for name, r in results.items() if name != "model"}))
-    curves = {"model (pooled)": model["pooled"]["calibration"],
-              **{f"t={cuts[k]}": per["calibration"][k] for k in sorted({0, len(cuts) // 2})}}
-    reliability = Figure("Reliability (10 bins) and prediction histogram", figures.reliability_diagram(curves))
     per_threshold = Table("Per threshold (model)", ["threshold", "base rate", "AUC", "Brier", "ECE"],
                           [list(row) for row in zip(cuts, per["base_rate"], per["auc"], per["brier"], per["ece"])])
     summary = model.get("group_summary", {})
-    group_table = Table("Per site (model, pooled over thresholds)", ["statistic", "AUC", "Brier"],
+    group_table = Table("Per-site spread (model, pooled over thresholds)", ["statistic", "AUC", "Brier"],
                         [[k, summary.get("auc", {}).get(k), summary.get("brier", {}).get(k)]
                          for k in ("p10", "median", "p90")])
+    tables = [_metric_table("Pooled scores", flat, keys), per_threshold]
+    if "per_group" in model:
+        tables += [group_table, _site_table(model)]
     headline = dict(flat["model"], baseline_auc=flat["logistic regression"]["pooled_auc"])
     section = Section("Threshold targets", "ROC-AUC, Brier score and expected calibration error per threshold and "
                       "pooled, beside the training base rates (climatology) and a logistic regression per threshold. "
-                      "Monotonicity violations: adjacent thresholds where P(score > higher) > P(score > lower).",
-                      [_metric_table("Pooled scores", flat, keys), per_threshold, group_table], [auc, reliability])
+                      "Monotonicity violations: adjacent thresholds where P(score > higher) > P(score > lower). "
+                      "Per-site scores are listed by site id.", tables,
+                      _threshold_figures(model, results, p, probs, cuts))
     return {"headline": headline, **results}, [section]
 
 
+def _by_world(split: dict) -> dict:
+    """``split`` (see :func:`~trainset.evaluate.load.load_split`) with ``theta``/``irfs`` as
+    world -> array, also for a one-world store, whose arrays come unkeyed."""
+    if isinstance(split["irfs"], dict):
+        return split
+    (world,) = set(split["part"])
+    return {**split, "theta": {world: split["theta"]}, "irfs": {world: split["irfs"]}}
+
+
+def _worlds_of(p: Any, train: dict) -> np.ndarray:
+    """The world of every predicted row: the batches' ``part``, or, for a one-world store (whose
+    batches name no part), that world."""
+    if "part" in p.extra:
+        return np.asarray(p.extra["part"])
+    (world,) = train["irfs"]  # a store without parts in its batches has exactly one world
+    return np.full(len(p.pred), world)
+
+
 def irfs(p: Any, train: dict, test: dict, info: dict) -> tuple[dict, list]:
-    worlds = np.asarray(p.extra["part"])
+    train, test = _by_world(train), _by_world(test)
+    worlds = _worlds_of(p, train)
     per_world, tables_rows, figs, horizons = {}, [], [], {"model": [], "training mean": [], "linear (ridge)": []}
     variables = ["output", "inflation", "rate"]
     for world in sorted(set(worlds)):
@@ -157,6 +223,8 @@ def irf_splits(model: Any, cfg: Any, dataset_path, scalers: Any, info: dict, tra
                main_split: str) -> tuple[dict, Table]:
     """NRMSE per world on every held-out split (interpolation and extrapolation tests alike)."""
     from trainset.evaluate.predict import predict
+
+    train = _by_world(train)
     from trainset.io.base import guess_format
     from trainset.open import dataset_splits
 
@@ -166,7 +234,7 @@ def irf_splits(model: Any, cfg: Any, dataset_path, scalers: Any, info: dict, tra
     by_split: dict[str, dict[str, float]] = {}
     for name in names:
         p = predict(model, cfg, dataset_path, name, scalers, info)
-        worlds = np.asarray(p.extra["part"])
+        worlds = _worlds_of(p, train)
         by_split[name] = {}
         for world in sorted(set(worlds)):
             rows, shocks = worlds == world, train["irfs"][world].shape[1]

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import log_loss, roc_auc_score
+from sklearn.metrics import log_loss, roc_auc_score, roc_curve
 
 from trainset.evaluate._common import (NAN, as_array, floats, group_indices, group_label,
                                        safe_div, summary)
@@ -47,7 +47,7 @@ def calibration_curve(probs: Any, targets: Any, bins: int = 10) -> dict[str, Any
         ``edges`` [bins+1], ``bin_centres`` [bins], ``mean_predicted`` [bins] and ``observed``
         [bins] (observed frequency of 1s; both NaN for empty bins), ``counts`` [bins] (ints;
         also the histogram of predictions). The keys are those
-        :func:`trainset.evaluate.figures.reliability_diagram` draws.
+        :func:`trainset.evaluate.figures.reliability_grid` draws.
     """
     p = as_array(probs, np.float64).ravel()
     y = as_array(targets, np.float64).ravel()
@@ -105,6 +105,21 @@ def _auc(y: np.ndarray, p: np.ndarray) -> float:
     if y.size == 0 or y.min() == y.max():
         return NAN
     return float(roc_auc_score(y, p))
+
+
+def roc_points(targets: Any, probs: Any) -> tuple[list[float], list[float]] | None:
+    """(false positive rates, true positive rates) of one threshold's ROC curve; None with one class.
+
+    From :func:`sklearn.metrics.roc_curve` with ``drop_intermediate=True`` (collinear points
+    dropped, so the curve stays small for a figure). Not stored in metrics.json, which keeps the
+    AUC: a curve has up to one point per distinct prediction.
+    """
+    y = as_array(targets, np.float64).ravel()
+    p = as_array(probs, np.float64).ravel()
+    if y.size == 0 or y.min() == y.max():
+        return None
+    fpr, tpr, _ = roc_curve(y, p, drop_intermediate=True)
+    return floats(fpr), floats(tpr)
 
 
 def _binary_scores(y: np.ndarray, p: np.ndarray, bins: int) -> dict[str, Any]:

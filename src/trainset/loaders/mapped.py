@@ -32,6 +32,9 @@ class MappedDataset(Dataset):
         self.variables = list(variables) if variables else None
         self._starts = reader.offsets()
         self._names = [p.name for p in reader.parts]
+        # a world subset (trainset.io.subset.PartSubset): samples keep the store's index and part
+        self._stored_index = getattr(reader, "stored_index", None)
+        self._named = self.multi_part or bool(getattr(reader, "names_parts", False))
 
     def __len__(self) -> int:
         return int(self.indices.size)
@@ -60,8 +63,14 @@ class MappedDataset(Dataset):
         block = self.reader.read(0, unique, self.variables)
         same = unique.size == wanted.size and np.array_equal(unique, wanted)
         batch = {var: torch.from_numpy(np.ascontiguousarray(a if same else a[inverse])) for var, a in block.items()}
-        batch["index"] = torch.from_numpy(wanted.copy())
+        batch["index"] = torch.from_numpy(self._index(wanted))
+        if self._named:
+            batch["part"] = [self._names[0]] * len(wanted)
         return batch
+
+    def _index(self, wanted: np.ndarray) -> np.ndarray:
+        """The samples' global numbers in the store (a copy)."""
+        return wanted.copy() if self._stored_index is None else self._stored_index(wanted)
 
     def _positions(self, positions: Sequence[int]) -> np.ndarray:
         n = len(self)
@@ -75,6 +84,7 @@ class MappedDataset(Dataset):
         positions = self._positions(positions)
         wanted = self.indices[positions]
         part = np.searchsorted(self._starts, wanted, side="right") - 1
+        stored = self._index(wanted)
         samples: list[dict[str, Any] | None] = [None] * len(positions)
         for number in np.unique(part):
             rows = np.flatnonzero(part == number)
@@ -84,8 +94,8 @@ class MappedDataset(Dataset):
             tensors = {var: torch.from_numpy(np.ascontiguousarray(a[inverse])) for var, a in block.items()}
             for k, row in enumerate(rows):
                 sample: dict[str, Any] = {var: t[k] for var, t in tensors.items()}
-                sample["index"] = torch.tensor(wanted[row], dtype=torch.int64)
-                if self.multi_part:
+                sample["index"] = torch.tensor(stored[row], dtype=torch.int64)
+                if self._named:
                     sample["part"] = self._names[number]
                 samples[row] = sample
         return samples  # type: ignore[return-value]

@@ -40,7 +40,7 @@ from trainset.models.flight import FlightNet
 from trainset.models.mlp import MLP, ConfiguredModel
 from trainset.models.sequence import SequenceModel
 from trainset.models.worlds import WorldMLP
-from trainset.tasks import TASKS, guess_task
+from trainset.tasks import TASKS, guess_task, natural_model
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,8 @@ def build_model(name: str, params: dict[str, Any] | None, info: dict[str, Any]) 
     Parameters
     ----------
     name : str
-        A key of :data:`MODELS`.
+        A key of :data:`MODELS`, or ``auto``: the natural model of ``info["task"]``
+        (:func:`~trainset.tasks.natural_model`; logged).
     params : dict or None
         The model's params (unknown keys are errors; missing ones take the model's defaults).
     info : dict
@@ -73,11 +74,26 @@ def build_model(name: str, params: dict[str, Any] | None, info: dict[str, Any]) 
     TrainsetError
         Unknown model name or param, a bad param value, or a dataset the model cannot fit.
     """
+    if name == "auto":
+        name = natural_model(info.get("task"))
+        logger.info("model.name auto: %s, the natural model of task %s", name, info.get("task"))
     if name not in MODELS:
-        raise TrainsetError(f"unknown model {name!r}. Fix: use one of {sorted(MODELS)}")
+        raise TrainsetError(f"unknown model {name!r}. Fix: use one of {sorted(MODELS)} or auto")
+    _check_tokens(name, info)
     model = MODELS[name].from_config(params, info)
     logger.info("built model %s: %d weights, params %s", name, model.num_parameters(), model.params)
     return model
+
+
+def _check_tokens(name: str, info: dict[str, Any]) -> None:
+    """``data.input_encoding: one_hot`` needs a model that encodes token ids (class attribute
+    ``reads_tokens``); any other model would read the ids as numbers, the encoding ignored."""
+    if info.get("input_encoding") != "one_hot" or getattr(MODELS[name], "reads_tokens", False):
+        return
+    readers = sorted(n for n, cls in MODELS.items() if getattr(cls, "reads_tokens", False))
+    raise TrainsetError(f"model.name {name!r} reads data as numbers and cannot use data.input_encoding: one_hot "
+                        f"(its token ids would be read as magnitudes). Fix: use model.name: {' or '.join(readers)} "
+                        "(or auto), or remove data.input_encoding and data.vocab_size")
 
 
 def describe_dataset(source: Any) -> dict[str, Any]:

@@ -141,6 +141,8 @@ class SequenceModel(ConfiguredModel):
     """
 
     name = "sequence"
+    reads_tokens = True
+    """One-hot encodes integer ``data`` (``info["vocab_size"]``): ``data.input_encoding: one_hot`` may pick it."""
     DEFAULTS: ClassVar[dict[str, Any]] = {"kind": "gru", "hidden": 64, "layers": 2, "kernel_size": 3, "dropout": 0.0,
                                           "time_pooling": {"name": "mean", "params": {"scale": 1.0, "n": 5}}}
 
@@ -155,7 +157,7 @@ class SequenceModel(ConfiguredModel):
         self.vocab = check_vocab_size(info["vocab_size"]) if info.get("vocab_size") is not None else None
         if self.vocab is None and (len(data_shape) != 2 or data_dtype.startswith(("int", "uint"))):
             raise TrainsetError(f"model {self.name!r}: data is {data_dtype} {data_shape} per sample; expected float "
-                                "[T, D]. Fix: for token ids set data.vocab_size")
+                                "[T, D]. Fix: for token ids set data.input_encoding: one_hot and data.vocab_size")
         self.steps = data_shape[0]
         self.in_dim = self.vocab or data_shape[1]
         width, kind = params["hidden"], params["kind"]

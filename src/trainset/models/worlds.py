@@ -118,7 +118,8 @@ class WorldMLP(ConfiguredModel):
         ----------
         batch : dict
             ``theta`` ``[B, P_max]``, ``irfs`` ``[B, S_max, H+1, V]``, ``shock_mask`` ``[B, S_max]``
-            and ``part`` (list of B world names), as :func:`collate_mixed_worlds` makes them.
+            and ``part`` (list of B world names), as :func:`collate_mixed_worlds` makes them;
+            without ``part`` (a one-world store's batches) every row is the model's only world.
 
         Returns
         -------
@@ -131,7 +132,12 @@ class WorldMLP(ConfiguredModel):
         TrainsetError
             A world the model does not know, or a sample whose shapes differ from its world's.
         """
-        theta, target, worlds = batch["theta"], batch["irfs"], batch["part"]
+        theta, target, worlds = batch["theta"], batch["irfs"], batch.get("part")
+        if worlds is None:  # a one-world store's batches name no part: they can only be its world
+            if len(self.worlds) != 1:
+                raise TrainsetError(f"model {self.name!r}: batch names no 'part' but the model has worlds "
+                                    f"{self.worlds}. Fix: collate with collate_mixed_worlds, which keeps 'part'")
+            worlds = self.worlds[0]
         if isinstance(worlds, str):
             worlds = [worlds] * theta.shape[0]
         shock_mask = batch.get("shock_mask")

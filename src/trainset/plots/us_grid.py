@@ -1,7 +1,8 @@
 """The US tile-grid visual check: one small panel per state, a large national-sum panel.
 
 Built on a bare :class:`~matplotlib.figure.Figure` with an Agg canvas (never pyplot), so no
-global backend state changes and no figure outlives the call. Each panel draws all samples as
+global backend state changes and no figure is registered anywhere (the one returned is freed
+with its last reference). Each panel draws all samples as
 one LineCollection, so time stays flat in the sample count. The PNG has no version chunk and
 is written atomically: equal input gives identical bytes, a failure leaves no file.
 """
@@ -110,14 +111,14 @@ def _weeks(arr: xr.DataArray) -> np.ndarray:
 
 
 def _add_lines(ax: Axes, x: np.ndarray, ys: np.ndarray, colors, alpha: float,
-               width: float, zorder: float) -> None:
+               width: float, zorder: float, gid: str = "samples") -> None:
     """Draw every row of ``ys`` against ``x`` as one collection (NaN weeks leave gaps).
 
     One artist per panel instead of one per sample is what keeps drawing time flat.
     """
     segments = np.stack([np.broadcast_to(x, ys.shape), ys], axis=-1)
     ax.add_collection(LineCollection(segments, colors=colors, linewidths=width, alpha=alpha,
-                                     zorder=zorder), autolim=False)
+                                     zorder=zorder, gid=gid), autolim=False)
 
 
 def _limits(*arrays: np.ndarray | None) -> tuple[float, float]:
@@ -146,7 +147,7 @@ def _style(ax: Axes, x: np.ndarray, ylim: tuple[float, float], small: bool) -> N
 
 
 def _legend(ax: Axes, data: xr.DataArray, idx: list[int], colors: list,
-            n_past: int) -> None:
+            past: xr.DataArray | None) -> None:
     """Name the shown samples (with their origin when known, if few) and the past overlay."""
     if len(idx) <= DEFAULT_SAMPLES:
         origin = data["origin"].values if "origin" in data.coords and \
@@ -156,8 +157,8 @@ def _legend(ax: Axes, data: xr.DataArray, idx: list[int], colors: list,
         handles = [Line2D([], [], color=c, lw=1.5) for c in colors]
     else:
         labels, handles = [f"{len(idx)} samples"], [Line2D([], [], color=colors[0], lw=1.5)]
-    if n_past:
-        labels.append(f"past ({n_past} lines)")
+    if past is not None:
+        labels.append(_past_label(past))
         handles.append(Line2D([], [], color=PAST_COLOR, lw=1.5))
     ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
               frameon=False, borderaxespad=0, handlelength=1.5)
@@ -166,7 +167,7 @@ def _legend(ax: Axes, data: xr.DataArray, idx: list[int], colors: list,
 def plot_us_grid(data: xr.DataArray, path: str | os.PathLike,
                  sample_idx: Sequence[int] | None = None, feature: int = 0,
                  sharey: bool = False, past: xr.DataArray | None = None,
-                 title: str | None = None, metadata: dict[str, str] | None = None) -> None:
+                 title: str | None = None, metadata: dict[str, str] | None = None) -> Figure:
     """Draw samples of a (sample, feature, season_week, place) array on the US tile grid.
 
     The visual check after building a training array: ranges, shapes and odd states show at
@@ -188,12 +189,19 @@ def plot_us_grid(data: xr.DataArray, path: str | os.PathLike,
     sharey : bool
         Share one y range across the state panels (compares magnitudes between states).
     past : xarray.DataArray, optional
-        Reference curves (e.g. past seasons): dims ``season_week``, ``place`` and optionally
-        ``sample``/``feature``; drawn in dark grey over the samples in every panel.
+        Reference curves (e.g. past seasons of ground truth, :func:`trainset.plots.past.past_seasons`):
+        dims ``season_week``, ``place`` and optionally ``sample``/``feature``; drawn as thin grey
+        lines behind the samples in every state panel and, summed, in the national one (artist
+        gid ``past``). A ``fluseason`` coordinate names the seasons in the legend.
     title : str, optional
         Figure title; by default it states how many samples are shown.
     metadata : dict of str to str, optional
         Extra PNG text chunks (e.g. source file, config hash).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure written (its artists can be inspected; it holds no global state).
 
     Raises
     ------
@@ -231,7 +239,7 @@ def plot_us_grid(data: xr.DataArray, path: str | os.PathLike,
     nat.set_title(f"National: sum over {len(states)} states (x: season week)"
                   + (f"; {gaps} states have missing values, skipped" if gaps else ""),
                   fontsize=12, pad=3, color="firebrick" if gaps else "black")
-    _legend(nat, data, idx, pen.colors, 0 if past_ys is None else past_ys.shape[0])
+    _legend(nat, data, idx, pen.colors, past)
 
     shown = f"{len(idx)} of {data.sizes['sample']} samples shown"
     label = data["feature"].values[feature] if "feature" in data.coords else feature
@@ -240,6 +248,7 @@ def plot_us_grid(data: xr.DataArray, path: str | os.PathLike,
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=DPI, metadata=meta)
     logger.info("wrote US grid of %d samples x %d states to %s", len(idx), len(states), path)
+    return fig
 
 
 class _Pen(NamedTuple):
@@ -254,13 +263,23 @@ class _Pen(NamedTuple):
 
 def _panel(ax: Axes, pen: _Pen, ys: np.ndarray, past: np.ndarray | None,
            ylim: tuple[float, float] | None, small: bool) -> Axes:
-    """Draw samples, then past curves on top so they stay visible under 100 samples."""
+    """Draw samples, and past curves as thin grey lines behind them (the guide's overlay)."""
     grow = 0.0 if small else 0.4
     _add_lines(ax, pen.x, ys, pen.colors, pen.alpha, pen.width + grow, 2)
     if past is not None:
-        _add_lines(ax, pen.past_x, past, PAST_COLOR, 0.6, 0.8 + grow, 3)
+        _add_lines(ax, pen.past_x, past, PAST_COLOR, 0.7, 0.6 + grow, 1, gid="past")
     _style(ax, pen.x, ylim or _limits(ys, past), small)
     return ax
+
+
+def _past_label(past: xr.DataArray) -> str:
+    """Legend text of the overlay: its seasons when known, else its line count."""
+    lines = past.sizes.get("sample", 1)
+    if "fluseason" in past.coords and past["fluseason"].size:
+        seasons = [int(s) for s in np.atleast_1d(past["fluseason"].values)]
+        family = past.attrs.get("family", "past")
+        return f"{family} {seasons[0]}-{seasons[-1]} ({lines} past seasons)"
+    return f"past ({lines} lines)"
 
 
 def _national(ys: np.ndarray) -> np.ndarray:

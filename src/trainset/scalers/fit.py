@@ -35,14 +35,14 @@ def _chunk_rows(part: Any, names: list[str], chunk_rows: int | None) -> int:
 
 def fit_scalers(path: str | os.PathLike, spec: dict[str, str | dict], split: str = "train", seed: int = 0, *,
                 max_robust_rows: int = MAX_ROBUST_ROWS, chunk_rows: int | None = None,
-                format: str | None = None) -> ScalerSet:
+                format: str | None = None, splits: dict[str, np.ndarray] | None = None) -> ScalerSet:
     """Fit per-feature scalers on one split (the training split) of a stored dataset.
 
     Parameters
     ----------
     path : path
         A dataset trainset wrote (``.nc``, ``.h5``, ``.zarr``, ``-wds``), with stored splits or a
-        ``splits.json`` beside it.
+        ``splits.json`` beside it (or ``splits`` given).
     spec : dict
         Variable -> kind, or -> ``{"kind", "feature_axis", "params"}`` (see the module docstring).
     split : str
@@ -54,6 +54,11 @@ def fit_scalers(path: str | os.PathLike, spec: dict[str, str | dict], split: str
     chunk_rows : int, optional
         Samples per streamed chunk (default: ~32 MB). Chunks are cut the same way for every
         format, so equal datasets give bit-identical statistics (and ``scaler_hash``).
+    format : str, optional
+        The stored format (default: guessed from ``path``).
+    splits : dict, optional
+        Split name -> global indices, for a file that stores none (seed 001's auto-split,
+        :func:`trainset.train.autosplit.auto_splits`); default: the dataset's own splits.
 
     Returns
     -------
@@ -68,7 +73,8 @@ def fit_scalers(path: str | os.PathLike, spec: dict[str, str | dict], split: str
     fmt = get_format(format) if format else guess_format(path)
     source = fmt.reader(path)
     parts = source.parts
-    splits = dataset_splits(path, source.splits, len(source))
+    if splits is None:
+        splits = dataset_splits(path, source.splits, len(source))
     if split not in splits:
         raise TrainsetError(f"{path}: no split {split!r}. Fix: use one of {sorted(splits)}")
     indices = np.asarray(splits[split], dtype=np.int64)

@@ -18,7 +18,7 @@ from typing import Any, Literal, Union
 from trainset.errors import TrainsetError
 from trainset.train.names import LossSpec
 
-__all__ = ["coerce", "in_range", "validate_fields"]
+__all__ = ["coerce", "coerce_options", "in_range", "validate_fields"]
 
 
 class _Mismatch(TrainsetError):
@@ -107,6 +107,15 @@ def coerce(value: Any, hint: Any, key: str) -> Any:
         except TrainsetError as err:
             raise TrainsetError(f"{key}: {err}") from None
     raise TypeError(f"config type {hint!r} is not supported")  # a bug here, not bad input
+
+
+def coerce_options(fn: Any, options: Mapping[str, Any], section: str) -> dict[str, Any]:
+    """Keyword ``options`` for ``fn`` (a workflow section such as ``tuning.lr_finder``) with each
+    float option coerced as run fields are: the schema lets a float be a string, as PyYAML reads
+    ``1e-3``; a value that is no number is an error naming ``section.option``."""
+    hints = typing.get_type_hints(fn)
+    return {key: coerce(value, float, f"{section}.{key}") if hints.get(key) is float else value
+            for key, value in options.items()}
 
 
 def validate_fields(obj: Any, section: str) -> None:

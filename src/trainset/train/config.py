@@ -8,22 +8,34 @@ a value out of range, an unregistered loss (with the registered names). :meth:`~
 to_dict` gives plain JSON, and ``from_dict(to_dict(cfg)) == cfg`` exactly; :func:`config_hash`
 hashes that JSON.
 
-Two older layouts are accepted and translated (the seeds' users have such files):
+Three older layouts are accepted and translated (the seeds' users have such files; how each is
+recognised: :mod:`trainset.train.legacy_config`):
 
 - **seed 001** (sequence tasks): ``training: {paradigm, mapping, losses: [{name, weight,
   params}]}``, ``data: {data_path, num_classes, target_seq_len, input_encoding, vocab_size}``,
   ``model: {time_pooling: {name, params: {scale}}}``. ``data.data_path`` becomes ``dataset``;
   ``model.time_pooling`` is folded into ``model.params["time_pooling"]`` (a bare name becomes
-  ``{name, params: {}}``). ``target_seq_len`` no longer resamples silently: the policy is
-  ``data.target_seq_policy`` (default ``truncate``).
+  ``{name, params: {}}``). ``paradigm``/``mapping`` are checked against the dataset's task;
+  ``target_seq_len`` is the *target's* length and is checked, never used to cut inputs silently
+  (``data.target_seq_policy`` changes lengths on purpose).
+- **seed 002** (flight forecasts), flat keys: ``learning_rate`` -> ``training.lr``,
+  ``num_epochs`` -> ``epochs``, ``num_workers``, ``batch_size``, ``patience``; ``l1_lambda``,
+  ``l2_lambda``, ``monotonicity_lambda`` -> penalty terms ``l1``, ``l2``, ``monotonicity`` of
+  ``training.losses`` with that weight (after ``bce`` when no losses are given);
+  ``deep_hidden_units``, ``cross_layers``, ``site_embedding_dim``, ``prediction_head_type``
+  (multilabel -> independent, ordinal -> ordinal) -> the ``flight`` model's ``hidden``,
+  ``cross_layers``, ``embedding_dim``, ``head``.
 - **seed 003** (macro emulator), flat keys at the top level (or inside ``training``): ``lr,
   weight_decay, batch_size, epochs, grad_clip, warmup_epochs, scheduler, patience, min_delta,
-  save_every_n_epochs, log_every_n_steps, seed`` map to the same ``training`` fields (note
-  ``min_delta`` is now *relative*); ``loss_fn`` (mse|mae), ``horizon_weights`` and
-  ``lambda_smooth`` become one loss ``horizon_<loss_fn>`` with params ``{weights, lambda_smooth}``
-  (seed-003 defaults: mse, uniform, 0.01); ``checkpoint_dir`` and ``wandb_project`` are ignored
-  with a warning (the workflow decides paths; nothing logs to W&B), ``save_best`` is ignored
-  (the best checkpoint is always kept) and ``use_wandb`` must be false.
+  save_every_n_epochs, log_every_n_steps, seed`` map to the same ``training`` fields; when the
+  layout is recognised (:func:`~trainset.train.legacy_config.detect_layout`: a top-level
+  ``seed`` alone is not enough) omitted ones take seed 003's defaults, with a WARNING (lr 1e-4, 100 epochs, warm-up 5, patience 10, ``min_delta`` 1e-4
+  *absolute*, save every 10); ``loss_fn`` (mse|mae), ``horizon_weights`` and ``lambda_smooth``
+  become one loss ``horizon_<loss_fn>`` with params ``{weights, lambda_smooth}`` (seed-003
+  defaults: mse, uniform, 0.01); ``checkpoint_dir`` and ``wandb_project`` are ignored with a
+  warning (the workflow decides paths; nothing logs to W&B), ``save_best`` is ignored (the best
+  checkpoint is always kept) and ``use_wandb`` must be false. :meth:`TrainingConfig.from_flat`
+  builds a config from upstream's flat dict.
 
 PyYAML reads ``1e-3`` (no dot) as a string; float fields accept such numeric strings.
 """
@@ -44,18 +56,20 @@ import yaml
 from trainset.errors import TrainsetError
 from trainset.rng import MAX_SEED
 from trainset.train.coerce import in_range, validate_fields
-from trainset.train.legacy_config import FLAT_TRAINING, LEGACY_TRAINING, translate_legacy
+from trainset.train.legacy_config import SEED002_KEYS, SEED003_FIELDS, translate_legacy
 from trainset.train.names import LOSS_PARAMS, MODEL_NAMES, LossSpec
 
-__all__ = ["DataSection", "LossSpec", "ModelSection", "TrainingConfig", "TrainingSection", "config_hash"]
+__all__ = ["DataSection", "LossSpec", "ModelSection", "TrainingConfig", "TrainingSection", "config_hash",
+           "with_master_seed"]
 
 
 @dataclass(frozen=True)
 class ModelSection:
     """Which model to build (a registered name) and its parameters (checked by the model itself)."""
 
-    name: str = "mlp"
-    """A model name in :data:`trainset.models.MODELS`."""
+    name: str = "auto"
+    """A model name in :data:`trainset.models.MODELS`, or ``auto``: the dataset task's natural model
+    (:attr:`trainset.tasks.TaskSpec.model`: sequence, flight, world_mlp or diffusion), logged."""
     params: dict[str, Any] = field(default_factory=dict)
     """Keyword parameters of the model, plain JSON; seed-001 ``time_pooling`` lands here."""
 
@@ -63,8 +77,8 @@ class ModelSection:
         validate_fields(self, "model")
 
     def _problems(self) -> list[str]:
-        if self.name not in MODEL_NAMES:  # torch-free names: start-up checks must not load torch
-            return [f"model.name: unknown model {self.name!r}. Fix: use one of {sorted(MODEL_NAMES)}"]
+        if self.name != "auto" and self.name not in MODEL_NAMES:  # torch-free: start-up checks must not load torch
+            return [f"model.name: unknown model {self.name!r}. Fix: use one of {sorted(MODEL_NAMES)} or auto"]
         return []
 
 
@@ -72,10 +86,12 @@ class ModelSection:
 class TrainingSection:
     """How to optimise: task framing, objective, optimiser, schedule, stopping, runtime."""
 
-    paradigm: Literal["supervised", "self_supervised"] = "supervised"
-    """``self_supervised``: the targets are derived from the inputs (seed 001)."""
+    paradigm: Literal["supervised", "self_supervised"] | None = None
+    """Seed 001's task framing, checked against the dataset's task before training (``self_supervised``:
+    the targets are derived from the inputs); null: the dataset's task decides."""
     mapping: Literal["seq2static", "seq2seq"] | None = None
-    """Sequence tasks: one output per sequence or per step; null for non-sequence data."""
+    """Sequence tasks: one output per sequence or per step, checked against the dataset's task; null:
+    the dataset's task decides."""
     losses: tuple[LossSpec, ...] = (LossSpec("mse"),)
     """Weighted terms of the objective (losses and penalties), summed."""
     optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
@@ -101,13 +117,17 @@ class TrainingSection:
     patience: int | None = 5
     """Epochs without improvement before stopping; null never stops early."""
     min_delta: float = 1e-3
-    """Relative improvement needed: an epoch improves when ``val < best * (1 - min_delta)``."""
+    """Improvement needed to count as better, relative or absolute (``min_delta_mode``)."""
+    min_delta_mode: Literal["relative", "absolute"] = "relative"
+    """``relative``: an epoch improves when ``val < best * (1 - min_delta)``; ``absolute``: when
+    ``val < best - min_delta`` (seed 003's rule, the default of its flat layout)."""
     save_every_n_epochs: int = 5
     """Keep a periodic checkpoint every n epochs (0: only the best and the last)."""
     log_every_n_steps: int = 50
-    """Log the training loss every n optimisation steps."""
+    """Log the training loss and throughput (samples/s) every n optimisation steps."""
     seed: int = 42
-    """Seed for weight init, shuffling and augmentation."""
+    """Seed for weight init, shuffling and augmentation; a workflow run without one takes the
+    workflow's ``seed``."""
     amp: bool = False
     """bf16 autocast (on CPU)."""
     num_workers: int = 0
@@ -139,8 +159,11 @@ class TrainingSection:
         in_range(p, "training.final_lr_fraction", self.final_lr_fraction, 0, 1)
         in_range(p, "training.grad_clip", self.grad_clip, 0, lo_open=True, fix="use null to disable clipping")
         in_range(p, "training.patience", self.patience, 1, fix="use null to never stop early")
-        in_range(p, "training.min_delta", self.min_delta, 0, 1, hi_open=True,
-               fix="min_delta is relative, e.g. 1e-3 = 0.1%")
+        if self.min_delta_mode == "relative":
+            in_range(p, "training.min_delta", self.min_delta, 0, 1, hi_open=True,
+                   fix="min_delta is relative, e.g. 1e-3 = 0.1% (or set training.min_delta_mode: absolute)")
+        else:
+            in_range(p, "training.min_delta", self.min_delta, 0)
         in_range(p, "training.save_every_n_epochs", self.save_every_n_epochs, 0)
         in_range(p, "training.log_every_n_steps", self.log_every_n_steps, 1)
         in_range(p, "training.seed", self.seed, 0, MAX_SEED, fix="seeds are stored as signed 64-bit integers")
@@ -156,19 +179,30 @@ class DataSection:
     """How samples become model inputs: sequence length, token encoding, scaling, variables."""
 
     target_seq_len: int | None = None
-    """Bring every sequence (inputs and labels alike) to this length; null keeps it."""
-    target_seq_policy: Literal["truncate", "pad", "resample"] = "truncate"
-    """How ``target_seq_len`` is reached; the old code always resampled, silently."""
+    """Time length of the target: the labels' steps (a forecast horizon, per-step labels), the
+    inputs' for reconstruction and seq2static tasks. Checked against the data; null: not checked."""
+    target_seq_policy: Literal["truncate", "pad", "resample"] | None = None
+    """How a target of another length is brought to ``target_seq_len`` (per-step labels and their
+    inputs alike); null: a length that differs is an error. Forecast inputs are never cut."""
     input_encoding: Literal["one_hot"] | None = None
     """``one_hot``: ``data`` holds token ids, encoded over ``vocab_size`` before any scaling."""
     vocab_size: int | None = None
-    """Number of token ids (required with ``one_hot``)."""
+    """Number of token ids (with ``input_encoding: one_hot``); a dataset storing another is an error."""
     num_classes: int | None = None
-    """Classes of a classification task."""
+    """Classes of a classification task (the model's output size); overrides the dataset's count,
+    and a label >= num_classes is an error."""
     scaler: str | None = None
-    """Scaler kind fitted on the training split (:data:`trainset.scalers.KINDS`); null: none."""
+    """Scaler kind fitted on ``data`` of the training split when no scaler file is given (the CLI
+    without ``--scalers``); null: none. Workflow runs use the dataset's ``scalers:`` instead."""
     variables: tuple[str, ...] | None = None
-    """Dataset variables to read; null reads all."""
+    """Dataset variables to read (the others are never loaded); null reads all."""
+    worlds: tuple[str, ...] | None = None
+    """Macro datasets: train (and evaluate) on only these worlds of the store, in stored order;
+    scalers fitted on the whole store apply. An unknown name is an error; null: every world."""
+    split_fractions: dict[str, float] | None = None
+    """Seed 001's auto-split of an HDF5 file without splits (root data/labels, no splits.json):
+    split name -> share, summing to 1, seeded by ``training.seed`` and saved as the run folder's
+    splits.json; null: the old code's train 0.7, val 0.2, test 0.1. Refused for a dataset with splits."""
 
     def __post_init__(self) -> None:
         validate_fields(self, "data")
@@ -181,6 +215,12 @@ class DataSection:
         if self.input_encoding == "one_hot" and self.vocab_size is None:
             p.append("data.vocab_size: required when data.input_encoding is one_hot. "
                      "Fix: set data.vocab_size to the number of token ids")
+        if self.vocab_size is not None and self.input_encoding is None:
+            p.append("data.vocab_size: only used with data.input_encoding: one_hot. "
+                     "Fix: add data.input_encoding: one_hot, or remove data.vocab_size")
+        if self.target_seq_policy is not None and self.target_seq_len is None:
+            p.append("data.target_seq_policy: set without data.target_seq_len. "
+                     "Fix: set data.target_seq_len, or remove data.target_seq_policy")
         if self.scaler is not None:
             try:
                 from trainset.scalers import KINDS
@@ -189,6 +229,16 @@ class DataSection:
             if not self.scaler or (KINDS is not None and self.scaler not in KINDS):
                 p.append(f"data.scaler: unknown scaler {self.scaler!r}. Fix: use one of {KINDS} "
                          "or null for no scaling")
+        if self.split_fractions is not None:
+            from trainset.train.autosplit import fraction_problems  # torch-free
+
+            p += fraction_problems(self.split_fractions)
+        if self.worlds is not None:
+            if not self.worlds:
+                p.append("data.worlds: must not be empty; use null to train on every world")
+            dup = sorted({w for w in self.worlds if self.worlds.count(w) > 1})
+            if dup:
+                p.append(f"data.worlds: listed twice: {dup}")
         if self.variables is not None:
             if not self.variables:
                 p.append("data.variables: must not be empty; use null to read every variable")
@@ -229,6 +279,8 @@ class TrainingConfig:
     """Training section."""
     data: DataSection = field(default_factory=DataSection)
     """Data section."""
+    augment: dict[str, Any] = field(default_factory=dict)
+    """Flu frames only: augmentation of the training split (options of trainset.augment.Augment: poisson, max_shift, shift_pad, rescale), seeded per (training.seed, epoch, sample index); empty: none."""
 
     def __post_init__(self) -> None:
         for key, cls in _SECTIONS.items():
@@ -251,13 +303,22 @@ class TrainingConfig:
             p.append(f"format: unknown dataset format {self.format!r}. Fix: use one of {known}")
         if self.dataset == "":
             p.append("dataset: must not be empty")
+        from trainset.augment import config_problems
+
+        p += config_problems(self.augment)
+        if self.data.split_fractions is not None:  # the auto-split must make the splits training reads
+            from trainset.train.autosplit import split_name_problems
+
+            p += split_name_problems(self.data.split_fractions, self.training.train_split, self.training.val_split)
         return p
 
     # ----------------------------------------------------------------- dict / YAML
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any] | None) -> TrainingConfig:
-        """Validate and build a config from a nested dict (seed-001 and seed-003 layouts accepted).
+    def from_dict(cls, d: Mapping[str, Any] | None, *, layout: str | None = None) -> TrainingConfig:
+        """Validate and build a config from a nested dict (seed-001, -002 and -003 layouts accepted).
+
+        ``layout`` forces the seed layout (see :func:`~trainset.train.legacy_config.detect_layout`).
 
         Raises
         ------
@@ -279,12 +340,12 @@ class TrainingConfig:
                 problems.append(f"{key}: expected a mapping, got {value!r} ({type(value).__name__})")
                 value = {}
             sections[key] = dict(value)
-        translate_legacy(d, sections, problems)
+        translate_legacy(d, sections, problems, layout)
 
         top_valid = _field_names(cls)
         for key in list(d):
             if key not in top_valid:
-                problems.append(_unknown(str(key), top_valid + list(FLAT_TRAINING) + list(LEGACY_TRAINING)))
+                problems.append(_unknown(str(key), top_valid + list(SEED003_FIELDS) + list(SEED002_KEYS)))
                 d.pop(key)
         built: dict[str, Any] = {}
         for key, section_cls in _SECTIONS.items():
@@ -304,6 +365,26 @@ class TrainingConfig:
         if not problems:
             return config
         raise TrainsetError("invalid training config:\n  - " + "\n  - ".join(problems))
+
+    @classmethod
+    def from_flat(cls, d: Mapping[str, Any] | None = None, **sections: Any) -> TrainingConfig:
+        """The one constructor for seed 003's flat ``TrainingConfig(**d)`` dict.
+
+        ``d`` holds exactly seed 003's fields (:data:`~trainset.train.legacy_config.SEED003_FIELDS`:
+        ``lr, weight_decay, batch_size, epochs, grad_clip, warmup_epochs, scheduler, patience,
+        min_delta, checkpoint_dir, save_every_n_epochs, save_best, log_every_n_steps, use_wandb,
+        wandb_project, seed, loss_fn, horizon_weights, lambda_smooth``); any other key is an error.
+        Omitted fields take seed 003's defaults (``min_delta`` absolute, as upstream compared it).
+        ``sections`` adds today's top-level keys (``name``, ``dataset``, ``format``, ``model``, ``data``).
+        """
+        d = dict(d or {})
+        other = sorted(str(k) for k in d if k not in SEED003_FIELDS)
+        if other:
+            raise TrainsetError(f"from_flat: {other} are not fields of seed 003's TrainingConfig. "
+                                f"Fix: use only {list(SEED003_FIELDS)}, or TrainingConfig.from_dict for nested configs")
+        if "training" in sections:
+            raise TrainsetError("from_flat: training keys come flat in d. Fix: use TrainingConfig.from_dict")
+        return cls.from_dict({**sections, **d}, layout="seed003")
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> TrainingConfig:
@@ -333,6 +414,23 @@ class TrainingConfig:
                 return copy.deepcopy(obj)
             return obj
         return plain(self)
+
+
+def with_master_seed(run: Mapping[str, Any], seed: int) -> dict[str, Any]:
+    """``run`` (a run config as written under ``runs:``) with the workflow's master ``seed`` as its
+    ``training.seed`` when it states none (neither ``training.seed`` nor seed 003's flat ``seed``).
+
+    The workflow builds every run through this, so ``seed:`` in the workflow config seeds training
+    too; ``python -m trainset train`` keeps :attr:`TrainingSection.seed` (42) unless the file says.
+    """
+    out = copy.deepcopy(dict(run))
+    training = out.get("training")
+    if "seed" in out or (isinstance(training, Mapping) and "seed" in training):
+        return out
+    if training is not None and not isinstance(training, Mapping):
+        return out  # the config check reports the wrong type
+    out["training"] = {**(training or {}), "seed": int(seed)}
+    return out
 
 
 def config_hash(cfg: TrainingConfig) -> str:

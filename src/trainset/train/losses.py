@@ -212,6 +212,119 @@ def final_timestep_zero_mse(pred: Tensor, target: Tensor, mask: Tensor | None = 
     return mse(pred[:, -1], target[:, -1], mask)
 
 
+# --------------------------------------------------------------------------- seed-001 losses by their names
+
+@register_loss("top_gap_loss", CHECKS["top_gap_loss"])
+def top_gap_loss(pred: Tensor, target: Tensor, mask: Tensor | None = None, *, margin: float = 0.2) -> Tensor:
+    """Top-rival margin loss (seed 001's "variant of gap loss focusing on top predictions").
+
+    Per sample ``max(0, margin - (z_y - max_{j != y} z_j))``: only the highest wrong-class logit
+    is pushed ``margin`` below the true one (the multiclass hinge of Crammer & Singer, 2001, "On
+    the algorithmic implementation of multiclass kernel-based vector machines", JMLR 2, with a
+    configurable margin; :func:`gap_loss` instead sums the hinge over every wrong class).
+    Averaged over counted samples (or positions, for ``[B, T, C]`` logits); needs C >= 2.
+    """
+    logits, ids, m = _class_inputs(pred, target, mask, "top_gap_loss")
+    if logits.shape[1] < 2:
+        raise TrainsetError("top_gap_loss: needs at least 2 classes")
+    z_true = logits.gather(1, ids[:, None])[:, 0]
+    rivals = logits.scatter(1, ids[:, None], float("-inf")).amax(dim=1)
+    return _masked_mean(F.relu(margin - (z_true - rivals)), m)
+
+
+@register_loss("rich_margin_loss", CHECKS["rich_margin_loss"])
+def rich_margin_loss(pred: Tensor, target: Tensor, mask: Tensor | None = None, *, margin: float = 0.35,
+                     scale: float = 1.0) -> Tensor:
+    """Additive-margin softmax cross entropy (seed 001's "advanced margin-based loss").
+
+    ``CE(scale * (z - margin * onehot(y)), y)``: the true-class logit must beat the others by
+    ``margin`` before its loss vanishes (AM-Softmax: Wang, Cheng, Liu & Liu, 2018, "Additive
+    margin softmax for face verification", IEEE Signal Processing Letters 25(7)). The paper
+    applies it to cosine logits with ``scale`` 30; trainset's models give unnormalised logits,
+    so ``scale`` defaults to 1 (``margin`` to the paper's 0.35). ``margin = 0, scale = 1`` is
+    :func:`cross_entropy`. Averaged over counted samples or positions.
+    """
+    logits, ids, m = _class_inputs(pred, target, mask, "rich_margin_loss")
+    shifted = logits - margin * F.one_hot(ids, logits.shape[1]).to(logits.dtype)
+    return _masked_mean(F.cross_entropy(scale * shifted, ids, reduction="none"), m)
+
+
+@register_loss("mse_gradient_cutoff", CHECKS["mse_gradient_cutoff"])
+def mse_gradient_cutoff(pred: Tensor, target: Tensor, mask: Tensor | None = None, *, cutoff: float = 1.0) -> Tensor:
+    """MSE whose gradient is cut at ``cutoff`` (seed 001: "MSE with gradient cutoff for stability").
+
+    Per element, with ``e = pred - target`` and ``c = cutoff``: ``e^2`` for ``|e| <= c`` and
+    ``2 c |e| - c^2`` beyond, so the value is the MSE's for small errors and the gradient
+    ``2 e`` is clipped to ``+-2c`` (outliers pull with bounded force). This is twice Huber's
+    loss with ``delta = c`` (Huber, 1964, "Robust estimation of a location parameter", Ann.
+    Math. Statist. 35(1)). Averaged over counted elements.
+    """
+    _same_shape(pred, target, "mse_gradient_cutoff")
+    m = _expand_mask(mask, pred.shape, "mse_gradient_cutoff")
+    err = (_zero_out(pred, m) - _zero_out(target, m)).abs()
+    per = torch.where(err <= cutoff, err ** 2, 2 * cutoff * err - cutoff ** 2)
+    return _masked_mean(per, m)
+
+
+def _next_step(mask: Tensor | None, shape: tuple[int, int], what: str) -> Tensor | None:
+    """Counted (t, t+1) pairs ``[B, T-1]``: both steps count (per-sample masks count every step)."""
+    m = _expand_mask(mask, shape, what)
+    return None if m is None else m[:, :-1] & m[:, 1:]
+
+
+@register_loss("autoregressive_loss")
+def autoregressive_loss(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Next-step prediction MSE with teacher forcing (seed 001's "for sequence generation tasks").
+
+    ``pred`` ``[B, T, D]`` at step t is compared with the *next* input ``target[:, t+1]``:
+    ``mean_{b, t < T-1, d} (pred[b, t, d] - target[b, t+1, d])^2`` (Graves, 2013, "Generating
+    sequences with recurrent neural networks", arXiv:1308.0850). With the reconstruction task
+    the target is the input sequence itself, and trainset's sequence encoders are causal, so
+    step t has seen only inputs up to t. ``mask`` ``[B]`` or ``[B, T]``: a pair counts when
+    both of its steps do. Needs T >= 2.
+    """
+    _same_shape(pred, target, "autoregressive_loss")
+    if pred.ndim < 2 or pred.shape[1] < 2:
+        raise TrainsetError(f"autoregressive_loss: needs [B, T, ...] with T >= 2, got {tuple(pred.shape)}")
+    m = _next_step(mask, tuple(pred.shape[:2]), "autoregressive_loss")
+    return mse(pred[:, :-1], target[:, 1:], m)
+
+
+@register_loss("autoregressive_cross_entropy")
+def autoregressive_cross_entropy(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Next-token cross entropy with teacher forcing (seed 001: "cross-entropy for autoregressive tasks").
+
+    Logits ``pred`` ``[B, T, V]`` at step t against the token at ``t+1``:
+    ``mean_{b, t < T-1} CE(pred[b, t], y[b, t+1])`` (Graves, 2013, arXiv:1308.0850; Bengio et
+    al., 2003, "A neural probabilistic language model", JMLR 3). ``target`` holds the token ids
+    ``[B, T]`` (or ``[B, T, 1]``), or their one-hot encoding ``[B, T, V]`` (what the
+    reconstruction task's target is for ``input_encoding: one_hot``); anything else that is
+    not exactly one-hot is refused. ``mask`` as in :func:`autoregressive_loss`.
+    """
+    what = "autoregressive_cross_entropy"
+    if pred.ndim != 3 or pred.shape[1] < 2:
+        raise TrainsetError(f"{what}: needs logits [B, T, V] with T >= 2, got {tuple(pred.shape)}")
+    ids = _token_ids(target, pred.shape, what)
+    m = _next_step(mask, tuple(pred.shape[:2]), what)
+    return cross_entropy(pred[:, :-1], ids[:, 1:], m)
+
+
+def _token_ids(target: Tensor, shape: torch.Size, what: str) -> Tensor:
+    """Token ids ``[B, T]`` from ids ``[B, T]``/``[B, T, 1]`` or an exact one-hot ``[B, T, V]``."""
+    if target.is_floating_point():
+        if tuple(target.shape) != tuple(shape) or not bool(((target == 0) | (target == 1)).all()) \
+                or not bool((target.sum(dim=-1) == 1).all()):
+            raise TrainsetError(f"{what}: a float target must be the one-hot encoding {tuple(shape)} of the "
+                                f"tokens, got {tuple(target.shape)} (not one-hot). Fix: use integer token ids "
+                                "or input_encoding: one_hot with the reconstruction task")
+        return target.argmax(dim=-1)
+    if target.ndim == 3 and target.shape[-1] == 1:
+        target = target[..., 0]
+    if tuple(target.shape) != tuple(shape[:2]):
+        raise TrainsetError(f"{what}: token ids must be [B, T] = {tuple(shape[:2])}, got {tuple(target.shape)}")
+    return target
+
+
 def horizon_weights(kind: str, n_horizons: int, tau: float = 20.0, *,
                     dtype: torch.dtype = torch.float32, device: Any = None) -> Tensor:
     """Weights over horizons ``h = 0..H`` (``n_horizons = H + 1``), summing to 1 (seed 003).

@@ -19,7 +19,8 @@ from typing import Any
 
 from trainset.errors import TrainsetError
 
-__all__ = ["HORIZON_WEIGHTS", "LOSS_PARAMS", "MODEL_NAMES", "PENALTY_PARAMS", "LossSpec", "declare_term"]
+__all__ = ["HORIZON_WEIGHTS", "LOSS_PARAMS", "MODEL_NAMES", "PENALTY_PARAMS", "REFUSED_LOSSES", "LossSpec",
+           "declare_term"]
 
 MODEL_NAMES = ("mlp", "world_mlp", "sequence", "flight", "diffusion")
 """Names of :data:`trainset.models.MODELS` (a test keeps the two equal)."""
@@ -61,6 +62,15 @@ def _check_gap(p: dict[str, Any]) -> None:
     _number(p, "margin", 0.0)
 
 
+def _check_rich_margin(p: dict[str, Any]) -> None:
+    _number(p, "margin", 0.0)
+    _number(p, "scale", 0.0, lo_open=True)
+
+
+def _check_cutoff(p: dict[str, Any]) -> None:
+    _number(p, "cutoff", 0.0, lo_open=True)
+
+
 def _check_horizon(p: dict[str, Any]) -> None:
     if "weights" in p and p["weights"] not in HORIZON_WEIGHTS:
         raise TrainsetError(f"param 'weights' must be one of {list(HORIZON_WEIGHTS)}, got {p['weights']!r}")
@@ -81,15 +91,29 @@ _HORIZON = ("weights", "tau", "lambda_smooth")
 LOSS_PARAMS: dict[str, tuple[str, ...]] = {
     "mse": (), "mae": (), "cross_entropy": ("label_smoothing",), "bce": ("pos_weight",),
     "gap_loss": ("margin",), "final_timestep_zero_mse": (), "horizon_mse": _HORIZON, "horizon_mae": _HORIZON,
+    "top_gap_loss": ("margin",), "rich_margin_loss": ("margin", "scale"), "mse_gradient_cutoff": ("cutoff",),
+    "autoregressive_loss": (), "autoregressive_cross_entropy": (),
 }
 """Loss name -> its keyword parameters (``loss(pred, target, mask=None, **params)``)."""
 PENALTY_PARAMS: dict[str, tuple[str, ...]] = {"l1": (), "l2": (), "monotonicity": ("logits", "dim")}
 """Penalty name -> its keyword parameters (``penalty(model, pred=None, **params)``)."""
 CHECKS: dict[str, Check] = {"cross_entropy": _check_ce, "bce": _check_bce, "gap_loss": _check_gap,
+                            "top_gap_loss": _check_gap, "rich_margin_loss": _check_rich_margin,
+                            "mse_gradient_cutoff": _check_cutoff,
                             "horizon_mse": _check_horizon, "horizon_mae": _check_horizon,
                             "monotonicity": _check_monotone}
 """Name -> ``check(params)``, raising :class:`TrainsetError` on a bad value."""
 BUILT_IN = frozenset(LOSS_PARAMS) | frozenset(PENALTY_PARAMS)
+_SOEN = "it acts on internals of soen_toolkit's superconducting (SOEN) networks that trainset's models do not have"
+REFUSED_LOSSES: dict[str, str] = {
+    "reg_J_loss": f"regularises the SOEN coupling matrices J; {_SOEN}. Fix: use the l1 or l2 penalty on weights",
+    "get_off_the_ground_loss": f"pushes SOEN neuron states away from zero; {_SOEN}",
+    "exp_high_state_penalty": f"penalises SOEN neuron states above their working range; {_SOEN}",
+    "gravity_quantization_loss": f"pulls SOEN couplings towards the hardware's discrete levels; {_SOEN} "
+                                 "(trainset does no quantisation-aware training)",
+    "branching_loss": f"shapes SOEN dendritic trees; {_SOEN}",
+}
+"""Seed-001 loss names refused by name, with the reason (never silently skipped as the old code did)."""
 
 
 def declare_term(kind: str, name: str, params: tuple[str, ...], check: Check | None) -> None:
@@ -132,6 +156,8 @@ class LossSpec:
         if not isinstance(self.name, str):
             raise TrainsetError(f"loss name must be a string, got {self.name!r}")
         valid = LOSS_PARAMS.get(self.name, PENALTY_PARAMS.get(self.name))
+        if valid is None and self.name in REFUSED_LOSSES:
+            raise TrainsetError(f"loss {self.name!r} is not available in trainset: {REFUSED_LOSSES[self.name]}")
         if valid is None:
             raise TrainsetError(
                 f"unknown loss {self.name!r}. Registered losses: {', '.join(sorted(LOSS_PARAMS))}; "

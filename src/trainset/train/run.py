@@ -19,7 +19,6 @@ import torch
 
 from trainset.errors import TrainsetError
 from trainset.provenance import file_sha256
-from trainset.tasks import TASKS
 
 logger = logging.getLogger(__name__)
 
@@ -34,11 +33,32 @@ def open_split(path: str | os.PathLike, split: str, cfg: Any, shuffle: bool) -> 
 
     fmt = guess_format(path)
     reader = fmt.reader(path)
+    variables = _read_variables(path, reader, cfg)
+    data = getattr(cfg, "data", None)
+    worlds = list(data.worlds) if data is not None and data.worlds else None
     if fmt.random_access:
-        return dataset_of(fmt, reader, path, split)
+        from trainset.train.autosplit import open_auto_split
+
+        cut = open_auto_split(path, reader, cfg, split, variables)  # seed 001: no splits, cut by the seed
+        if cut is not None and worlds is not None:
+            raise TrainsetError(f"{path}: data.worlds: this file stores no worlds. Fix: remove data.worlds")
+        return cut if cut is not None else dataset_of(fmt, reader, path, split, variables, worlds=worlds)
     one_part = len(reader.parts) == 1  # parts differ in shape: no stacked batches
-    return dataset_of(fmt, reader, path, split, shuffle=shuffle, seed=cfg.training.seed,
+    return dataset_of(fmt, reader, path, split, variables, worlds=worlds, shuffle=shuffle, seed=cfg.training.seed,
                       batch_size=cfg.training.batch_size if one_part else None)
+
+
+def _read_variables(path: str | os.PathLike, reader: Any, cfg: Any) -> list[str] | None:
+    """``data.variables``: the variables to read (None: all); a name the dataset lacks is an error."""
+    data = getattr(cfg, "data", None)
+    if data is None or not data.variables:
+        return None
+    stored = {v for part in reader.parts for v in part.variables}
+    unknown = sorted(set(data.variables) - stored)
+    if unknown:
+        raise TrainsetError(f"{path}: data.variables names {unknown}, which the dataset does not hold. "
+                            f"Fix: use some of {sorted(stored)}")
+    return list(data.variables)
 
 
 def _random_access(path: str | os.PathLike) -> bool:
@@ -65,6 +85,8 @@ def batches(dataset: Any, cfg: Any, shuffle: bool) -> Callable[[int], Any]:
     from trainset.train import distributed
 
     def factory(epoch: int) -> Any:
+        if hasattr(dataset, "set_epoch"):  # augmentation draws are keyed by epoch (loaders/augmented.py)
+            dataset.set_epoch(epoch)
         return make_loader(dataset, cfg.training.batch_size, shuffle=shuffle, seed=cfg.training.seed, epoch=epoch,
                            num_workers=cfg.training.num_workers, collate_fn=collate,
                            rank=distributed.rank(), world=distributed.world())
@@ -133,10 +155,24 @@ def prepare_run(cfg: Any, dataset: str | os.PathLike, scalers: Any = None, *,
     if splits is None:
         splits = {cfg.training.train_split: True, cfg.training.val_split: False}
     opened = {name: open_split(dataset, name, cfg, shuffle=shuffle) for name, shuffle in splits.items()}
+    if getattr(cfg, "augment", None) and cfg.training.train_split in opened:  # never val/test
+        from trainset.loaders.augmented import augment_split
+
+        train = cfg.training.train_split
+        opened[train] = augment_split(opened[train], cfg.augment, cfg.training.seed, dataset)
     if info is None:
         info = describe_dataset(next(iter(opened.values())))
+        from trainset.tasks import resolve_task  # seed 001: paradigm/mapping decide a file's task or are checked
+
+        training = cfg.training
+        info["task"] = resolve_task(info, getattr(training, "paradigm", None), getattr(training, "mapping", None))
+        from trainset.train.data_config import apply_data_config  # num_classes, one_hot tokens, variables
+
+        info = apply_data_config(info, cfg, dataset)
     if scalers is not None and not hasattr(scalers, "transform"):
         scalers = load_scalers(scalers)
+    if model and cfg.data.scaler is not None:
+        scalers = fit_run_scaler(cfg, dataset, scalers)
     prepared = PreparedRun(cfg, opened, info, scalers)
     if model:
         torch.manual_seed(cfg.training.seed)
@@ -146,16 +182,16 @@ def prepare_run(cfg: Any, dataset: str | os.PathLike, scalers: Any = None, *,
     return prepared
 
 
-def configure_torch(cfg: Any, threads: int) -> None:
-    """Torch threads and deterministic algorithms as the run config says (before anything is built)."""
-    torch.set_num_threads(max(1, int(threads)))
-    if cfg.training.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
+def configure_torch(cfg: Any, threads: int | None = None) -> None:
+    """Torch threads (``threads``, default ``training.threads``) and deterministic algorithms
+    (``training.deterministic``, switched on or off) as the run config says, before anything is built."""
+    torch.set_num_threads(max(1, int(threads if threads is not None else cfg.training.threads)))
+    torch.use_deterministic_algorithms(bool(cfg.training.deterministic), warn_only=True)
 
 
 def train_run(cfg: Any, dataset_path: str | os.PathLike, folder: str | os.PathLike,
               scalers_path: str | os.PathLike | None = None, max_epochs: int | None = None,
-              threads: int = 1) -> list[dict[str, Any]]:
+              threads: int | None = None) -> list[dict[str, Any]]:
     """Train one run; write best/final/epoch_N/last checkpoints, history.json and config.json."""
     from trainset.train.trainer import Trainer
 
@@ -167,10 +203,16 @@ def train_run(cfg: Any, dataset_path: str | os.PathLike, folder: str | os.PathLi
                             "Fix: train from the NetCDF, HDF5 or Zarr copy (format:) under torchrun")
     configure_torch(cfg, threads)
     run = prepare_run(cfg, dataset_path, scalers_path)
+    from trainset.train.autosplit import save_auto_splits
+
+    save_auto_splits(dataset_path, cfg, folder)  # seed 001: the cut of a file without splits, beside the run
     scalers, model = run.scalers, run.model
     digest = file_sha256(dataset_path)
     if scalers is not None:
         check_scalers_belong(scalers, run, dataset_path, digest, scalers_path)
+    if cfg.data.scaler is not None and distributed.is_main():  # fitted here: kept beside the checkpoints
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        scalers.to_json(Path(folder) / "scalers.json")
     meta = {
         "dataset": str(dataset_path),
         "dataset_sha256": digest,
@@ -198,6 +240,7 @@ def check_scalers_belong(scalers: Any, run: PreparedRun, dataset_path: str | os.
     from trainset.scalers.checks import check_scalers_match
 
     reader = next(iter(run.splits.values())).reader
+    reader = getattr(reader, "source", reader)  # data.worlds: scalers are fitted on the whole store
     identity = dataset_identity(dataset_path, reader.attrs, digest)
     check_scalers_match(scalers, identity, list(reader.parts), dataset_path, where or "scalers")
 
@@ -213,22 +256,45 @@ def load_scalers(path: str | os.PathLike | None) -> Any:
     return ScalerSet.from_json(path)
 
 
-def prepare_batches(cfg: Any, scalers: Any, info: dict) -> Callable[[dict], dict]:
-    """Scaling, then the sequence-length policy (inputs, and labels when indexed by time)."""
-    from trainset.train.lengths import apply_length
+def fit_run_scaler(cfg: Any, dataset: str | os.PathLike, given: Any) -> Any:
+    """``data.scaler``: that scaler kind fitted on ``data`` of the training split (seeded by
+    ``training.seed``, so a rerun or an evaluation refits the same statistics). A scaler file
+    given as well is an error: two sources of scaling would leave it unclear which one applies."""
+    if given is not None:
+        raise TrainsetError(f"{dataset}: data.scaler {cfg.data.scaler!r} and a scaler file are both given. "
+                            "Fix: remove data.scaler (workflow runs use the dataset's scalers: config, fitted by "
+                            "the fit_scalers rule), or train without --scalers")
+    from trainset.io.base import guess_format
+    from trainset.scalers import fit_scalers
+    from trainset.train.autosplit import auto_splits
 
-    spec = TASKS.get(info.get("task"))
-    per_step = spec is not None and spec.seq2seq
+    cut = None
+    fmt = guess_format(dataset)
+    if fmt.random_access:  # seed 001's file without splits: fit on the auto-split's training indices
+        reader = fmt.reader(dataset)
+        try:
+            cut = auto_splits(dataset, reader, cfg)
+        finally:
+            getattr(reader, "close", lambda: None)()
+    logger.info("data.scaler: fitting %s on 'data' of split %s", cfg.data.scaler, cfg.training.train_split)
+    return fit_scalers(dataset, {"data": cfg.data.scaler}, split=cfg.training.train_split, seed=cfg.training.seed,
+                       splits=cut)
+
+
+def prepare_batches(cfg: Any, scalers: Any, info: dict) -> Callable[[dict], dict]:
+    """Class-id check (``data.num_classes``), scaling, then the target-length policy (checked here,
+    before the first batch: :func:`~trainset.train.lengths.length_plan`)."""
+    from trainset.train.data_config import check_classes
+    from trainset.train.lengths import apply_length, length_plan
+
+    length, policy = cfg.data.target_seq_len, cfg.data.target_seq_policy
+    keys = length_plan(info, length, policy) if info else ()
 
     def prepare(batch: dict) -> dict:
+        check_classes(batch, info, cfg.data.num_classes)
         if scalers is not None:
             batch = scalers.transform(batch)
-        keys = ("data",)
-        labels, data = batch.get("labels"), batch.get("data")
-        if per_step and isinstance(labels, torch.Tensor) and data is not None and labels.ndim >= 2 \
-                and labels.shape[1] == data.shape[1]:
-            keys = ("data", "labels")  # labels indexed by the same steps (not a forecast horizon)
-        return apply_length(batch, cfg.data.target_seq_len, cfg.data.target_seq_policy, keys)
+        return apply_length(batch, length, policy, keys)
 
     return prepare
 

@@ -140,18 +140,24 @@ class EarlyStopping:
     losses ``value < best * (1 - min_delta)``), or ``value > best + |best| * min_delta`` in mode
     ``"max"``. The delta is *relative*, so it means the same at a loss of 1 and of 1e-6; the
     first finite value always improves, NaN or inf never does. ``patience=None`` never stops
-    (the best value and epoch are still tracked).
+    (the best value and epoch are still tracked). ``delta_mode="absolute"`` compares with
+    ``best - min_delta`` instead (seed 003's rule; any ``min_delta >= 0``).
     """
 
-    def __init__(self, patience: int | None = 5, min_delta: float = 1e-3, mode: str = "min") -> None:
+    def __init__(self, patience: int | None = 5, min_delta: float = 1e-3, mode: str = "min",
+                 delta_mode: str = "relative") -> None:
         if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int) or patience < 1):
             raise TrainsetError(f"patience must be an integer >= 1 (or None), got {patience!r}")
-        if not 0 <= min_delta < 1:
-            raise TrainsetError(f"min_delta is relative and must lie in [0, 1), got {min_delta}")
+        if delta_mode not in ("relative", "absolute"):
+            raise TrainsetError(f"min_delta_mode must be 'relative' or 'absolute', got {delta_mode!r}")
+        if not 0 <= min_delta < (1 if delta_mode == "relative" else math.inf):
+            raise TrainsetError(f"min_delta ({delta_mode}) must lie in [0, {1 if delta_mode == 'relative' else 'inf'}), "
+                                f"got {min_delta}")
         if mode not in ("min", "max"):
             raise TrainsetError(f"mode must be 'min' or 'max', got {mode!r}")
         self.patience = patience
         self.min_delta = float(min_delta)
+        self.delta_mode = delta_mode
         self.mode = mode
         self.best: float | None = None
         self.best_epoch: int | None = None
@@ -164,7 +170,7 @@ class EarlyStopping:
             return False
         if self.best is None:
             return True
-        slack = abs(self.best) * self.min_delta
+        slack = self.min_delta if self.delta_mode == "absolute" else abs(self.best) * self.min_delta
         return value < self.best - slack if self.mode == "min" else value > self.best + slack
 
     def step(self, value: float, epoch: int | None = None) -> bool:
@@ -189,13 +195,13 @@ class EarlyStopping:
 
     def state_dict(self) -> dict[str, Any]:
         """Plain values (JSON-able) to store in a checkpoint."""
-        return {"patience": self.patience, "min_delta": self.min_delta, "mode": self.mode,
+        return {"patience": self.patience, "min_delta": self.min_delta, "mode": self.mode, "delta_mode": self.delta_mode,
                 "best": self.best, "best_epoch": self.best_epoch, "epoch": self.epoch,
                 "bad_epochs": self.bad_epochs}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` output (settings and counters)."""
-        self.__init__(state["patience"], state["min_delta"], state["mode"])
+        self.__init__(state["patience"], state["min_delta"], state["mode"], state.get("delta_mode", "relative"))
         self.best = None if state["best"] is None else float(state["best"])
         self.best_epoch = state["best_epoch"]
         self.epoch = int(state["epoch"])

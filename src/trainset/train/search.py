@@ -57,7 +57,16 @@ METHODS = ("random", "grid")
 """Search methods."""
 DEFAULT_METHOD = "random"
 """A search's ``method`` when it names none."""
-_SEARCH_KEYS = ("name", "run", "method", "trials", "seed", "space")
+SEARCH_KEY_DOCS = {
+    "run": "The base run under runs: (its config, dataset and scalers).",
+    "method": f"random or grid. Default: {DEFAULT_METHOD}.",
+    "trials": "Random search: how many trials (an integer >= 1); a grid runs its whole product.",
+    "seed": "Seed of the random draws. Default: the workflow seed.",
+    "space": "Dotted keys of the run config (training.lr, model.params.hidden) -> a distribution "
+             "{uniform|log_uniform|int_uniform|choice: args} (random) or a list of values (grid).",
+}
+"""The keys of a search under ``searches:`` and what they mean (the schema's copy is generated)."""
+_SEARCH_KEYS = ("name", *SEARCH_KEY_DOCS)
 RESULT_COLUMNS = ("best_val_loss", "best_epoch", "final_train_loss", "epochs")
 """Columns :func:`gather` adds after the searched keys."""
 

@@ -1,7 +1,8 @@
 """The trainer: one loop for every model, loss and dataset, with exact resume and determinism.
 
 Fixes of the old trainers (anchors sections 2-4) that this loop is built around: the warm-up
-starts above zero and reaches the configured LR; early stopping uses a relative ``min_delta``;
+starts above zero and reaches the configured LR; early stopping uses a relative ``min_delta`` (or an
+absolute one, ``training.min_delta_mode``, as seed 003 did);
 weight init, batch order and in-model noise are seeded; resume restores model, optimiser,
 scheduler, early stopping and RNG state and continues at the next epoch, so an interrupted run
 ends with the same weights as one run straight through; checkpoints record the dataset hash,
@@ -74,7 +75,7 @@ class Trainer:
         self.optimizer = optimizer if optimizer is not None else build_optimizer(model, training)
         self.steps_per_epoch = max(1, sum(1 for _ in train_batches(0)))
         self.scheduler = _scheduler(self.optimizer, training, self.steps_per_epoch)
-        self.stopper = EarlyStopping(training.patience, training.min_delta)
+        self.stopper = EarlyStopping(training.patience, training.min_delta, delta_mode=training.min_delta_mode)
         self.history: list[dict[str, Any]] = []
         self.epoch = 0
         self._best: bytes | None = None  # best.pt's bytes, carried in last.pt so a rerun can restore it
@@ -130,6 +131,7 @@ class Trainer:
         self.model.train()
         total, count = 0.0, 0
         clip = self.cfg.training.grad_clip
+        window = _StepLog(self.cfg.training.log_every_n_steps, (epoch - 1) * self.steps_per_epoch)
         for batch in self.train_batches(epoch):
             batch = self.prepare(batch)
             self.optimizer.zero_grad(set_to_none=True)
@@ -146,6 +148,7 @@ class Trainer:
             self.scheduler.step()
             n = _batch_size(out["target"])
             total, count = total + loss.item() * n, count + n
+            window.step(epoch, loss.item(), n)
         total, count = distributed.reduce_sums(total, count)
         return total / max(count, 1), int(count)
 
@@ -260,6 +263,25 @@ class Trainer:
         for stale in [*self.folder.glob("epoch_*.pt"), self.folder / "best.pt", self.folder / "last.pt",
                       self.folder / "final.pt"]:
             stale.unlink(missing_ok=True)
+
+
+class _StepLog:
+    """``training.log_every_n_steps``: every n optimisation steps (counted over the whole run),
+    log the mean training loss of those steps and their throughput in samples per second."""
+
+    def __init__(self, every: int, done: int) -> None:
+        self.every, self.step_no = int(every), int(done)
+        self.loss, self.samples, self.started = 0.0, 0, time.perf_counter()
+
+    def step(self, epoch: int, loss: float, n: int) -> None:
+        self.step_no += 1
+        self.loss, self.samples = self.loss + loss * n, self.samples + n
+        if self.step_no % self.every or not distributed.is_main():
+            return
+        seconds = max(time.perf_counter() - self.started, 1e-9)
+        logger.info("epoch %d step %d: train loss %.6g (%.0f samples/s)", epoch, self.step_no,
+                    self.loss / max(self.samples, 1), self.samples / seconds)
+        self.loss, self.samples, self.started = 0.0, 0, time.perf_counter()
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

@@ -10,11 +10,21 @@ Long tables are the interchange form: users with their own simulator bring them,
     ``world``, ``sample``, ``shock`` (str or category), ``horizon`` (int, quarters after the
     shock), ``variable`` (str or category: output, inflation, rate), ``value`` (float: the
     response to a one-standard-deviation shock, in the world's units).
+``trajectories`` table (optional), one row per (world, sample, t, variable)
+    ``world``, ``sample``, ``t`` (int: simulated period), ``variable`` (str or category: the
+    simulated series, e.g. output, inflation, rate), ``value`` (float): a simulated path of the
+    economy, stored as ``trajectories [sample, time, trajectory_variable]``.
+``shocks`` table (optional), one row per (world, sample, t, shock)
+    ``world``, ``sample``, ``t``, ``shock`` (one of the world's IRF shocks), ``value`` (float):
+    the structural shocks that drove the path, stored as ``shocks [sample, time, shock]``.
+    When a simulator provides these tables, every world and every sample must have them (a
+    variable missing from some worlds would drop out of mixed-world batches).
 ``metadata`` dict
     ``{"seed", "horizon", "rule", "worlds": {world: {param_names, param_bounds, param_priors,
     shock_names, variable_names, description, n_samples, rejected, rejected_reasons, draws}}}``;
     ``draws[s]`` is the draw index of accepted sample ``s`` (its generator is
-    ``named_rng(seed, world, draws[s])``). For user tables every key is optional: names default
+    ``named_rng(seed, world, draws[s])``); ``trajectory_names`` orders the trajectories'
+    series (optional). For user tables every key is optional: names default
     to the order of first appearance and bounds to the observed range (with a warning).
 
 :func:`frame_worlds` pivots the tables by integer-code scatter into one part per world with
@@ -54,6 +64,8 @@ WORLDS: dict[str, World] = {"nk": NkWorld(), "var": VarWorld(), "var_us": VarUsW
 
 THETA_COLUMNS = ("world", "sample", "param", "value")
 IRF_COLUMNS = ("world", "sample", "shock", "horizon", "variable", "value")
+TRAJECTORY_COLUMNS = ("world", "sample", "t", "variable", "value")
+SHOCK_COLUMNS = ("world", "sample", "t", "shock", "value")
 SEED_RULE = "draw d of world w uses trainset.rng.named_rng(seed, w, d); coord 'draw' holds d"
 BLOCK = 256
 """Draws evaluated per batch."""
@@ -196,7 +208,7 @@ def _check_table(table: pd.DataFrame, columns: tuple[str, ...], label: str) -> N
             row = table.iloc[int(np.argmax(nulls))]
             raise TrainsetError(f"{label} table: column {column!r} has {int(nulls.sum())} missing/NaN values, first "
                                 f"in row {dict(row[list(columns)])}. Fix: drop or re-simulate those rows")
-    for column in ("sample", "horizon"):
+    for column in ("sample", "horizon", "t"):
         if column in columns and not pd.api.types.is_integer_dtype(table[column]):
             raise TrainsetError(f"{label} table: column {column!r} must hold integers, got {table[column].dtype}. "
                                 f"Fix: cast it, e.g. table[{column!r}].astype('int64')")
@@ -242,7 +254,8 @@ def _scatter(shape: tuple[int, ...], codes: list[np.ndarray], values: np.ndarray
     return out.reshape(shape)
 
 
-def frame_worlds(theta: pd.DataFrame, irfs: pd.DataFrame, metadata: dict[str, Any] | None = None) -> Collection:
+def frame_worlds(theta: pd.DataFrame, irfs: pd.DataFrame, metadata: dict[str, Any] | None = None,
+                 trajectories: pd.DataFrame | None = None, shocks: pd.DataFrame | None = None) -> Collection:
     """Pivot long tables into a :class:`Collection` with one part per world.
 
     Labels are turned into integer codes once per column (categoricals are used as they are)
@@ -255,13 +268,17 @@ def frame_worlds(theta: pd.DataFrame, irfs: pd.DataFrame, metadata: dict[str, An
         Long tables (schema in the module docstring).
     metadata : dict, optional
         As returned by :func:`simulate_worlds`; for user tables any part may be missing.
+    trajectories, shocks : DataFrame, optional
+        The simulator's paths and shock series (schema in the module docstring), stored as
+        ``trajectories [sample, time, trajectory_variable]`` and ``shocks [sample, time,
+        shock]`` float32 with coords ``time`` and ``trajectory_variable``.
 
     Returns
     -------
     Collection
         Parts in metadata order (else first appearance), each with ``theta [sample, param]``
-        and ``irfs [sample, shock, horizon, variable]`` float32, coords ``param``, ``shock``,
-        ``horizon``, ``variable`` and per-sample ``draw``; attrs ``param_names``,
+        and ``irfs [sample, shock, horizon, variable]`` float32 (plus the optional series),
+        coords ``param``, ``shock``, ``horizon``, ``variable`` and per-sample ``draw``; attrs ``param_names``,
         ``param_bounds``, ``param_priors``, ``shock_names``, ``variable_names``, ``seeds``.
 
     Raises
@@ -272,6 +289,7 @@ def frame_worlds(theta: pd.DataFrame, irfs: pd.DataFrame, metadata: dict[str, An
     """
     _check_table(theta, THETA_COLUMNS, "theta")
     _check_table(irfs, IRF_COLUMNS, "irfs")
+    series = {"trajectories": trajectories, "shocks": shocks}  # the loop below reuses the name shocks
     metadata = metadata or {}
     meta_worlds = metadata.get("worlds", {})
     tables = {"theta": theta, "irfs": irfs}
@@ -288,7 +306,7 @@ def frame_worlds(theta: pd.DataFrame, irfs: pd.DataFrame, metadata: dict[str, An
                             f"{sorted(rows['irfs'])}. Fix: give both tables the same worlds")
     names = [w for w in meta_worlds if w in rows["theta"]] + [w for w in rows["theta"] if w not in meta_worlds]
     seed = metadata.get("seed")
-    parts = {}
+    parts, sample_numbers = {}, {}
     for name in names:
         meta = meta_worlds.get(name, {})
         t, i = rows["theta"][name], rows["irfs"][name]
@@ -303,6 +321,7 @@ def frame_worlds(theta: pd.DataFrame, irfs: pd.DataFrame, metadata: dict[str, An
         params, shocks, variables = pos["param"][1], pos["shock"][1], pos["variable"][1]
         horizons = np.unique(numbers["irfs"]["horizon"][i]).astype(np.int64)
         n = len(samples)
+        sample_numbers[name] = samples
         theta_arr = _scatter((n, len(params)),
                              [np.searchsorted(samples, numbers["theta"]["sample"][t]), pos["param"][0]],
                              numbers["theta"]["value"][t], f"world {name!r} theta",
@@ -338,8 +357,63 @@ def frame_worlds(theta: pd.DataFrame, irfs: pd.DataFrame, metadata: dict[str, An
              "irfs": ((SAMPLE, "shock", "horizon", "variable"), data["irfs"])},
             coords={"param": params, "shock": shocks, "horizon": horizons, "variable": variables,
                     "draw": (SAMPLE, draws)}, attrs=attrs)
+    for label, table in series.items():
+        if table is not None:
+            _add_series(parts, table, label, meta_worlds, sample_numbers)
     return Collection(parts, {"domain": "macro", "seed": seed, "horizon": metadata.get("horizon"),
                               "worlds": names})
+
+
+_SERIES = {"trajectories": (TRAJECTORY_COLUMNS, "variable", "trajectory_variable"),
+           "shocks": (SHOCK_COLUMNS, "shock", "shock")}
+"""Optional simulator series: table columns, label column, the stored dimension of the labels."""
+
+
+def _add_series(parts: dict[str, xr.Dataset], table: pd.DataFrame, label: str, meta_worlds: dict[str, Any],
+                sample_numbers: dict[str, np.ndarray]) -> None:
+    """Add the optional ``trajectories`` or ``shocks`` table to every part: ``[sample, time, labels]``.
+
+    ``sample_numbers``: per world, the theta table's sorted sample numbers (the stored sample
+    axis). Every world and sample of the parts must be covered (else named errors): a variable present
+    in some worlds only would be dropped from mixed-world batches. Shock labels must be the
+    world's IRF shocks; trajectory labels follow the metadata's ``trajectory_names`` when given
+    (else first appearance); ``time`` must agree with the other series of the world.
+    """
+    columns, column, dim = _SERIES[label]
+    _check_table(table, columns, label)
+    codes, labels = _labels(table["world"])
+    present = {labels[c] for c in pd.unique(codes)}
+    if present != set(parts):
+        raise TrainsetError(f"{label} table has worlds {sorted(present)}, theta has {sorted(parts)}. "
+                            f"Fix: give {label} rows for every world, or leave the table out")
+    label_codes, label_names = _labels(table[column])
+    samples_all, times_all, values = (table[c].to_numpy() for c in ("sample", "t", "value"))
+    for name, part in parts.items():
+        rows = np.flatnonzero(codes == labels.index(name))
+        numbers = sample_numbers[name]
+        names = list(part.coords["shock"].values) if label == "shocks" else \
+            meta_worlds.get(name, {}).get("trajectory_names")
+        key = "shock" if label == "shocks" else "trajectory"  # errors name metadata's shock_/trajectory_names
+        positions, names = _positions(label_codes[rows], label_names, names, key, name)
+        times = np.unique(times_all[rows]).astype(np.int64)
+        if "time" in part.coords and not np.array_equal(part.coords["time"].values, times):
+            raise TrainsetError(f"world {name!r}: {label} covers periods {times[0]}..{times[-1]} ({times.size}), "
+                                f"the other series {part.coords['time'].values.size}. Fix: simulate both over the "
+                                "same periods")
+        unknown = np.setdiff1d(samples_all[rows], numbers)
+        if unknown.size:
+            raise TrainsetError(f"world {name!r}: {label} has samples {unknown[:5].tolist()} that theta has not. "
+                                "Fix: keep only samples present in every table")
+        array = _scatter((numbers.size, times.size, len(names)),
+                         [np.searchsorted(numbers, samples_all[rows]), np.searchsorted(times, times_all[rows]),
+                          positions], values[rows], f"world {name!r} {label}",
+                         [("sample", numbers), ("t", times), (column, names)])
+        with np.errstate(over="ignore"):
+            array = array.astype(np.float32)
+        if not np.isfinite(array).all():
+            raise TrainsetError(f"world {name!r}: {label} overflows float32. Fix: rescale the values")
+        coords = {"time": times} if label == "shocks" else {"time": times, dim: names}
+        parts[name] = part.assign({label: ((SAMPLE, "time", dim), array)}).assign_coords(coords)
 
 
 # ---------------------------------------------------------------- splits and scales

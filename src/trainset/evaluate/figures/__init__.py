@@ -10,15 +10,18 @@ Missing values (NaN) leave gaps rather than failing: a metric undefined for one 
 AUC with a single class present) or a masked shock should show as absent, not abort a report.
 
 Modules: ``canvas`` (the figure, PNG bytes and shared styling), ``scores`` (learning curves,
-calibration, ROC-AUC, confusion matrix, error by step or horizon) and ``samples`` (impulse
-responses, distributions, two images side by side).
+ROC-AUC, confusion matrix, error by step or horizon), ``thresholds`` (calibration as reliability small
+multiples and ROC curves, one per threshold) and ``samples`` (impulse responses, distributions,
+two images side by side).
 """
 
 from __future__ import annotations
 
 from trainset.evaluate.figures.samples import distributions, irf_examples, side_by_side
 from trainset.evaluate.figures.scores import (confusion_matrix, learning_curves, per_horizon_error, per_step_metric,
-                                              reliability_diagram, roc_auc_by_threshold)
+                                              roc_auc_by_threshold)
+from trainset.evaluate.figures.thresholds import reliability_grid, roc_curves
 
 __all__ = ["confusion_matrix", "distributions", "irf_examples", "learning_curves", "per_horizon_error",
-           "per_step_metric", "reliability_diagram", "roc_auc_by_threshold", "side_by_side"]
+           "per_step_metric", "reliability_grid", "roc_auc_by_threshold", "roc_curves",
+           "side_by_side"]

@@ -1,4 +1,4 @@
-"""Plots of scores: learning curves, calibration, ROC-AUC, confusion matrix, error by step or horizon.
+"""Plots of scores: learning curves, ROC-AUC, confusion matrix, error by step or horizon.
 
 Each takes plain numbers (what the metrics modules return) and gives PNG bytes.
 """
@@ -12,8 +12,8 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import LogFormatterSciNotation
 
 from trainset.errors import TrainsetError
-from trainset.evaluate.figures.canvas import (PALETTE, all_positive, as_series, as_vector, blank_figure, colors_for,
-                                              draw_lines, png_bytes, tidy)
+from trainset.evaluate.figures.canvas import (PALETTE, all_positive, as_series, as_vector, blank_figure, draw_lines,
+                                              png_bytes, tidy)
 
 
 # ----------------------------------------------------------------------------- training
@@ -84,73 +84,6 @@ def learning_curves(history: list[dict]) -> bytes:
 
 
 # ----------------------------------------------------------------------------- classification
-def reliability_diagram(curves: Mapping[str, Mapping[str, Sequence]]) -> bytes:
-    """Calibration curves against the diagonal, with prediction counts per bin below.
-
-    Parameters
-    ----------
-    curves : dict
-        Name (a threshold such as ``"t=50"``, or ``"pooled"``) -> dict with ``bin_centres``,
-        ``mean_predicted``, ``observed`` (observed frequency) and ``counts`` per bin, typically
-        10 bins on [0, 1]. Empty bins (count 0 or NaN values) are left out of the curve. The
-        count axis is logarithmic when counts span more than two decades, which is the norm:
-        most predictions sit near 0 or 1.
-
-    Returns
-    -------
-    bytes
-        PNG image.
-
-    Raises
-    ------
-    TrainsetError
-        No curves, a missing key, or arrays of different lengths within one curve.
-    """
-    if not isinstance(curves, Mapping) or not curves:
-        raise TrainsetError("curves must be a non-empty dict of name -> {bin_centres, "
-                            "mean_predicted, observed, counts}")
-    keys = ("bin_centres", "mean_predicted", "observed", "counts")
-    parsed = {}
-    for name, curve in curves.items():
-        missing = [k for k in keys if not isinstance(curve, Mapping) or k not in curve]
-        if missing:
-            raise TrainsetError(f"reliability curve {name!r} lacks {missing}; each curve needs "
-                                f"{list(keys)}")
-        arrays = {k: as_vector(curve[k], f"curves[{name!r}][{k!r}]") for k in keys}
-        if len({len(a) for a in arrays.values()}) != 1:
-            raise TrainsetError(f"reliability curve {name!r}: {list(keys)} must have equal "
-                                f"lengths, got {[len(a) for a in arrays.values()]}")
-        parsed[str(name)] = arrays
-
-    fig = blank_figure(5.6, 6.0)
-    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1.3))
-    top.plot([0, 1], [0, 1], color="0.55", lw=1, ls="--", label="perfect calibration")
-    colors = colors_for(len(parsed))
-    all_counts = []
-    for color, (name, a) in zip(colors, parsed.items()):
-        empty = ~(a["counts"] > 0)
-        x = np.where(empty, np.nan, a["mean_predicted"])
-        y = np.where(empty, np.nan, a["observed"])
-        top.plot(x, y, color=color, lw=1.5, marker="o", ms=3.5, label=name)
-        bottom.step(a["bin_centres"], a["counts"], where="mid", color=color, lw=1.2)
-        all_counts.append(a["counts"])
-    counts = np.concatenate(all_counts)
-    positive = counts[np.isfinite(counts) & (counts > 0)]
-    if positive.size and positive.max() > 100 * positive.min():
-        bottom.set_yscale("log")
-    top.set_xlim(0, 1)
-    top.set_ylim(0, 1)
-    top.set_ylabel("observed frequency", fontsize=9)
-    top.set_title("Reliability diagram", fontsize=11)
-    top.legend(fontsize=7 if len(parsed) > 6 else 8, frameon=False, loc="upper left",
-               ncols=2 if len(parsed) > 6 else 1)
-    bottom.set_xlabel("mean predicted probability", fontsize=9)
-    bottom.set_ylabel("predictions\nper bin", fontsize=9)
-    for ax in (top, bottom):
-        tidy(ax)
-    return png_bytes(fig)
-
-
 def roc_auc_by_threshold(thresholds: Sequence[float], auc_model: Sequence[float],
                          auc_baselines: Mapping[str, Sequence[float]] | None = None) -> bytes:
     """ROC-AUC of the model and of baselines at each decision threshold.
@@ -299,5 +232,4 @@ def per_step_metric(values: Mapping[str, Sequence[float]], ylabel: str) -> bytes
     return png_bytes(fig)
 
 
-__all__ = ["confusion_matrix", "learning_curves", "per_horizon_error", "per_step_metric", "reliability_diagram",
-           "roc_auc_by_threshold"]
+__all__ = ["confusion_matrix", "learning_curves", "per_horizon_error", "per_step_metric", "roc_auc_by_threshold"]

@@ -42,7 +42,10 @@ chunk once per call. Files are opened with HDF5's default locking; on file syste
 (some NFS/Lustre mounts) set ``HDF5_USE_FILE_LOCKING=FALSE``.
 
 Files written by plain h5py in the guide's layouts are read too: root datasets become one part
-(dims ``sample, <name>_dim1, ...``); split groups are read only if each holds an ``index``.
+(dims ``sample, <name>_dim1, ...``); split groups either each hold an ``index`` or none does, and
+then row order is the index: the rows of ``train``, ``val``, ``test`` (then other groups by name)
+numbered one after another. Such files are ``foreign`` (:attr:`HDF5Reader.foreign`): training cuts
+a single-layout one without splits (:mod:`trainset.train.autosplit`).
 """
 
 from __future__ import annotations

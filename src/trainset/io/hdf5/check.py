@@ -53,6 +53,7 @@ class FileInfo:
     splits: Splits | None = None
     order: tuple[np.ndarray, np.ndarray] | None = None  # presplit: group and row of each sample
     block_size: int = 256
+    foreign: bool = False  # no trainset metadata: written by plain h5py in the guide's layouts
 
 
 class _Inspector:
@@ -131,7 +132,8 @@ class _Inspector:
     def _foreign(self) -> FileInfo | None:
         """A file without trainset metadata, in one of the guide's two layouts."""
         roots = [k for k, v in self.f.items() if isinstance(v, h5py.Dataset)]
-        groups = [k for k, v in self.f.items() if isinstance(v, h5py.Group) and isinstance(v.get("data"), h5py.Dataset)]
+        groups = sorted((k for k, v in self.f.items() if isinstance(v, h5py.Group)
+                         and isinstance(v.get("data"), h5py.Dataset)), key=_split_rank)
         if not roots and not groups:
             self.add("/data", "missing (no trainset metadata, no root 'data', no train/val/test groups)",
                      "store data [N, T, D] at the root or in split groups, or write the file with trainset")
@@ -147,7 +149,7 @@ class _Inspector:
         paths = ["/"] if roots else ["/" + g for g in groups]
         sizes = [int(self.f[p][keys[0]].shape[0]) if keys and self.f[p][keys[0]].ndim else 0 for p in paths]
         return FileInfo("single" if roots else "presplit", {}, [StoredPart("all", {}, paths, sizes, variables)],
-                     [] if roots else groups)
+                        [] if roots else groups, foreign=True)
 
     def _group(self, path: str, size: int, part: StoredPart) -> None:
         group = self.f[path]
@@ -192,7 +194,20 @@ class _Inspector:
             self.add(key, f"unreadable ({reason(error)})", "the file is damaged; rewrite it")
 
     def _order(self, part: StoredPart, info: FileInfo) -> tuple[np.ndarray, np.ndarray]:
-        """Group and row of every global sample, from each split group's ``index``."""
+        """Group and row of every global sample, from each split group's ``index``.
+
+        A foreign file (the guide's h5py code) whose split groups hold no ``index`` at all is
+        numbered by row order: the groups' rows one after another, in the order ``train``,
+        ``val``, ``test``, then any other group by name. trainset's own files always need it.
+        """
+        indexed = [isinstance(self.f[path].get("index"), h5py.Dataset) for path in part.groups]
+        if not self.own and not any(indexed):
+            return self._row_order(part, info)
+        if not self.own and not all(indexed):
+            self.add("/", f"split groups {[p for p, i in zip(part.groups, indexed) if not i]} have no 'index' but "
+                     f"{[p for p, i in zip(part.groups, indexed) if i]} do",
+                     "give every split group an int64 'index' (global sample numbers) or none (row order)")
+            return np.zeros(part.size, dtype=np.int32), np.zeros(part.size, dtype=np.int64)
         group_of, row_of = np.full(part.size, -1, dtype=np.int32), np.zeros(part.size, dtype=np.int64)
         info.splits = {}
         for number, (path, size) in enumerate(zip(part.groups, part.sizes)):
@@ -214,6 +229,16 @@ class _Inspector:
         if not self.problems and (group_of < 0).any():
             self.add("/", f"{int((group_of < 0).sum())} of {part.size} samples are in no split group",
                      "rewrite the file with splits covering every sample")
+        return group_of, row_of
+
+    def _row_order(self, part: StoredPart, info: FileInfo) -> tuple[np.ndarray, np.ndarray]:
+        """Row order is the index: each group's rows numbered on from the previous group's."""
+        starts = np.cumsum([0, *part.sizes])
+        info.splits = {path.strip("/"): np.arange(lo, hi, dtype=np.int64)
+                       for path, lo, hi in zip(part.groups, starts[:-1], starts[1:])}
+        group_of = np.repeat(np.arange(len(part.groups), dtype=np.int32), part.sizes)
+        row_of = np.concatenate([np.arange(size, dtype=np.int64) for size in part.sizes]) if part.sizes \
+            else np.zeros(0, dtype=np.int64)
         return group_of, row_of
 
     def _splits(self, info: FileInfo) -> Splits | None:
@@ -238,6 +263,14 @@ class _Inspector:
         except TrainsetError as error:  # duplicates or overlaps: the message names the split and the fix
             self.problems.append(f"{self.path}: {error}")
             return None
+
+
+_SPLIT_RANK = {"train": 0, "val": 1, "test": 2}
+
+
+def _split_rank(name: str) -> tuple[int, str]:
+    """The guide's split groups first (train, val, test), then the others by name."""
+    return _SPLIT_RANK.get(name, len(_SPLIT_RANK)), name
 
 
 def inspect_file(path: str | os.PathLike) -> tuple[FileInfo | None, list[str]]:

@@ -80,6 +80,11 @@ class HDF5Reader(Reader):
         return json.loads(json.dumps(self._info.attrs))
 
     @property
+    def foreign(self) -> bool:
+        """The file has no trainset metadata (the guide's h5py layouts): seed-001 auto-split applies."""
+        return self._info.foreign
+
+    @property
     def splits(self) -> Splits | None:
         return None if self._info.splits is None else {k: v.copy() for k, v in self._info.splits.items()}
 

@@ -139,10 +139,11 @@ def plan_shards(collection: Collection, options: dict[str, Any]) -> ShardPlan:
     unknown = set(options) - set(OPTIONS)
     if unknown:
         raise TrainsetError(f"webdataset: unknown option(s) {sorted(unknown)}. Fix: use {sorted(OPTIONS)}")
-    per_member = int(options.get("samples_per_member") or OPTIONS["samples_per_member"])
+    per_member = int(_given(options, "samples_per_member"))  # 0 is refused below, never read as the default
     per_shard = _samples_per_shard(collection, options)
     if per_member < 1 or per_shard < 1:
-        raise TrainsetError("webdataset: samples_per_member and the shard size must be >= 1")
+        raise TrainsetError(f"webdataset: samples_per_member and the shard size must be >= 1, got {per_member} "
+                            f"and {per_shard}. Fix: give samples_per_member / samples_per_shard of 1 or more")
     total = len(collection)
     metas, coord_files = [], {}
     for number, (name, part) in enumerate(collection.parts.items()):
@@ -188,10 +189,18 @@ def write_index(collection: Collection, plan: ShardPlan, folder: Path, shards: l
 
 def _samples_per_shard(collection: Collection, options: dict[str, Any]) -> int:
     """Shard size in samples, from ``samples_per_shard`` or ``shard_size_mb``."""
-    if options.get("samples_per_shard") and options.get("shard_size_mb"):
+    if options.get("samples_per_shard") is not None and options.get("shard_size_mb") is not None:
         raise TrainsetError("webdataset: give samples_per_shard or shard_size_mb, not both")
-    if options.get("shard_size_mb"):
+    if options.get("shard_size_mb") is not None:
+        if not float(options["shard_size_mb"]) > 0:
+            raise TrainsetError(f"webdataset: shard_size_mb must be > 0, got {options['shard_size_mb']}")
         per_sample = max(sum(int(a.dtype.itemsize * np.prod(a.shape[1:])) for a in p.data_vars.values())
                          for p in collection.parts.values())
         return max(1, int(float(options["shard_size_mb"]) * 1e6 // max(per_sample, 1)))
-    return int(options.get("samples_per_shard") or OPTIONS["samples_per_shard"])
+    return int(_given(options, "samples_per_shard"))
+
+
+def _given(options: dict[str, Any], key: str) -> Any:
+    """The option as given, its default only when absent or None (a 0 must reach the >= 1 check)."""
+    value = options.get(key)
+    return OPTIONS[key] if value is None else value
