@@ -2,16 +2,22 @@
 
     python benchmarks/bench_formats.py [--samples 20000] [--workdir results/bench_formats]
 
-For each format: write speed (MB/s of raw array bytes), size on disk, loader samples/s for one
-shuffled epoch as a ratio to the same loader over the array in memory, and one full sequential
-read as a ratio to copying the in-RAM array. Goals (issue 3, 2 cores): HDF5 and NetCDF >= 0.5 of
-the in-memory loader, Zarr >= 0.3, WebDataset >= 0.3; full sequential reads >= 0.5.
+For each format: write speed (MB/s of raw array bytes), size on disk, and one full sequential
+read as a ratio to copying the in-RAM array. Then the loaders (batch 256, workers 0, one shuffled
+epoch per round): every ratio is to a fixed reference, the bare numpy gather of the same shuffled
+batches from the arrays in memory, measured interleaved with each row (A, B, A, B, ...) for
+``--rounds`` rounds; min and median samples/s of both are printed, with the load average, since
+the machine may be shared. Reference rows: the numpy gather itself and a hand-written zarr loop
+reading whole chunks. Goals (issue 17): in-memory make_loader >= 0.9, HDF5/NetCDF >= 0.55,
+Zarr >= 0.35 (and faster than the hand-written loop), WebDataset >= 0.45 with sha256 checking on.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import statistics
 import time
 from pathlib import Path
 
@@ -24,6 +30,7 @@ from trainset.collection import Collection
 from trainset.io.base import get_format
 from trainset.loaders.mapped import MappedDataset, make_loader
 from trainset.loaders.memory import MemoryReader
+from trainset.loaders.sampler import BlockShuffleSampler
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH = 256
@@ -38,16 +45,55 @@ def collection(n: int) -> Collection:
     return Collection.single(data, attrs={"task": "seq2static_classification"})
 
 
-def epoch_rate(dataset, shuffle: bool = True) -> float:
-    """Samples per second for one epoch through make_loader (best of two runs)."""
-    best = 0.0
-    for epoch in range(2):
-        loader = make_loader(dataset, BATCH, shuffle=shuffle, seed=0, epoch=epoch)
-        start, count = time.perf_counter(), 0
-        for batch in loader:
-            count += len(batch["index"])
-        best = max(best, count / (time.perf_counter() - start))
-    return best
+def epoch_rate(dataset, epoch: int = 0) -> float:
+    """Samples per second for one shuffled epoch through make_loader."""
+    loader = make_loader(dataset, BATCH, shuffle=True, seed=0, epoch=epoch)
+    start, count = time.perf_counter(), 0
+    for batch in loader:
+        count += len(batch["index"])
+    return count / (time.perf_counter() - start)
+
+
+def gather_rate(arrays: list[np.ndarray], n: int, epoch: int = 0) -> float:
+    """The reference: the same shuffled batches gathered from the arrays in RAM (one fancy index each)."""
+    order = BlockShuffleSampler(n, BATCH, BATCH, True, seed=0)
+    order.set_epoch(epoch)
+    positions = order.order()
+    start = time.perf_counter()
+    for begin in range(0, n, BATCH):
+        rows = positions[begin:begin + BATCH]
+        for array in arrays:
+            array[rows]
+    return n / (time.perf_counter() - start)
+
+
+def zarr_loop_rate(path: Path, n: int, epoch: int = 0) -> float:
+    """A hand-written loop: each shuffled chunk-aligned batch read as whole chunks with zarr's sync API."""
+    import zarr
+
+    group = zarr.open_group(path, mode="r")
+    arrays = [group["all"]["data"], group["all"]["labels"]]
+    order = BlockShuffleSampler(n, BATCH, BATCH, True, seed=0)
+    order.set_epoch(epoch)
+    positions = order.order()
+    start = time.perf_counter()
+    for begin in range(0, n, BATCH):
+        rows = positions[begin:begin + BATCH]
+        lo = rows.min() // BATCH * BATCH
+        hi = min(n, (rows.max() // BATCH + 1) * BATCH)
+        for array in arrays:
+            torch.from_numpy(array[lo:hi][rows - lo])
+    return n / (time.perf_counter() - start)
+
+
+def interleaved(row, reference, rounds: int) -> tuple[list[float], list[float]]:
+    """Samples/s of ``row`` and ``reference``, alternating A, B, A, B, ... (one warm-up each)."""
+    row(0), reference(0)
+    a, b = [], []
+    for epoch in range(1, rounds + 1):
+        a.append(row(epoch))
+        b.append(reference(epoch))
+    return a, b
 
 
 def sequential_seconds(name: str, path: Path) -> float:
@@ -66,6 +112,7 @@ def size_mb(path: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--samples", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--workdir", type=Path, default=REPO / "results" / "bench_formats")
     args = parser.parse_args()
     shutil.rmtree(args.workdir, ignore_errors=True)
@@ -73,24 +120,39 @@ def main() -> None:
     torch.set_num_threads(1)
     data = collection(args.samples)
     raw_mb = data.parts["all"]["data"].nbytes / 1e6
-    array = data.parts["all"]["data"].values
+    arrays = [data.parts["all"][v].values for v in ("data", "labels")]
     start = time.perf_counter()
-    array.copy()
+    arrays[0].copy()
     copy_seconds = time.perf_counter() - start
-    memory = epoch_rate(MappedDataset(MemoryReader(data)))
-    print(f"in-memory loader: {memory:,.0f} samples/s; in-RAM copy of {raw_mb:.0f} MB: {copy_seconds * 1000:.0f} ms")
-    print(f"{'format':<11}{'write MB/s':>11}{'size MB':>9}{'loader/s':>11}{'ratio':>7}{'seq ratio':>10}")
+    print(f"in-RAM copy of {raw_mb:.0f} MB: {copy_seconds * 1000:.0f} ms")
+    print(f"{'format':<11}{'write MB/s':>11}{'size MB':>9}{'seq ratio':>10}")
+    rows = {"in-memory make_loader": lambda e: epoch_rate(memory, e)}
+    memory = MappedDataset(MemoryReader(data))
     for name in FORMAT_NAMES:
         fmt = get_format(name)
         path = fmt.path_for(args.workdir, "bench")
         start = time.perf_counter()
         fmt.write(data, path, None, **OPTIONS.get(name, {}))
         write = raw_mb / (time.perf_counter() - start)
+        sequential = copy_seconds / sequential_seconds(name, path)
+        print(f"{name:<11}{write:>11.0f}{size_mb(path):>9.1f}{sequential:>10.2f}")
         streamed = {"shuffle": True, "batch_size": BATCH, "shuffle_buffer": 4096}  # a streamed dataset batches itself
         dataset = trainset.open_dataset(path, **({} if fmt.random_access else streamed))
-        rate = epoch_rate(dataset)
-        sequential = copy_seconds / sequential_seconds(name, path)
-        print(f"{name:<11}{write:>11.0f}{size_mb(path):>9.1f}{rate:>11,.0f}{rate / memory:>7.2f}{sequential:>10.2f}")
+        rows[f"{name} loader"] = lambda e, d=dataset: epoch_rate(d, e)
+        if name == "zarr":
+            rows["hand-written zarr loop"] = lambda e, p=path: zarr_loop_rate(p, args.samples, e)
+    reference = lambda e: gather_rate(arrays, args.samples, e)  # noqa: E731
+    print(f"\nloaders: batch {BATCH}, workers 0, {args.rounds} interleaved rounds; samples/s min / median; "
+          f"ratio = row / numpy gather of the same round")
+    print(f"{'row':<24}{'min/s':>11}{'median/s':>11}{'gather med':>12}{'ratio min':>10}{'ratio med':>10}{'load':>6}")
+    a, _ = interleaved(reference, reference, args.rounds)
+    print(f"{'numpy gather':<24}{min(a):>11,.0f}{statistics.median(a):>11,.0f}{statistics.median(a):>12,.0f}"
+          f"{1.0:>10.2f}{1.0:>10.2f}{os.getloadavg()[0]:>6.1f}")
+    for label, row in rows.items():
+        a, b = interleaved(row, reference, args.rounds)
+        ratios = [x / y for x, y in zip(a, b)]
+        print(f"{label:<24}{min(a):>11,.0f}{statistics.median(a):>11,.0f}{statistics.median(b):>12,.0f}"
+              f"{min(ratios):>10.2f}{statistics.median(ratios):>10.2f}{os.getloadavg()[0]:>6.1f}")
 
 
 if __name__ == "__main__":

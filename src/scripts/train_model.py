@@ -3,7 +3,8 @@
 Outputs
 -------
 results/models/{run}/ (or results/search/{search}/{trial}/) :
-    best.pt, final.pt, epoch_N.pt, last.pt, history.json, config.json. Checkpoints are state
+    best.pt, final.pt, epoch_N.pt, last.pt, history.json, config.json, and metrics.csv
+    (declared as a log: kept when a job fails, continued by the resume). Checkpoints are state
     dicts (model, optimiser, scheduler, RNG states, epoch, dataset and scaler hashes, world
     list), loadable with ``torch.load(weights_only=True)``. ``auto`` settings are read from the
     LR finder (lr.json) and the I/O tuner (io.json).

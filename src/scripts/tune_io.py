@@ -15,6 +15,7 @@ io : results/tuning/{run}/io.json
 
 from trainset.errors import TrainsetError
 from trainset.train.coerce import coerce_options
+from trainset.train import workflow_config
 from trainset.train.io_tuner import IO_TUNER_OPTIONS, tune_io, write_io_result
 from trainset.workflow import run_rule
 
@@ -25,7 +26,9 @@ def main(snakemake) -> None:
     if unknown:
         raise TrainsetError(f"io_tuner: unknown key(s) {unknown}. Fix: use {list(IO_TUNER_OPTIONS)}")
     options = coerce_options(tune_io, options, "tuning.io_tuner")  # "1e-3" is a string to PyYAML
-    result = tune_io(snakemake.input.dataset, seed=getattr(snakemake.params, "seed", None) or 0, **options)
+    run = workflow_config.run_config(snakemake.config, snakemake.wildcards.run)
+    result = tune_io(snakemake.input.dataset, seed=getattr(snakemake.params, "seed", None) or 0,
+                     device=workflow_config.run_device(run), **options)  # batches go where the run trains
     write_io_result(result, snakemake.output.io)
 
 

@@ -7,16 +7,20 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from trainset.errors import TrainsetError
-from trainset.io.base import Format, Reader, Splits, get_format, guess_format
+from trainset.io.base import Format, Reader, Splits
 from trainset.splits import check_splits, read_splits
 
 SOURCE_ATTR = "source_sha256"
 """The dataset attribute of a stored copy naming the dataset it was converted from (its identity)."""
 
 
+ALL = "all"
+"""``split="all"``: every split, as a dict of datasets."""
+
+
 def open_dataset(path: str | os.PathLike, split: str | None = None, variables: Sequence[str] | None = None,
                  format: str | None = None, worlds: Sequence[str] | None = None, provenance: bool = False,
-                 **options: Any) -> Any:
+                 storage_options: dict[str, Any] | None = None, **options: Any) -> Any:
     """Open a NetCDF, HDF5, Zarr or WebDataset dataset written by trainset.
 
     Parameters
@@ -25,7 +29,8 @@ def open_dataset(path: str | os.PathLike, split: str | None = None, variables: S
         ``TS_<name>.nc``, ``TS_<name>.h5``, the ``TS_<name>.zarr`` folder or the
         ``TS_<name>-wds`` folder.
     split : str, optional
-        A split name; without one, every sample in stored order.
+        A split name; without one, every sample in stored order; ``"all"``: a dict of every
+        split's dataset, by split name (as ``datasets.load_dataset`` returns).
     variables : list of str, optional
         Only these variables (WebDataset then skips the other members without decoding them).
     format : str, optional
@@ -40,18 +45,39 @@ def open_dataset(path: str | os.PathLike, split: str | None = None, variables: S
         ``to_scale`` factor, float64), so ``frames / scale`` undoes the rescaling (see
         :mod:`trainset.loaders.provenance`). Off by default: samples stay numbers only. A dataset
         without those per-sample coordinates is refused.
+    storage_options : dict, optional
+        For an fsspec URL (``s3://bucket/key``): the filesystem's options (``s3fs``: ``key``,
+        ``secret``, ``endpoint_url``, ``client_kwargs``...). See :mod:`trainset.io.remote` for
+        what each format supports there.
     options
         For WebDataset: ``shuffle``, ``seed``, ``shuffle_buffer``.
 
     Returns
     -------
-    MappedDataset or WdsDataset
+    MappedDataset or WdsDataset (or a dict of them, by split, for ``split="all"``)
         Map-style (``len``, indexing, whole-batch fetches) for readers with random access
         (NetCDF, HDF5, Zarr); an iterable dataset for streamed ones (WebDataset). All yield the
         same sample dicts in the same order.
     """
-    fmt = get_format(format) if format else guess_format(path)
-    dataset = dataset_of(fmt, fmt.reader(path), path, split, variables, worlds=worlds, **options)
+    from trainset.io.remote import open_reader
+
+    fmt, reader, path = open_reader(path, format, storage_options)
+    if split == ALL:
+        names = list(dataset_splits(path, reader.splits, len(reader)))
+        if ALL in names:
+            raise TrainsetError(f"{path}: a stored split is named {ALL!r}, so split={ALL!r} is ambiguous. "
+                                "Fix: open the splits one by one (split=name)")
+        return {name: _labelled(fmt, reader, path, name, variables, worlds, provenance, options) for name in names}
+    return _labelled(fmt, reader, path, split, variables, worlds, provenance, options)
+
+
+def _labelled(fmt: Format, reader: Reader, path: Any, split: str | None, variables: Sequence[str] | None,
+              worlds: Sequence[str] | None, provenance: bool, options: dict[str, Any]) -> Any:
+    """One split's dataset, labelled with its format, path and split (its repr), provenance added."""
+    if provenance and isinstance(path, str) and "://" in path:
+        raise TrainsetError(f"{path}: provenance=True reads the stored coordinates from a local dataset. "
+                            "Fix: open a local copy, or drop provenance=True")
+    dataset = dataset_of(fmt, reader, path, split, variables, worlds=worlds, **options)
     if provenance:
         from trainset.loaders.provenance import with_provenance
 
@@ -80,7 +106,7 @@ def dataset_of(fmt: Format, source: Reader, path: str | os.PathLike, split: str 
     if worlds is not None:
         source = PartSubset(source, worlds, path)
         indices = None if indices is None else source.keep(indices)
-    return MappedDataset(source, indices, variables)
+    return MappedDataset(source, indices, variables, format=fmt.name, path=path, split=split)
 
 
 def dataset_splits(path: str | os.PathLike, stored: Splits | None, n: int | None = None) -> Splits:
@@ -89,6 +115,9 @@ def dataset_splits(path: str | os.PathLike, stored: Splits | None, n: int | None
     split that would leak samples is refused here, where the data is read."""
     if stored:
         return check_splits(stored, n, f"{path}: stored splits")
+    if isinstance(path, str) and "://" in path:
+        raise TrainsetError(f"{path}: stores no splits (a splits.json beside it is not looked for in object "
+                            "storage). Fix: write the dataset with its splits, or pass split=None")
     beside = Path(path).parent / "splits.json"
     if beside.exists():
         return read_splits(beside, n=n)

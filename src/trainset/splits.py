@@ -197,17 +197,21 @@ def write_splits(splits: Splits, path: str | os.PathLike, **extra: Any) -> None:
     write_json({**splits_to_json(splits, **extra), **stamp("splits")}, path)
 
 
-def read_splits(path: str | os.PathLike, versioned: bool = True, n: int | None = None) -> Splits:
+def read_splits(path: str | os.PathLike, versioned: bool = True, n: int | None = None,
+                text: str | bytes | None = None) -> Splits:
     """Read a ``splits.json`` and check it (:func:`check_splits`); a clear error if it is not one.
 
     ``n`` is the dataset's sample count (per world for the Zarr per-world files), when known:
     indices at or beyond it are refused. ``versioned=False`` reads the per-world files of a
     Zarr store in the seed-003 layout, which carry no version of their own (the store's
-    metadata does).
+    metadata does). ``text``: the file's content, already fetched (an object in an fsspec
+    store); ``path`` then only names it in messages.
     """
     try:
-        with open(path) as handle:
-            obj = json.load(handle, object_pairs_hook=_unique_keys)
+        if text is None:
+            with open(path) as handle:
+                text = handle.read()
+        obj = json.loads(text, object_pairs_hook=_unique_keys)
         if versioned and isinstance(obj, dict):
             check_version("splits", obj.get(KEY), path)
     except (OSError, ValueError) as error:

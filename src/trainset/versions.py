@@ -44,6 +44,10 @@ class Artifact:
     what: str
     also: tuple[str, ...] = ()
     """Other rules that write the same kind (e.g. the HDF5 presplit copy's gather rule)."""
+    older: tuple[int, ...] = ()
+    """Older versions this code still reads: their layout is the current one minus additions
+    made for other tools (HDF5 1: no dimension scales; Zarr 1: no manifest in the root group's
+    attributes, no consolidated metadata)."""
 
     @property
     def rules(self) -> tuple[str, ...]:
@@ -54,8 +58,8 @@ ARTIFACTS: dict[str, Artifact] = {a.what: a for a in (
     Artifact(1, "ingest_table", "table"),
     Artifact(1, "build_frames", "frames"),
     Artifact(1, "write_netcdf", "netcdf", ("frame_dataset",)),
-    Artifact(1, "write_hdf5", "hdf5", ("write_hdf5_presplit",)),
-    Artifact(1, "write_zarr", "zarr"),
+    Artifact(2, "write_hdf5", "hdf5", ("write_hdf5_presplit",), older=(1,)),
+    Artifact(2, "write_zarr", "zarr", older=(1,)),
     Artifact(1, "write_webdataset", "webdataset"),
     Artifact(1, "make_splits", "splits"),
     Artifact(1, "fit_scalers", "scalers"),
@@ -89,7 +93,7 @@ def check_version(what: str, found: Any, path: Any) -> None:
     """
     artifact = ARTIFACTS[what]
     version = _as_int(found)
-    if version == artifact.version:
+    if version == artifact.version or version in artifact.older:
         return
     if version is not None and 0 <= version < artifact.version:
         age = "outdated" if version else "from before format versions"

@@ -55,6 +55,32 @@ def run_rule(main: Callable[[Any], None], snakemake: Any) -> None:
         sys.exit(1)
 
 
+ORDERED_MAPPINGS = frozenset({"families", "columns", "constants", "files", "worlds", "space", "scalers",
+                              "fractions", "indices"})
+"""Config mappings whose keys the user names (the schema's ``additionalProperties`` entries below a
+section): their order may carry meaning (``families`` sets the frame order), so :func:`canonical`
+keeps it. tests/unit/test_snakemake_conventions.py checks this set against the schema."""
+
+
+def canonical(value: Any, key: str | None = None) -> Any:
+    """``value`` with the keys of every fixed-key mapping sorted, recursively.
+
+    Snakemake compares a job's params by their ``repr``, so a dict's key order counts: reordering
+    YAML keys whose order changes no output (``table:`` before or after ``families:``) would rerun
+    the job and everything after it. Rules pass their config slices through this, so equal configs
+    compare equal; mappings in :data:`ORDERED_MAPPINGS` and lists keep their order, since it can
+    change outputs.
+    """
+    if isinstance(value, dict):
+        items = list(value.items())
+        if key not in ORDERED_MAPPINGS:
+            items.sort(key=lambda item: str(item[0]))
+        return {name: canonical(entry, str(name)) for name, entry in items}
+    if isinstance(value, (list, tuple)):
+        return [canonical(entry) for entry in value]
+    return value
+
+
 LOCK_DIR = Path(".snakemake") / "locks"
 OWNER_FILE = "trainset-owner.json"
 """Beside Snakemake's ``<n>.input.lock`` files (which Snakemake alone reads), removed with them."""

@@ -14,17 +14,40 @@
 # controller makes every later snakemake call stall, so `stop` removes it; the script only ever
 # writes or removes a slurm.conf that carries its own marker line, never a real cluster's.
 #
+# The node has two fake GPUs (gres.conf, also ours and removed by `stop`) so that GPU requests
+# can be scheduled and checked; nothing can run CUDA on them.
+#
 # Exit codes of `start`: 0 up; 2 not root; 3 the packages cannot be installed; 1 anything else.
 # State, spool, pid and log files live in $TRAINSET_SLURM_DIR (default /tmp/trainset-slurm).
 set -uo pipefail
 
 DIR="${TRAINSET_SLURM_DIR:-/tmp/trainset-slurm}"
 CONF=/etc/slurm/slurm.conf
+GRES_CONF=/etc/slurm/gres.conf
 MARKER="# written by trainset tests/cluster/slurm.sh"
 
 log() { echo "slurm.sh: $*" >&2; }
 
 ours() { [[ -f $CONF ]] && grep -qF "$MARKER" "$CONF"; }
+
+gres_ours() { [[ -f $GRES_CONF ]] && grep -qF "$MARKER" "$GRES_CONF"; }
+
+# Two fake GPUs, so jobs asking for `--gpus` are scheduled and their GPU requests show in
+# `scontrol show job` (TRES gres/gpu=N). SLURM needs character devices (plain files drain the
+# node); these are copies of /dev/null (1:3), and nothing here uses CUDA.
+write_gres() {
+  mkdir -p "$DIR/dev"
+  local i
+  for i in 0 1; do
+    [[ -c $DIR/dev/fakegpu$i ]] || mknod "$DIR/dev/fakegpu$i" c 1 3 || return 1
+  done
+  if [[ -f $GRES_CONF ]] && ! gres_ours; then
+    log "$GRES_CONF exists and was not written by this script; refusing to touch it"
+    return 1
+  fi
+  printf '%s\nName=gpu File=%s/dev/fakegpu[0-1]\n' "$MARKER" "$DIR" >"$GRES_CONF"
+}
+
 
 munge_works() { timeout 5 munge -n 2>/dev/null | timeout 5 unmunge >/dev/null 2>&1; }
 
@@ -102,8 +125,11 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 # without a default a job asking for no memory would take the whole node
 DefMemPerCPU=500
-# finished jobs stay visible to squeue/scontrol for 5 min (the plugin's squeue status check)
-MinJobAge=300
+# two fake GPUs (write_gres), for checking the jobs' GPU requests
+GresTypes=gpu
+# finished jobs stay visible to squeue/scontrol for 15 min (the plugin's squeue status check;
+# the tests read finished jobs' states, minutes later on a loaded machine)
+MinJobAge=900
 ReturnToService=2
 InactiveLimit=0
 KillWait=5
@@ -120,7 +146,7 @@ SlurmctldLogFile=$DIR/log/slurmctld.log
 SlurmdLogFile=$DIR/log/slurmd.log
 SlurmctldDebug=info
 SlurmdDebug=info
-NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus ${topology} RealMemory=$mem State=UNKNOWN
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus ${topology} RealMemory=$mem Gres=gpu:2 State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
 }
@@ -158,6 +184,7 @@ stop() {
     rm -f "$pidfile"
   done
   ours && rm -f "$CONF"
+  gres_ours && rm -f "$GRES_CONF"
   rm -rf "$DIR/state" "$DIR/spool"
   log "stopped; $CONF removed"
   return 0
@@ -178,6 +205,7 @@ start() {
   stop >/dev/null 2>&1  # a previous run's daemons and state, if any
   mkdir -p "$DIR/state" "$DIR/spool" "$DIR/log"
   start_munge || return 1
+  write_gres || return 1
   write_conf
   /usr/sbin/slurmctld || { log "slurmctld did not start"; tail -20 "$DIR/log/slurmctld.log" >&2; return 1; }
   /usr/sbin/slurmd || { log "slurmd did not start"; tail -20 "$DIR/log/slurmd.log" >&2; return 1; }
@@ -185,14 +213,14 @@ start() {
   for _ in $(seq 60); do
     state=$(node_state)
     case $state in
-      idle*) log "single-node SLURM up in $((SECONDS - t0)) s (node $(hostname -s), partition debug)"; return 0 ;;
+      idle*) log "single-node SLURM up in $((SECONDS - t0)) s (node $(hostname -s), partition debug, 2 fake GPUs)"; return 0 ;;
       down*|drain*) timeout 5 scontrol update nodename="$(hostname -s)" state=resume >/dev/null 2>&1 ;;
     esac
     sleep 0.5
   done
   log "the node did not become idle within 30 s (state: ${state:-no answer})"
   timeout 5 scontrol show node "$(hostname -s)" >&2
-  tail -20 "$DIR/log/slurmctld.log" "$DIR/log/slurmd.log" >&2
+  tail -n 20 "$DIR/log/slurmctld.log" "$DIR/log/slurmd.log" >&2
   return 1
 }
 

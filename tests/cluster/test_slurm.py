@@ -8,13 +8,18 @@ root, or the packages cannot be installed).
 Four Snakemake runs go at once (each job in a chain costs the plugin's status polling, ~12 s):
 a slice of the workflow (ingest -> mix -> NetCDF -> splits -> scalers -> one training epoch)
 through SLURM, the same targets locally for a byte-for-byte comparison, and a tiny Snakefile
-with a job that fails on its first attempt and one that always fails.
+with a job that fails on its first attempt and one that always fails. Then, in a copy of the
+SLURM run's folder, two more runs train on its dataset to check GPU requests on the cluster's
+two fake GPUs: ``device: cuda`` (its job is submitted with ``--gpus=1`` and then fails, since
+nothing here runs CUDA) and ``device: auto`` listed in ``gpu_runs`` (gets a GPU, trains on the
+CPU); the slice's own run (``auto``, not listed) asks for none.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -71,7 +76,7 @@ def slice_config() -> dict:
 
 
 def scontrol_job(jobid: str) -> dict[str, str]:
-    """`scontrol show job` of a (possibly finished: MinJobAge=300) job as key -> value."""
+    """`scontrol show job` of a (possibly finished: MinJobAge=900 in slurm.sh) job as key -> value."""
     out = subprocess.run(["timeout", "10", "scontrol", "-o", "show", "job", jobid],
                          capture_output=True, text=True).stdout
     return dict(item.split("=", 1) for item in out.split() if "=" in item)
@@ -79,6 +84,13 @@ def scontrol_job(jobid: str) -> dict[str, str]:
 
 def memory_mb(job: dict[str, str]) -> int:
     return int(re.search(r"mem=(\d+)M", job["TRES"]).group(1))
+
+
+def gpus_requested(job: dict[str, str]) -> int:
+    """The GPUs a job asked for: sbatch --gpus=N shows as TresPerJob=gres:gpu:N (absent: none)."""
+    found = re.fullmatch(r"gres:gpu:(\d+)", job.get("TresPerJob", "gres:gpu:0"))
+    assert found, job.get("TresPerJob")
+    return int(found.group(1))
 
 
 def submissions(log: str) -> list[tuple[str, str]]:
@@ -202,6 +214,8 @@ def test_workflow_slice_runs_as_slurm_jobs(runs):
         if rule in ("ingest_table", "train_model"):  # 4000 MB in the rules, on the first attempt
             assert memory_mb(job) == 4000, (rule, job)
     assert scontrol_job(dict(jobs)["train_model"])["TimeLimit"] == "01:00:00"  # the rule's runtime: 60
+    # t_slurm's device is the default, auto, and gpu_runs does not list it: no job asks for a GPU
+    assert [gpus_requested(scontrol_job(jobid)) for _, jobid in jobs] == [0] * len(jobs)
 
 
 def test_slurm_outputs_are_byte_identical_to_a_local_run(runs):
@@ -248,3 +262,46 @@ def test_job_that_always_fails_is_reported_and_fails_the_run(runs):
         assert f"SLURM-job '{jobid}' failed" in log
         assert scontrol_job(jobid)["JobState"] == "FAILED"
     assert "did not complete successfully" in log
+
+
+# --- GPU requests -----------------------------------------------------------------------------
+
+GPU_RUNS = {"t_cuda": "cuda", "t_auto_gpu": "auto"}
+"""Runs trained in a copy of the SLURM run's folder: name -> training.device."""
+SUBMITTED_RUN = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: \S*?/rule_(\w+?)/(\w+)/")
+
+
+@pytest.fixture(scope="module")
+def gpu_jobs(runs, tmp_path_factory):
+    """The cuda and the listed auto run, trained through SLURM on the slice's dataset (a copy of
+    the SLURM run's folder: only their two training jobs run); (returncode, log, folder)."""
+    assert runs["slurm"][0] == 0, runs["slurm"][1][-6000:]
+    root = tmp_path_factory.mktemp("slurm_gpu")
+    folder = root / "gpu"
+    shutil.copytree(runs["slurm"][2], folder, symlinks=True,
+                    ignore=shutil.ignore_patterns("locks", "incomplete", "slurm_logs"))
+    config = slice_config()
+    for name, device in GPU_RUNS.items():
+        run = config["runs"]["t_slurm"]
+        config["runs"][name] = {**run, "training": {**run["training"], "device": device}}
+    config["gpu_runs"] = ["t_auto_gpu"]
+    (root / "gpu.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    targets = [f"results/models/{name}/final.pt" for name in GPU_RUNS]
+    command = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--configfile", str(root / "gpu.yaml"),
+               "--directory", str(folder), "--profile", str(PROFILE), *FAST_POLLING, "--retries", "0", *targets]
+    process, log = launch(command, root, root / "gpu.log")
+    return (*finish(process, log, 300), folder)
+
+
+def test_jobs_ask_slurm_for_a_gpu_exactly_when_their_run_uses_one(gpu_jobs):
+    code, log, folder = gpu_jobs
+    jobs = {run: (rule, jobid) for jobid, rule, run in SUBMITTED_RUN.findall(log) if rule == "train_model"}
+    assert sorted(jobs) == sorted(GPU_RUNS), log[-6000:]
+    for run, (rule, jobid) in jobs.items():
+        assert gpus_requested(scontrol_job(jobid)) == 1, (run, scontrol_job(jobid))
+    # auto with a GPU given but no CUDA here trains on the CPU; cuda is refused in the job
+    assert scontrol_job(jobs["t_auto_gpu"][1])["JobState"] == "COMPLETED"
+    assert (folder / "results/models/t_auto_gpu/final.pt").is_file()
+    assert scontrol_job(jobs["t_cuda"][1])["JobState"] == "FAILED" and code != 0
+    assert "training.device: cuda asked for, but torch sees no CUDA GPU" in log
+    assert not (folder / "results/models/t_cuda/final.pt").exists()

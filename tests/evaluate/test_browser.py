@@ -1,5 +1,8 @@
 """Open the pages in headless Chromium: they render, images decode, the sort script works.
 
+Pages are checked at 1400 px, a laptop screen: the index must show every column without
+scrolling sideways (a table that scrolls hides the verdict column the page exists for).
+
 This is the check a string-level test cannot make: that a real browser, opening the file from
 disk with no server, draws the tables and decodes every inline PNG. The page's own script marks
 each ``<img>`` with ``data-loaded`` (its natural width, 0 when it failed to decode) on load,
@@ -29,7 +32,7 @@ pytestmark = pytest.mark.skipif(
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
          "--no-first-run", "--disable-background-networking", "--disable-component-update",
          "--disable-sync"]
-WIDTH, HEIGHT = 1200, 2000
+WIDTH, HEIGHT = 1400, 2000
 SORTS = ((1, 2), (2, 1), (0, 1))  # (header index, clicks)
 
 
@@ -50,8 +53,22 @@ def _screenshot(tmp_path: Path, page: Path) -> np.ndarray:
 
 def _dom(tmp_path: Path, page: Path) -> "Dom":
     dom = Dom()
-    dom.feed(_chromium(tmp_path, page, "--dump-dom").stdout)
+    dom.feed(_chromium(tmp_path, page, f"--window-size={WIDTH},{HEIGHT}", "--dump-dom").stdout)
     return dom
+
+
+# After layout, record on <body> how wide the page and its tables really are.
+MEASURE = """<script>window.addEventListener("load", function () {
+  var root = document.documentElement, right = 0, inner = 0;
+  document.querySelectorAll("th, td").forEach(function (c) {
+    right = Math.max(right, c.getBoundingClientRect().right); });
+  document.querySelectorAll(".table-wrap").forEach(function (w) {
+    inner = Math.max(inner, w.scrollWidth - w.clientWidth); });
+  document.body.setAttribute("data-scroll-width", root.scrollWidth);
+  document.body.setAttribute("data-client-width", root.clientWidth);
+  document.body.setAttribute("data-cells-right", Math.ceil(right));
+  document.body.setAttribute("data-wrap-overflow", inner);
+});</script></body>"""
 
 
 class Dom(HTMLParser):
@@ -62,7 +79,12 @@ class Dom(HTMLParser):
         self.tables: list[list[list[str]]] = []
         self.images: list[dict] = []
         self.body: dict = {}
+        self.row_classes: list[str] = []
+        self.headings: list[str] = []
+        self.details: list[dict] = []
+        self.notes: list[str] = []
         self._cell: list[str] | None = None
+        self._text: list[str] | None = None
         self._section = ""
 
     def handle_starttag(self, tag, attrs):
@@ -75,19 +97,29 @@ class Dom(HTMLParser):
             self._section = tag
         elif tag == "tr" and self._section == "tbody":
             self.tables[-1].append([])
+            self.row_classes.append(attrs.get("class") or "")
         elif tag == "td":
             self._cell = []
         elif tag == "img":
             self.images.append(attrs)
+        elif tag == "details":
+            self.details.append(attrs)
+        elif tag == "h2" or (tag == "p" and "note" in (attrs.get("class") or "")):
+            self._text = []
 
     def handle_endtag(self, tag):
         if tag == "td" and self._cell is not None:
             self.tables[-1][-1].append("".join(self._cell).strip())
             self._cell = None
+        elif tag in ("h2", "p") and self._text is not None:
+            (self.headings if tag == "h2" else self.notes).append("".join(self._text).strip())
+            self._text = None
 
     def handle_data(self, data):
         if self._cell is not None:
             self._cell.append(data)
+        if self._text is not None:
+            self._text.append(data)
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +203,106 @@ def test_sort_script_numeric_aware_missing_last(pages, tmp_path, column, clicks,
                                                 expected) -> None:
     dom = _dom(tmp_path, pages[f"sorted-{column}-{clicks}"])
     assert [row[0] for row in dom.tables[0]] == expected
+
+
+# ----------------------------------------------------------------------------- real pages
+RUN = {"name": "stats", "model": {"name": "mlp", "params": {"hidden": [16]}},
+       "training": {"losses": [{"name": "mse"}], "epochs": 2, "batch_size": 32}}
+OTHERS = {  # run -> (task, headline, baseline name, dataset): one per task family, long names
+    "flight_thresholds_deep_cross_network_with_site_embedding": (
+        "thresholds", {"pooled_auc": 0.71, "pooled_brier": 0.2, "pooled_ece": 0.03,
+                       "monotonicity_violation_rate": 0.01, "baseline_auc": 0.69},
+        "logistic regression", "TS_T_FLIGHTS_WITH_A_LONG_DATASET_NAME-wds"),
+    "macro_world_mlp_loses": ("irf", {"nrmse": 0.4, "rmse": 0.2, "sign_agreement_impact": 0.9,
+                                      "baseline_nrmse": 0.3}, "linear (ridge)", "TS_T_MACRO.zarr"),
+    "t_diffusion": ("frames", {"ks_peak_size": 0.31, "ks_peak_week": 0.2,
+                               "wasserstein_national": 1234.5}, None, "TS_MIX_70S30M.nc"),
+    "classify_seq2seq": ("seq2seq_classification", {"accuracy": 0.8, "macro_f1": 0.7, "log_loss": 0.5,
+                                                    "baseline_accuracy": 0.6},
+                         "logistic regression", "TS_sequences_classification_seq2seq.h5"),
+}
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory) -> dict[str, Path]:
+    """A report from a trained run, and the index of it beside one run of every other task."""
+    import json
+
+    from tests.conftest import stored_sequences
+    from trainset.evaluate.stage import evaluate_run, write_index
+    from trainset.scalers import fit_dataset_scalers
+    from trainset.train.config import TrainingConfig
+    from trainset.train.run import train_run
+
+    root = tmp_path_factory.mktemp("real")
+    data = stored_sequences(root / "data", "statistics", 200, seed=3, length=16)
+    fit_dataset_scalers(data, root / "scalers.json")
+    train_run(TrainingConfig.from_dict(RUN), data, root / "run", root / "scalers.json")
+    reports = root / "reports"
+    evaluate_run(RUN, root / "run", data, root / "scalers.json", reports / "stats")
+    record = json.loads((reports / "stats/metrics.json").read_text())
+    for run, (task, headline, baseline, dataset) in OTHERS.items():
+        other = {**record, "run": run, "task": task,
+                 "metrics": {"headline": headline, "baseline_name": baseline},
+                 "provenance": {**record["provenance"], "run": run, "task": task, "dataset": f"/d/{dataset}"}}
+        (reports / run).mkdir()
+        (reports / run / "metrics.json").write_text(json.dumps(other))
+    write_index(sorted(reports.glob("*/metrics.json")), reports / "index.html")
+    index = (reports / "index.html").read_text()
+    measured = reports / "measured.html"
+    measured.write_text(index.replace("</body>", MEASURE))
+    return {"report": reports / "stats/report.html", "index": reports / "index.html",
+            "measured": measured, "record": record}
+
+
+def test_index_fits_1400px_without_horizontal_scroll(real, tmp_path) -> None:
+    dom = _dom(tmp_path, real["measured"])
+    body = dom.body
+    assert body.get("data-ready") == "1"
+    assert int(body["data-client-width"]) <= WIDTH
+    assert int(body["data-scroll-width"]) <= int(body["data-client-width"]), body
+    assert int(body["data-cells-right"]) <= int(body["data-client-width"]), body
+    assert int(body["data-wrap-overflow"]) == 0, "the table scrolls inside its box"
+    assert len(dom.tables[0]) == 1 + len(OTHERS) and len(dom.tables[0][0]) == 10
+
+
+def test_index_names_direction_baseline_and_flags_losers(real, tmp_path) -> None:
+    from trainset.evaluate.verdict import verdict
+    from trainset.tasks import TASKS
+
+    dom = _dom(tmp_path, real["index"])
+    rows = {row[0]: (row, cls) for row, cls in zip(dom.tables[0], dom.row_classes)}
+    row, cls = rows["macro_world_mlp_loses"]
+    assert row[4] == "nrmse ↓ lower is better" and row[6] == "linear (ridge)"
+    assert row[8] == "worse by 0.1 (33.3%)" and "loses" in cls
+    row, cls = rows["flight_thresholds_deep_cross_network_with_site_embedding"]
+    assert row[4] == "pooled_auc ↑ higher is better" and row[8].startswith("better by 0.02")
+    assert "loses" not in cls
+    assert rows["t_diffusion"][0][8] == "no baseline" and "loses" not in rows["t_diffusion"][1]
+    stats = verdict(TASKS["seq2static_regression"], real["record"]["metrics"])
+    assert ("loses" in rows["stats"][1]) == (stats.outcome == "worse")
+    losers = ["macro_world_mlp_loses"] + (["stats"] if stats.outcome == "worse" else [])
+    assert dom.notes == [f"{len(losers)} of 5 runs lose to their best baseline (shaded): " + ", ".join(losers)]
+    page = real["index"].read_text()
+    assert f"evaluated: <b>{real['record']['provenance']['date']}</b>" in page
+    assert "trainset: <b>" in page and "config sha256 (all runs): <b>" in page
+
+
+def test_index_screenshot_shades_the_losing_rows(real, tmp_path) -> None:
+    image = _screenshot(tmp_path, real["index"])
+    rgb = (image.reshape(-1, 3) * 255).round().astype(int)
+    shaded = (np.abs(rgb - [253, 236, 234]).sum(axis=1) < 6).mean()
+    assert shaded > 0.01, f"{shaded:.2%} of the screen in the losing rows' shade"
+
+
+def test_report_puts_results_first_and_the_config_last_collapsed(real, tmp_path) -> None:
+    dom = _dom(tmp_path, real["report"])
+    assert dom.headings == ["Regression", "Learning curves", "Provenance"]
+    (note,) = dom.notes
+    assert note.startswith("rmse ") and "(lower is better)" in note and "the best baseline, " in note
+    assert [d.get("open") for d in dom.details] == [None]
+    assert all(int(img["data-loaded"]) > 100 for img in dom.images)
+    page = real["report"].read_text()
+    assert page.index('<p class="note') < page.index("<h2>") < page.index("<details")
+    digest = real["record"]["provenance"]["config_sha256"][:12]
+    assert f"config sha256: <b>{digest}</b>" in page

@@ -122,3 +122,15 @@ def test_different_input_gives_different_bytes() -> None:
 def test_bad_input_raises_trainset_error(call, match: str) -> None:
     with pytest.raises(TrainsetError, match=match):
         call()
+
+
+@pytest.mark.parametrize("epochs", [1, 3, 7])
+def test_learning_curve_epoch_ticks_are_whole_numbers(epochs) -> None:
+    from trainset.evaluate.figures.scores import learning_curves_figure
+
+    history = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1.1 / e, "lr": 1e-3} for e in range(1, epochs + 1)]
+    ax = learning_curves_figure(history).axes[0]
+    low, high = ax.get_xlim()
+    ticks = [t for t in ax.get_xticks() if low <= t <= high]
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    assert ax.get_xlabel() == "epoch"

@@ -216,3 +216,37 @@ def test_write_page_atomic_utf8(tmp_path, pngs) -> None:
     assert write_page(html, target) == target
     assert target.read_text(encoding="utf-8") == html
     assert [p.name for p in target.parent.iterdir()] == ["report.html"]
+
+
+def test_index_flags_rows_wraps_names_and_states_facts() -> None:
+    from trainset.evaluate.html import Cell, Note
+
+    rows = [{"run": "long_run_name", "vs": Cell("worse by 0.1 (20.0%)", -0.2, "verdict worse"), "other": "a 1\nb 2"},
+            {"run": "ok", "vs": Cell("no baseline"), "other": ""}]
+    html = render_index(rows, ["run", "vs", "other"], {"ok": "ok/report.html"}, flagged={"long_run_name"},
+                        multiline={"other"}, meta={"evaluated": "2024-01-02", "config sha256": "abc<d>"},
+                        notes=[Note("1 of 2 runs <lose>", "bad")])
+    page = parse(html)
+    assert page.tables[0]["rows"] == [["long_run_name", "worse by 0.1 (20.0%)", "a 1\nb 2"],
+                                      ["ok", "no baseline", ""]]
+    assert '<tr class="loses"><td>long_<wbr>run_<wbr>name</td>' in html  # wraps after "_", not mid-word
+    assert 'class="verdict worse" data-v="-0.2"' in html and 'class="verdict" data-last' not in html
+    assert "<td data-last>no baseline</td>" in html  # no sort value: sorts after every value
+    assert '<td class="lines">a 1\nb 2</td>' in html
+    assert "evaluated: <b>2024-01-02</b>" in html and "abc&lt;d&gt;" in html
+    assert '<p class="note bad">1 of 2 runs &lt;lose&gt;</p>' in html
+    assert '<body class="wide">' in html and 'class="sortable fit"' in html
+    assert html == render_index(rows, ["run", "vs", "other"], {"ok": "ok/report.html"}, flagged={"long_run_name"},
+                                multiline={"other"}, meta={"evaluated": "2024-01-02", "config sha256": "abc<d>"},
+                                notes=[Note("1 of 2 runs <lose>", "bad")])
+
+
+def test_report_notes_facts_and_collapsed_config_after_results(pngs) -> None:
+    from trainset.evaluate.html import Note
+
+    sections = [Section("Scores", tables=[Table("t", ["a"], [[1]])]),
+                provenance_section({"lr": 1}, {"split": "test"})]
+    html = render_report("r", sections, meta={"trainset": "0.1.0"}, notes=[Note("rmse 0.6: worse", "bad")])
+    assert html.index('<p class="note bad">rmse 0.6: worse</p>') < html.index("<h2>Scores</h2>")
+    assert html.index("<h2>Scores</h2>") < html.index('<details class="raw"><summary>Run config (JSON)</summary><pre>')
+    assert "<details open" not in html and "trainset: <b>0.1.0</b>" in html

@@ -174,7 +174,8 @@ def test_on_disk_layouts(tmp_path):
     FMT.write(collection, presplit, splits=splits, layout="presplit", compression="lzf")
     part = collection.parts["all"]
     with h5py.File(single) as f:
-        assert f.attrs["trainset_format_version"] == 1 and f.attrs["trainset_layout"] == "single"
+        assert f.attrs["trainset_format_version"] == 2 and f.attrs["trainset_layout"] == "single"
+        assert [d.label or d[0].name for d in f["data"].dims] == ["/sample", "/time", "/feature"]  # netCDF names
         assert f["data"].dtype == np.float32 and f["data"].chunks == (32, 16, 3) and f["data"].compression == "gzip"
         assert f["labels"].dtype == np.int64 and f["splits/train"].dtype == np.int64
         assert h5py.check_string_dtype(f["coords/origin"].dtype).encoding == "utf-8"

@@ -104,7 +104,7 @@ def test_layout_and_manifest(tmp_path, monkeypatch):
     path = tmp_path / "TS_macro.zarr"
     FMT.write(collection, path, splits=splits, chunk=64)
     manifest = json.loads((path / "manifest.json").read_text())
-    assert manifest["creation_date"] == "2023-11-14" and manifest["format_version"] == 1
+    assert manifest["creation_date"] == "2023-11-14" and manifest["format_version"] == 2
     assert manifest["config_hash"] == json_sha256({"H": 40}) and manifest["seed"] == 11
     assert [(w["name"], w["n_samples"], w["offset"]) for w in manifest["worlds"]] == [("nk", 300, 0), ("var", 200, 300)]
     nk = manifest["worlds"][0]
@@ -115,7 +115,9 @@ def test_layout_and_manifest(tmp_path, monkeypatch):
     assert len(list((path / "nk" / "theta" / "c").iterdir())) == 5  # ceil(300 / 64)
     local = json.loads((path / "var" / "splits.json").read_text())
     assert local["splits"] == {"train": list(range(150)), "test": list(range(150, 200))}
-    assert json.loads((path / "zarr.json").read_text())["attributes"] == collection.attrs
+    root = json.loads((path / "zarr.json").read_text())["attributes"]
+    assert root == {**collection.attrs, "trainset": manifest}  # the manifest, also for zarr/xarray users
+    assert FMT.reader(path).attrs == collection.attrs
     reader = FMT.reader(path)
     assert reader.block_size == 64
     np.testing.assert_array_equal(reader.splits["test"], splits["test"])
@@ -226,6 +228,13 @@ def stored(tmp_path) -> Path:
     return path
 
 
+def set_root_manifest(path: Path, manifest: dict) -> None:
+    """Overwrite the manifest copy in the root group's attributes."""
+    meta = json.loads((path / "zarr.json").read_text())
+    meta["attributes"]["trainset"] = manifest
+    (path / "zarr.json").write_text(json.dumps(meta))
+
+
 def one_problem(path: Path, *words: str) -> str:
     problems = FMT.check(path)
     assert len(problems) == 1, problems
@@ -277,9 +286,12 @@ def test_check_wrong_dtype_and_bad_splits(stored):
     manifest = json.loads((stored / "manifest.json").read_text())
     manifest["worlds"][0]["variables"][0]["dtype"] = "<i8"
     (stored / "manifest.json").write_text(json.dumps(manifest))
+    one_problem(stored, "manifest.json", "root group attribute 'trainset' differ")
+    set_root_manifest(stored, manifest)  # both copies edited alike: the arrays disagree
     one_problem(stored, "nk/theta", "dtype")
     manifest["worlds"][0]["variables"][0]["dtype"] = "<f8"
     (stored / "manifest.json").write_text(json.dumps(manifest))
+    set_root_manifest(stored, manifest)
     split_file = stored / "var" / "splits.json"
     content = json.loads(split_file.read_text())
     content["splits"]["val"].append(60)

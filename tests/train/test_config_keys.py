@@ -4,9 +4,10 @@
 and :func:`test_every_key_has_an_entry` enumerates the dataclass fields, so a new field without an
 entry fails here. Each entry trains a tiny run (a 48-sample seed-001 pulses dataset, a 4-unit GRU,
 2 epochs) with the key changed and asserts that the trained weights or a saved artifact changed,
-or that the key is refused with its name in the message. A log line counts only for the logging
-key (``log_every_n_steps``); runtime keys (``num_workers``, ``threads``, ``deterministic``,
-``data.variables``) assert the loader or torch setting they must produce.
+or that the key is refused with its name in the message. The logging keys (``log_every_n_steps``,
+``loggers``) assert the run folder's metrics.csv and TensorBoard files; runtime keys (``num_workers``, ``threads``, ``deterministic``,
+``data.variables``) assert the loader or torch setting they must produce; ``device`` asserts the
+device recorded with the weights and, without a GPU, that ``cuda`` is refused and ``cpu`` trains as ``auto``.
 """
 
 from __future__ import annotations
@@ -196,6 +197,29 @@ def _deterministic(runs):
         torch.use_deterministic_algorithms(True, warn_only=True)
 
 
+def _device(runs):
+    from trainset.train.trainer import checkpoint_meta
+
+    cpu = runs.train({"training": {"device": "cpu"}})
+    assert checkpoint_meta(load_checkpoint(cpu / "final.pt"))["device"] == "cpu"  # recorded with the weights
+    refused({"training": {"device": "gpu"}}, "training.device")(runs)  # not a device name
+    if torch.cuda.is_available():  # a GPU host: cuda trains there (tests/gpu check it in depth)
+        cuda = runs.train({"training": {"device": "cuda"}})
+        assert checkpoint_meta(load_checkpoint(cuda / "final.pt"))["device"] == "cuda:0"
+        return
+    refused({"training": {"device": "cuda"}}, "training.device")(runs)  # no GPU here: refused, never the CPU
+    assert not differ(cpu, runs.train({}))  # auto is the CPU on this machine: the same weights
+
+
+def _precision(runs):
+    changes_weights({"training": {"precision": "bf16"}})(runs)
+    changes_weights({"training": {"precision": "fp16"}})(runs)
+    scaler = load_checkpoint(runs.train({"training": {"precision": "fp16"}}) / "final.pt")["grad_scaler"]
+    assert scaler["_growth_tracker"] + (scaler["scale"] != 65536.0) > 0  # fp16's scaler stepped and was saved
+    assert "grad_scaler" not in load_checkpoint(runs.train({}) / "final.pt")
+    assert TrainingConfig.from_dict(merged(BASE, {"training": {"amp": True}})).training.precision == "bf16"
+
+
 def _target_seq_len(runs):
     refused({"data": {"target_seq_len": 8}}, "data.target_seq_len")(runs)  # inputs have 20 steps
     assert not differ(runs.train({"data": {"target_seq_len": 20}}), runs.train({}))  # the same length: checked
@@ -253,6 +277,34 @@ def _worlds(runs):
         assert checkpoint_meta(load_checkpoint(folder / "final.pt"))["worlds"] == expected
 
 
+def metric_steps(folder, split="train") -> list[int]:
+    """The steps of ``split``'s rows in the run's metrics.csv."""
+    import csv
+
+    with open(folder / "metrics.csv", newline="") as fh:
+        return [int(row["step"]) for row in csv.DictReader(fh) if row["split"] == split]
+
+
+def _log_every_n_steps(runs):
+    every_step = metric_steps(runs.train({"training": {"log_every_n_steps": 1}}))
+    assert every_step == list(range(1, every_step[-1] + 1)) and len(every_step) >= 4
+    assert metric_steps(runs.train({"training": {"log_every_n_steps": 2}})) == every_step[1::2]
+    assert metric_steps(runs.train({"training": {"log_every_n_steps": 50}})) == []  # fewer steps than that
+
+
+def _loggers(runs):
+    import importlib.util
+
+    assert (runs.train({}) / "metrics.csv").is_file()  # the default: [csv]
+    off = runs.train({"training": {"loggers": []}})
+    assert not (off / "metrics.csv").exists() and not (off / "tensorboard").exists()
+    if importlib.util.find_spec("tensorboard") is None:
+        refused({"training": {"loggers": ["tensorboard"]}}, "training.loggers")(runs)
+        return
+    board = runs.train({"training": {"loggers": ["tensorboard"]}})
+    assert list((board / "tensorboard").glob("events.out.tfevents.*")) and not (board / "metrics.csv").exists()
+
+
 EFFECTS: dict[str, Callable] = {
     "name": custom(_name_via_cli),
     "dataset": custom(_dataset),
@@ -278,9 +330,11 @@ EFFECTS: dict[str, Callable] = {
     "training.min_delta": custom(_min_delta),
     "training.min_delta_mode": custom(_min_delta_mode),
     "training.save_every_n_epochs": custom(_save_every),
-    "training.log_every_n_steps": None,  # a logging key: test_log_every_n_steps_logs_loss_and_throughput
+    "training.log_every_n_steps": custom(_log_every_n_steps),
+    "training.loggers": custom(_loggers),
     "training.seed": changes_weights({"training": {"seed": 7}}),
-    "training.amp": changes_weights({"training": {"amp": True}}),
+    "training.device": custom(_device),
+    "training.precision": custom(_precision),
     "training.num_workers": custom(_num_workers),
     "training.threads": custom(_threads),
     "training.deterministic": custom(_deterministic),
@@ -319,13 +373,14 @@ def test_key_has_its_effect(key, runs):
     EFFECTS[key](runs)
 
 
-def test_log_every_n_steps_logs_loss_and_throughput(runs, caplog):
-    with caplog.at_level(logging.INFO, logger="trainset.train.trainer"):
+def test_log_every_n_steps_logs_loss_and_throughput_at_debug(runs, caplog):
+    with caplog.at_level(logging.DEBUG, logger="trainset.train.progress"):
         runs.train({"training": {"log_every_n_steps": 1, "seed": 3}})
     steps = [r.getMessage() for r in caplog.records if " step " in r.getMessage()]
     assert len(steps) >= 4 and "train loss" in steps[0] and "samples/s" in steps[0]
+    assert all(r.levelno == logging.DEBUG for r in caplog.records if " step " in r.getMessage())
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="trainset.train.trainer"):
+    with caplog.at_level(logging.DEBUG, logger="trainset.train.progress"):
         runs.train({"training": {"log_every_n_steps": 50, "seed": 3}})
     assert not [r for r in caplog.records if " step " in r.getMessage()]
 

@@ -50,3 +50,22 @@ def test_two_process_ddp_matches_single_process(run_config, tmp_path):
     for a, b in zip(one, two):
         assert abs(a["val_loss"] - b["val_loss"]) <= TOLERANCE * abs(a["val_loss"]), (a, b)
     assert (tmp_path / "ddp/final.pt").exists()
+
+
+def test_ddp_refuses_cuda_on_every_rank_without_a_gpu(run_config, tmp_path):
+    """Each rank resolves training.device; a rank without the GPU it asks for stops them all
+    (no rank waits forever for a gradient exchange that never comes), and nothing is written."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    config = yaml.safe_load(run_config.read_text())
+    config["training"]["device"] = "cuda"
+    run_config.write_text(yaml.safe_dump(config))
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--nnodes", "1",
+                          "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
+                          "-m", "trainset", "train", "--config", str(run_config), "--out", str(tmp_path / "ddp")],
+                         capture_output=True, text=True, timeout=120)
+    assert ddp.returncode != 0
+    assert "training.device: cuda asked for, but torch sees no CUDA GPU" in ddp.stderr
+    assert not (tmp_path / "ddp").exists()

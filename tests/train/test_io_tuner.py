@@ -10,6 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import torch
 
 from trainset.domains.sequences import frame_sequences, make_sequence_tables
 from trainset.errors import TrainsetError
@@ -100,7 +101,14 @@ def test_rule_script(datasets, tmp_path):
     snakemake = SimpleNamespace(input=SimpleNamespace(dataset=str(h5)),
                                 output=SimpleNamespace(io=str(tmp_path / "io.json")),
                                 params=SimpleNamespace(seed=3, io_tuner={"batch_sizes": [16], "workers": [0],
-                                                                         "seconds": 0.05}))
+                                                                         "seconds": 0.05}),
+                                wildcards=SimpleNamespace(run="r"),
+                                config={"seed": 3, "runs": {"r": {"dataset": "D", "training": {"device": "cpu"}}}})
     script.main(snakemake)
     result = json.loads((tmp_path / "io.json").read_text())
     assert result["seed"] == 3 and result["best"]["batch_size"] == 16
+    assert result["machine"]["device"] == "cpu"  # the run's training.device
+    snakemake.config["runs"]["r"]["training"]["device"] = "cuda"
+    if not torch.cuda.is_available():
+        with pytest.raises(TrainsetError, match="training.device: cuda asked for"):
+            script.main(snakemake)

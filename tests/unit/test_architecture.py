@@ -12,7 +12,8 @@ import pytest
 LIBRARY = Path(__file__).parents[2] / "src" / "trainset"
 
 SHARED = {"errors", "provenance", "versions", "rng", "locations", "seasons", "collection", "splits", "tokens",
-          "transforms", "augment", "tasks", "io.base", "workflow", "data", "faults"}
+          "transforms", "augment", "tasks", "io.base", "workflow", "data", "faults",
+          "config_errors", "config_docs"}
 """Vocabulary every stage may use; it imports nothing but itself."""
 
 STAGES = [

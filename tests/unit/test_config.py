@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import jsonschema
@@ -28,16 +27,6 @@ def test_every_schema_property_has_a_description():
             walk(node["additionalProperties"], f"{where}.*")
 
     walk(schema, "config")
-
-
-def test_conda_env_pins_match_pyproject():
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    pins = set(project["dependencies"]) | set(project["optional-dependencies"]["test"])
-    env = yaml.safe_load((REPO / "envs/trainset.yaml").read_text())
-    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    assert set(pip) == pins
-    for extra, extra_pins in project["optional-dependencies"].items():  # e.g. s3: a subset of test
-        assert set(extra_pins) <= pins, f"extra {extra!r} pins what the test extra does not"
 
 
 def test_domain_config_defaults_in_the_schema_are_the_registry_s():

@@ -12,6 +12,7 @@ import xarray as xr
 from trainset.errors import TrainsetError
 from trainset.locations import load_locations
 from trainset.plots import plot_us_grid
+from trainset.plots.us_grid import _y_label
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DIMS = ("sample", "feature", "season_week", "place")
@@ -164,3 +165,45 @@ def test_existing_file_is_replaced_not_left_partial(tmp_path):
     plot_us_grid(_frames(), path)
     assert path.read_bytes()[:8] == PNG_SIGNATURE
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.png"]
+
+
+def _long_origins(data: xr.DataArray) -> xr.DataArray:
+    names = [f"SMH_R4-R5/scenario_{i}_very_long_model_name_ensemble/2023/{i}" for i in range(data.sizes["sample"])]
+    return data.assign_coords(origin=("sample", names))
+
+
+@pytest.mark.parametrize("samples, past", [(12, True), (30, False)])
+def test_legend_and_note_cover_no_panel(tmp_path, samples, past):
+    """The legend sits in the empty tiles south-east of the map, clear of every panel."""
+    data = _long_origins(_frames(samples))
+    fig = plot_us_grid(data, tmp_path / "grid.png", sample_idx=range(samples),
+                       past=_frames(3).isel(feature=0) if past else None)
+    renderer = fig.canvas.get_renderer()
+    assert not any(ax.get_legend() for ax in fig.axes)
+    (legend,) = fig.legends
+    (note,) = [t for t in fig.texts if t.get_gid() == "axes-note"]
+    width, height = fig.canvas.get_width_height()
+    for artist in (legend, note):
+        box = artist.get_window_extent(renderer)
+        assert 0 <= box.x0 and box.x1 <= width and 0 <= box.y0 and box.y1 <= height
+        for ax in fig.axes:
+            assert not box.overlaps(ax.get_tightbbox(renderer)), (artist, ax.get_title())
+
+
+def test_title_says_each_fact_once_and_axes_have_units(tmp_path):
+    fig = plot_us_grid(_frames(20), tmp_path / "grid.png", title="MIX_A: samples spread evenly through the mix")
+    title = fig.get_suptitle()
+    assert title == "MIX_A: samples spread evenly through the mix — 12 of 20 samples shown"
+    assert title.count("12 of 20") == 1 and title.count("MIX_A") == 1
+    national = next(ax for ax in fig.axes if ax.get_title().startswith("National"))
+    assert national.get_title() == "National: sum over 51 states"
+    assert national.get_xlabel() == "season week"
+    assert national.get_ylabel() == "value (per season week)"
+    note = next(t.get_text() for t in fig.texts if t.get_gid() == "axes-note")
+    assert "x season week 1-53" in note and "value (per season week)" in note
+    data = _frames()
+    data.attrs["units"] = "hospitalisations per week"
+    fig = plot_us_grid(data, tmp_path / "units.png")
+    assert fig.get_suptitle() == "US grid — 5 of 5 samples shown"
+    assert "value (hospitalisations per week)" in [ax.get_ylabel() for ax in fig.axes]
+    assert _y_label(data, 0, "cases") == "value (cases)"  # the argument wins over the attribute

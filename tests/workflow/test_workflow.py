@@ -317,7 +317,9 @@ def test_wrong_config_key_is_refused_with_its_name(tmp_path):
     config.write_text(yaml.safe_dump({"mixes": {"SURV_ONLY": {"pad_too": [64, 64]}}}))
     result = snakemake(REPO / "Snakefile", tmp_path / "work", config, "-n")
     assert result.returncode != 0
-    assert "'pad_too' was unexpected" in result.stderr + result.stdout
+    output = result.stderr + result.stdout
+    assert "mixes.SURV_ONLY.pad_too: unknown key (value [64, 64]) (did you mean 'pad_to'?)" in output
+    assert "Failed validating" not in output  # one line, not Snakemake's dump of the schema (trainset.config_errors)
 
 
 def test_mix_arithmetic_is_refused_at_start_up(tmp_path):
@@ -340,3 +342,87 @@ def test_past_family_without_past_seasons_is_refused_at_start_up(tmp_path):
     output = result.stderr + result.stdout
     assert "plots.past_family: 'fluview' is set but plots.past_seasons is 0" in output
     assert not (tmp_path / "work/results").exists()
+
+
+def reordered(value, key=None):
+    """``value`` with the keys of every mapping reversed, except where order is meaning
+    (trainset.workflow.ORDERED_MAPPINGS, e.g. families)."""
+    from trainset.workflow import ORDERED_MAPPINGS
+
+    if isinstance(value, dict):
+        items = list(value.items()) if key in ORDERED_MAPPINGS else list(reversed(value.items()))
+        return {k: reordered(v, k) for k, v in items}
+    return [reordered(v) for v in value] if isinstance(value, list) else value
+
+
+def test_reordered_config_keys_rerun_nothing(run, tmp_path):
+    """Params compare in a canonical form: key order that changes no output reruns nothing."""
+    snakefile, workdir, _ = run
+    config = tmp_path / "reordered.yaml"
+    config.write_text(yaml.safe_dump(reordered(TINY), sort_keys=False))
+    assert planned_jobs(snakemake(snakefile, workdir, config, "-n")) == {}
+
+
+def test_changing_zarr_options_reruns_only_the_zarr_writer(run, tmp_path):
+    snakefile, workdir, _ = run
+    changed = yaml.safe_load(yaml.safe_dump(TINY, sort_keys=False))
+    changed["mixes"]["TINY_B"]["format_options"]["zarr"]["chunk"] = 4
+    config = tmp_path / "zarr.yaml"
+    config.write_text(yaml.safe_dump(changed, sort_keys=False))
+    jobs = planned_jobs(snakemake(snakefile, workdir, config, "-n"))
+    assert jobs == {"write_dataset_job": 2, "write_zarr": 1, "validate_dataset": 1, "all": 1}
+
+
+def test_reordering_families_reruns_the_mix(run, tmp_path):
+    """The families order sets the frame order, so it is a change."""
+    snakefile, workdir, _ = run
+    changed = yaml.safe_load(yaml.safe_dump(TINY, sort_keys=False))
+    families = changed["mixes"]["TINY_B"]["families"]
+    changed["mixes"]["TINY_B"]["families"] = dict(reversed(families.items()))
+    config = tmp_path / "families.yaml"
+    config.write_text(yaml.safe_dump(changed, sort_keys=False))
+    result = snakemake(snakefile, workdir, config, "-n", "--list-params-changes")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "results/frames/TINY_B.parquet" in result.stdout
+    assert "results/frames/TINY_A.parquet" not in result.stdout
+
+
+RESUME_FILES = re.compile(r"(last|epoch_\d+)\.pt$|/tensorboard/")
+"""Written beside a run's outputs, never declared: Snakemake deletes the outputs of a job before
+it runs, and these must survive a failed or interrupted job for the next one to resume from.
+(metrics.csv, continued across a resumed run too, is declared as a log, which Snakemake keeps.)"""
+LOGS_BESIDE_OUTPUTS = re.compile(r"^results/(models/[^/]+|search/[^/]+/[^/]+)/metrics\.csv$")
+"""Logs declared next to the outputs rather than under results/logs/ (the rules' named logs)."""
+
+
+def test_every_file_a_rule_writes_is_declared(run):
+    """Every file under results/ is an output (or inside a directory output), a log, a benchmark
+    or a resume file, so the report, --delete-all-output and remote storage see all of them."""
+    snakefile, workdir, config = run
+    result = snakemake(snakefile, workdir, config, "--summary")
+    assert result.returncode == 0, result.stderr[-3000:]
+    declared = {line.split("\t")[0] for line in result.stdout.splitlines()[1:] if line.strip()}
+    undeclared = []
+    for path in sorted((workdir / "results").rglob("*")):
+        name = str(path.relative_to(workdir))
+        if path.is_dir() or name.startswith(("results/logs/", "results/benchmarks/")) or RESUME_FILES.search(name):
+            continue
+        if not any(name == out or name.startswith(f"{out}/") for out in declared):
+            undeclared.append(name)
+    assert [name for name in undeclared if not LOGS_BESIDE_OUTPUTS.match(name)] == []
+    assert "results/tuning/t_pulses/lr.png" in declared
+    rules = (Path(snakefile).parent / "workflow/rules/train.smk").read_text()
+    assert 'metrics="results/models/{run}/metrics.csv"' in rules  # named logs of train_model and train_trial
+    assert 'metrics="results/search/{search}/{trial}/metrics.csv"' in rules
+
+
+def test_report_zip_builds_from_the_test_run(run, tmp_path):
+    """`snakemake --report report.zip` works with the project's dependencies (pygments among them)."""
+    import zipfile
+
+    report = tmp_path / "report.zip"
+    result = snakemake(*run, "--report", str(report))
+    assert result.returncode == 0, result.stderr[-3000:]
+    names = zipfile.ZipFile(report).namelist()
+    assert any(n.endswith("report.html") for n in names)
+    assert any(n.endswith("lr.png") for n in names) and any(n.endswith("index.html") for n in names)

@@ -1,17 +1,20 @@
-# Helpers shared by every rule file: config loading and validation, config slices for params,
+# Helpers shared by the rule files (config loading and validation, config slices for params,
 # the library files each stage imports (declared as inputs so an edit reruns the stage), and
-# the list of final outputs.
+# the list of final outputs). Functions live here, rules in the stage files (snakemake --lint).
 
 import glob
 import os
 import re
+import sys
 from pathlib import Path
 
 import yaml
 from snakemake.utils import validate
 
-from trainset.io.base import CANONICAL_FORMAT, stored_copies
-from trainset.workflow import record_lock_owner, release_stale_lock
+from trainset.config_errors import load_yaml
+from trainset.io.base import CANONICAL_FORMAT, DEFAULT_JOBS, stored_copies
+from trainset.plots.past import overlay_family
+from trainset.workflow import canonical, record_lock_owner, release_stale_lock
 
 REPO = Path(workflow.basedir)
 LIBRARY = REPO / "src" / "trainset"
@@ -48,7 +51,8 @@ def merge_config(defaults, user, where=""):
                     f"{here}: {{}} in a config overlay changes nothing: overlays merge mappings key by key, so "
                     f"the default entries {sorted(map(str, merged[key]))} would stay. Fix: to replace "
                     f"{here}, set its mix/dataset/run to null and define a new one under another name "
-                    "(README: Running from another folder); to keep the defaults, delete the line")
+                    "(README: Running from another folder); to keep the defaults, delete the line"
+                )
             merged[key] = merge_config(merged[key], value, f"{here}.")
         else:
             merged[key] = value
@@ -76,6 +80,36 @@ def check_names(cfg):
                 raise ValueError(str(error)) from None
 
 
+def config_sources():
+    """The --configfile paths the config came from (the bundled defaults when there are none)."""
+    files = [str(f) for f in workflow.config_settings.configfiles]
+    return ", ".join(files) or str(REPO / "config" / "config.yaml")
+
+
+def check_schema(cfg):
+    """One short line per schema problem (key path, value, what is allowed, a did-you-mean for a
+    misspelt key) before Snakemake's validate(), which would print the whole schema."""
+    from trainset.config_errors import check_config
+    from trainset.errors import TrainsetError
+
+    try:
+        check_config(cfg, REPO / "workflow" / "schemas" / "config.schema.yaml", source=config_sources())
+    except TrainsetError as error:
+        raise ValueError(str(error)) from None
+
+
+def check_input_files(cfg):
+    """Refuse a configured input file that is not there, naming its key (tables.NAME.path) and the
+    folder a relative path is read from; objects of a default storage provider are its to find."""
+    from trainset.config_errors import missing_paths
+
+    if workflow.storage_settings.default_storage_provider is not None:
+        return
+    problems = missing_paths(cfg)
+    if problems:
+        raise ValueError("\n".join(problems))
+
+
 def check_plots(cfg):
     """Refuse ``plots.past_family`` without ``plots.past_seasons`` at start-up (it would be ignored)."""
     from trainset.errors import TrainsetError
@@ -87,12 +121,55 @@ def check_plots(cfg):
         raise ValueError(str(error)) from None
 
 
-with open(REPO / "config" / "config.yaml") as _defaults:
-    _merged = drop_removed(merge_config(yaml.safe_load(_defaults), dict(config)))
+def bundled_defaults(user):
+    """config/config.yaml, without its demo tables, mixes, datasets, runs and searches when the
+    user's config says ``demo: false`` (so one mix of the user's is a handful of jobs, not the
+    demo's hundred); settings (season_axis, tuning, evaluation, plots) stay either way."""
+    defaults = load_yaml(REPO / "config" / "config.yaml")
+    if user.get("demo") is False:  # the schema's default (true) is filled in only after merging
+        for section in NAMED_SECTIONS:
+            defaults[section] = {}
+    elif not workflow.config_settings.configfiles and Path.cwd().resolve() != REPO.resolve():
+        print(
+            f"trainset: no --configfile given: building the bundled demo ({REPO / 'config' / 'config.yaml'}) "
+            f"into {Path.cwd() / 'results'}",
+            file=sys.stderr,
+        )
+    return defaults
+
+
+def drop_dependents(cfg, user):
+    """Remove the default runs built on a mix or dataset the user set to null, and the default
+    searches of a run that is gone (the LR/I-O tuning of a run goes with it).
+
+    Only entries the user's config does not mention go: a run or search of the user's that needs
+    a removed entry is still refused by check_runs, naming the key."""
+    removed = {name for section in ("mixes", "datasets") for name, v in (user.get(section) or {}).items() if v is None}
+    mine = {section: set(user.get(section) or {}) for section in ("runs", "searches")}
+    runs = [r for r, spec in cfg["runs"].items() if r not in mine["runs"] and spec.get("dataset") in removed]
+    for run in runs:
+        del cfg["runs"][run]
+    searches = [
+        s for s, spec in cfg["searches"].items() if s not in mine["searches"] and spec.get("run") not in cfg["runs"]
+    ]
+    for search in searches:
+        del cfg["searches"][search]
+    if runs or searches:
+        print(
+            f"trainset: also removed, as they need a mix or dataset set to null: runs {runs}, searches {searches}",
+            file=sys.stderr,
+        )
+    return cfg
+
+
+_user = dict(config)
+_merged = drop_dependents(drop_removed(merge_config(bundled_defaults(_user), _user)), _user)
 config.clear()
 config.update(_merged)
 check_names(config)
+check_schema(config)
 validate(config, schema="../schemas/config.schema.yaml")
+check_input_files(config)
 check_plots(config)
 
 
@@ -116,7 +193,7 @@ wildcard_constraints:
 def library_files(*parts):
     """Source files of trainset modules or subpackages (relative to src/trainset).
 
-    Declared as rule inputs: Snakemake reruns a job whose inputs are newer than its outputs,
+    Declared as inputs of the rules: Snakemake reruns a job whose inputs are newer than its outputs,
     so editing a stage's library code reruns that stage and everything downstream. Marked
     ``local()``: with a default storage provider (profiles/s3) code stays in the checkout and
     is never looked up in, or uploaded to, the bucket.
@@ -164,7 +241,7 @@ def mem_mb(wildcards, attempt, rulename):
     """A job's ``mem_mb``: its rule's :data:`MEM_MB` times the attempt, so a job retried after
     running out of memory (``retries`` in profiles/slurm) gets twice as much."""
     if rulename not in MEM_MB:
-        raise ValueError(f"rule {rulename}: no memory in MEM_MB. Fix: add it in workflow/rules/common.smk")
+        raise ValueError(f"{rulename}: no memory in MEM_MB (a new rule?). Fix: add it in workflow/rules/common.smk")
     return MEM_MB[rulename] * attempt
 
 
@@ -174,13 +251,17 @@ DATASET_KEYS = ("formats", "format_options", "splits", "scalers")
 
 def stage_slice(cfg):
     """A dataset's config without its storage keys: the params of the mixing/framing stages,
-    so changing formats or splits reruns only the writers and splits, not the frames."""
+    so changing formats or splits reruns only the writers and splits, not the frames.
+
+    Every config slice given to rules as params goes through ``canonical`` (trainset.workflow):
+    Snakemake compares params by their repr, so the keys of fixed-key mappings are sorted and a
+    reordered YAML reruns nothing; user-named mappings (``families``: the frame order) keep theirs."""
     return {key: value for key, value in cfg.items() if key not in DATASET_KEYS}
 
 
 def mix_config(wildcards):
     """The mixing config of one mix (a tracked param: editing it reruns only that mix)."""
-    return stage_slice(config["mixes"][wildcards.mix])
+    return canonical(stage_slice(config["mixes"][wildcards.mix]))
 
 
 def named_config(name):
@@ -196,12 +277,12 @@ def dataset_config(wildcards):
 
 def splits_config(wildcards):
     """The ``splits`` section of one dataset."""
-    return dataset_config(wildcards).get("splits", {})
+    return canonical(dataset_config(wildcards).get("splits", {}))
 
 
 def mix_splits_config(wildcards):
     """The ``splits`` section of one mix: fill sources are drawn inside the splits it assigns."""
-    return config["mixes"][wildcards.mix].get("splits", {})
+    return canonical(config["mixes"][wildcards.mix].get("splits", {}))
 
 
 FORMAT_SUFFIX = {name: copy.suffix for name, copy in STORED_COPIES.items()}
@@ -233,7 +314,7 @@ def options_for(fmt):
     copy = STORED_COPIES[fmt]
 
     def options(wildcards):
-        return dict(dataset_config(wildcards).get("format_options", {}).get(copy.format, {}))
+        return canonical(dict(dataset_config(wildcards).get("format_options", {}).get(copy.format, {})))
 
     return options
 
@@ -242,12 +323,12 @@ def canonical_options(wildcards):
     """A params function: ``format_options.netcdf`` of a mix or domain dataset, the options of
     the rule that writes its canonical NetCDF copy (write_netcdf, frame_dataset)."""
     cfg = named_config(getattr(wildcards, "mix", None) or wildcards.dataset)
-    return dict((cfg.get("format_options") or {}).get(CANONICAL_FORMAT) or {})
+    return canonical(dict((cfg.get("format_options") or {}).get(CANONICAL_FORMAT) or {}))
 
 
 def domain_config(wildcards):
     """The generation/framing config of one domain dataset (storage keys excluded)."""
-    return stage_slice(config["datasets"][wildcards.dataset])
+    return canonical(stage_slice(config["datasets"][wildcards.dataset]))
 
 
 def domain_files(wildcards):
@@ -261,7 +342,7 @@ def canonical_dataset(wildcards):
 
 
 def table_config(wildcards):
-    return config["tables"][wildcards.table]
+    return canonical(config["tables"][wildcards.table])
 
 
 def table_inputs(wildcards):
@@ -274,7 +355,9 @@ def mix_table_files(wildcards):
     """The validated table (and its summary) a mix is built from."""
     table = config["mixes"][wildcards.mix]["table"]
     if table not in config["tables"]:
-        raise ValueError(f"mixes.{wildcards.mix}.table: no table named {table!r}; tables are {sorted(config['tables'])}")
+        raise ValueError(
+            f"mixes.{wildcards.mix}.table: no table named {table!r}; tables are {sorted(config['tables'])}"
+        )
     files = {"table": f"results/tables/{table}.parquet", "table_summary": f"results/tables/{table}.summary.json"}
     scaling = config["mixes"][wildcards.mix].get("scaling_distribution") or {}
     if "path" in scaling:
@@ -294,7 +377,7 @@ def run_config(wildcards):
     training.seed is the workflow's seed."""
     from trainset.train import workflow_config
 
-    return workflow_config.run_config(config, wildcards.run)
+    return canonical(workflow_config.run_config(config, wildcards.run))
 
 
 def auto_tuners(run):
@@ -325,7 +408,7 @@ def search_trials(search):
 
 
 def trial_config(wildcards):
-    return search_trials(wildcards.search)[wildcards.trial]
+    return canonical(search_trials(wildcards.search)[wildcards.trial])
 
 
 def trial_inputs(wildcards):
@@ -336,8 +419,10 @@ def trial_inputs(wildcards):
 def search_results(wildcards):
     trials = list(search_trials(wildcards.search))
     folder = f"results/search/{wildcards.search}"
-    return {"histories": [f"{folder}/{t}/history.json" for t in trials],
-            "configs": [f"{folder}/{t}/config.json" for t in trials]}
+    return {
+        "histories": [f"{folder}/{t}/history.json" for t in trials],
+        "configs": [f"{folder}/{t}/config.json" for t in trials],
+    }
 
 
 def evaluation_inputs(wildcards):
@@ -379,8 +464,19 @@ def run_inputs(wildcards):
         "dataset": dataset_file(name, cfg.get("format", TrainingConfig.format)),
         "splits": f"results/datasets/{name}/splits.json",
         "scalers": f"results/scalers/{name}.json",
-        "code": library_files("train", "models", "scalers", "tasks.py", "transforms.py", "tokens.py", "loaders", "io",
-                              "open.py", "collection.py", "splits.py"),
+        "code": library_files(
+            "train",
+            "models",
+            "scalers",
+            "tasks.py",
+            "transforms.py",
+            "tokens.py",
+            "loaders",
+            "io",
+            "open.py",
+            "collection.py",
+            "splits.py",
+        ),
     }
 
 
@@ -391,9 +487,25 @@ def run_threads(wildcards):
     return int(config["runs"][wildcards.run].get("training", {}).get("threads", TrainingSection.threads))
 
 
+def run_gpus(wildcards, rulename):
+    """A job's ``gpu`` resource (the SLURM plugin's ``--gpus``): GPUs it will use, from its run's
+    ``training.device`` (``cuda``: 1; ``auto``: 1 only for runs listed in ``gpu_runs``; else 0).
+    Used by every rule that trains or evaluates on a run's device."""
+    from trainset.errors import TrainsetError
+    from trainset.train import workflow_config
+
+    try:
+        if rulename == "train_trial":
+            run = config["searches"][wildcards.search]["run"]
+            return workflow_config.job_gpus(config, run, trial_config(wildcards))
+        return workflow_config.job_gpus(config, wildcards.run)
+    except TrainsetError as error:
+        raise ValueError(str(error)) from None
+
+
 def scaler_spec(wildcards):
     """A dataset's ``scalers`` config (None: the task's defaults)."""
-    return named_config(wildcards.name).get("scalers")
+    return canonical(named_config(wildcards.name).get("scalers"), "scalers")  # variable order kept
 
 
 def check_mixes():
@@ -412,21 +524,33 @@ def check_runs():
     """Refuse a bad run config at start-up, naming the key (as the schema does for the rest)."""
     if not config.get("runs"):
         return
+    from trainset.errors import TrainsetError
+    from trainset.train import workflow_config
     from trainset.train.auto import with_placeholders
     from trainset.train.config import TrainingConfig
 
     known = {*config["mixes"], *config.get("datasets", {})}
     for name, cfg in config["runs"].items():
         if cfg.get("dataset") not in known:
-            raise ValueError(f"runs.{name}.dataset: {cfg.get('dataset')!r} is not a mix or dataset; use one of {sorted(known)}")
+            raise ValueError(
+                f"runs.{name}.dataset: {cfg.get('dataset')!r} is not a mix or dataset; use one of {sorted(known)}"
+            )
         TrainingConfig.from_dict(with_placeholders({"name": name, **cfg}))
         if isinstance(cfg.get("data"), dict) and cfg["data"].get("scaler") is not None:
-            raise ValueError(f"runs.{name}.data.scaler: workflow runs are scaled by their dataset's scalers: "
-                             "config (fitted by the fit_scalers rule); data.scaler is for the CLI without --scalers. "
-                             "Fix: remove it and set scalers: in the dataset's config")
+            raise ValueError(
+                f"runs.{name}.data.scaler: workflow runs are scaled by their dataset's scalers: "
+                "config (fitted by the fit_scalers rule); data.scaler is for the CLI without --scalers. "
+                "Fix: remove it and set scalers: in the dataset's config"
+            )
+    try:
+        workflow_config.check_gpu_runs(config)
+    except TrainsetError as error:
+        raise ValueError(str(error)) from None
     for search, spec in config.get("searches", {}).items():
         if spec.get("run") not in config["runs"]:
-            raise ValueError(f"searches.{search}.run: {spec.get('run')!r} is not a run; use one of {sorted(config['runs'])}")
+            raise ValueError(
+                f"searches.{search}.run: {spec.get('run')!r} is not a run; use one of {sorted(config['runs'])}"
+            )
         search_trials(search)
 
 
@@ -457,3 +581,45 @@ def dataset_outputs(name, cfg):
         outputs.append(dataset_file(name, fmt))
         outputs.append(f"results/datasets/{name}/validation/{fmt}.json")
     return outputs
+
+
+# Parallel writers (datasets.smk): jobs per stored copy, their options and folders
+
+
+def format_jobs(fmt):
+    """A params function: how many jobs write ``fmt`` (``format_options.<fmt>.jobs``, default
+    :data:`trainset.io.base.DEFAULT_JOBS`)."""
+    return lambda wildcards: int(options_for(fmt)(wildcards).get("jobs", DEFAULT_JOBS))
+
+
+def writer_options(fmt):
+    """A params function: the writer's options for ``fmt`` (all but ``jobs``, which only splits the work)."""
+    return lambda wildcards: {k: v for k, v in options_for(fmt)(wildcards).items() if k != "jobs"}
+
+
+def job_options(wildcards):
+    """The params function of write_dataset_job: the writer options of its ``parallel_format``."""
+    return writer_options(wildcards.parallel_format)(wildcards)
+
+
+def job_count(wildcards):
+    """The params function of write_dataset_job: how many jobs write its ``parallel_format``."""
+    return format_jobs(wildcards.parallel_format)(wildcards)
+
+
+def gathered_output(copy):
+    """The dataset written by a gather rule, a folder (``directory()``) or one file."""
+    path = f"results/datasets/{{name}}/TS_{{name}}{copy.suffix}"
+    return directory(path) if copy.folder else path
+
+
+def job_folders(fmt):
+    """An input function: the folders of every job writing ``fmt`` for a dataset."""
+    return lambda wildcards: [
+        f"results/datasets/{wildcards.name}/jobs/{fmt}/{job}" for job in range(format_jobs(fmt)(wildcards))
+    ]
+
+
+def past_table(wildcards):
+    """The mix's validated table, ground truth of the past-season overlay (none without one)."""
+    return {"table": mix_table_files(wildcards)["table"]} if config["plots"]["past_seasons"] else {}

@@ -5,42 +5,6 @@
 # write_dataset_job jobs (disjoint sample chunks or shards), then assembled by one gather rule.
 
 
-from trainset.io.base import DEFAULT_JOBS
-
-
-def format_jobs(fmt):
-    """A params function: how many jobs write ``fmt`` (``format_options.<fmt>.jobs``, default
-    :data:`trainset.io.base.DEFAULT_JOBS`)."""
-    return lambda wildcards: int(options_for(fmt)(wildcards).get("jobs", DEFAULT_JOBS))
-
-
-def writer_options(fmt):
-    """A params function: the writer's options for ``fmt`` (all but ``jobs``, which only splits the work)."""
-    return lambda wildcards: {k: v for k, v in options_for(fmt)(wildcards).items() if k != "jobs"}
-
-
-def job_options(wildcards):
-    """The params function of write_dataset_job: the writer options of its ``parallel_format``."""
-    return writer_options(wildcards.parallel_format)(wildcards)
-
-
-def job_count(wildcards):
-    """The params function of write_dataset_job: how many jobs write its ``parallel_format``."""
-    return format_jobs(wildcards.parallel_format)(wildcards)
-
-
-def gathered_output(copy):
-    """The dataset a gather rule writes: a folder (``directory()``) or one file."""
-    path = f"results/datasets/{{name}}/TS_{{name}}{copy.suffix}"
-    return directory(path) if copy.folder else path
-
-
-def job_folders(fmt):
-    """An input function: the folders of every job writing ``fmt`` for a dataset."""
-    return lambda wildcards: [f"results/datasets/{wildcards.name}/jobs/{fmt}/{job}"
-                              for job in range(format_jobs(fmt)(wildcards))]
-
-
 rule write_netcdf:
     input:
         frames=rules.build_frames.output.frames,
@@ -51,13 +15,15 @@ rule write_netcdf:
         "results/logs/write_netcdf/{mix}.log",
     benchmark:
         "results/benchmarks/write_netcdf/{mix}.tsv"
+    conda:
+        "../envs/trainset.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb,
         runtime=20,
     params:
         mix=mix_config,
-        season_axis=config["season_axis"],
+        season_axis=canonical(config["season_axis"]),
         seed=config["seed"],
         options=canonical_options,
     message:
@@ -76,6 +42,8 @@ rule make_splits:
         "results/logs/make_splits/{name}.log",
     benchmark:
         "results/benchmarks/make_splits/{name}.tsv"
+    conda:
+        "../envs/trainset.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb,
@@ -101,6 +69,8 @@ rule write_dataset_job:
     wildcard_constraints:
         parallel_format=alternatives(sorted((n for n, c in STORED_COPIES.items() if c.parallel), key=len, reverse=True)),
         job=r"\d+",
+    conda:
+        "../envs/trainset.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb,
@@ -130,6 +100,8 @@ for copy in (c for c in STORED_COPIES.values() if c.parallel):
             f"results/logs/write_{copy.name}/{{name}}.log",
         benchmark:
             f"results/benchmarks/write_{copy.name}/{{name}}.tsv"
+        conda:
+            "../envs/trainset.yaml"
         threads: 1
         resources:
             mem_mb=mem_mb,
@@ -152,6 +124,10 @@ rule validate_dataset:
         report="results/datasets/{name}/validation/{format}.json",
     log:
         "results/logs/validate_dataset/{name}_{format}.log",
+    benchmark:
+        "results/benchmarks/validate_dataset/{name}_{format}.tsv"
+    conda:
+        "../envs/trainset.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb,

@@ -13,6 +13,8 @@ rule ingest_domain:
         "results/logs/ingest_domain/{dataset}.log",
     benchmark:
         "results/benchmarks/ingest_domain/{dataset}.tsv"
+    conda:
+        "../envs/trainset.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb,
@@ -36,6 +38,8 @@ rule frame_dataset:
         "results/logs/frame_dataset/{dataset}.log",
     benchmark:
         "results/benchmarks/frame_dataset/{dataset}.tsv"
+    conda:
+        "../envs/trainset.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb,

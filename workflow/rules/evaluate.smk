@@ -18,10 +18,13 @@ rule evaluate_model:
         "results/logs/evaluate_model/{run}.log",
     benchmark:
         "results/benchmarks/evaluate_model/{run}.tsv"
+    conda:
+        "../envs/trainset.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb,
         runtime=30,
+        gpu=run_gpus,
     params:
         split=config["evaluation"]["split"],  # defaults filled by the schema (those of evaluate_run)
         generated=config["evaluation"]["generated_frames"],
@@ -39,6 +42,10 @@ rule report_index:
         index=report("results/reports/index.html", caption="../report/index.rst", category="Runs"),
     log:
         "results/logs/report_index/index.log",
+    benchmark:
+        "results/benchmarks/report_index/index.tsv"
+    conda:
+        "../envs/trainset.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb,

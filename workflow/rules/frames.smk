@@ -12,6 +12,8 @@ rule build_frames:
         "results/logs/build_frames/{mix}.log",
     benchmark:
         "results/benchmarks/build_frames/{mix}.tsv"
+    conda:
+        "../envs/trainset.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb,
@@ -19,7 +21,7 @@ rule build_frames:
     params:
         mix=mix_config,
         splits=mix_splits_config,
-        season_axis=config["season_axis"],
+        season_axis=canonical(config["season_axis"]),
         seed=config["seed"],
     message:
         "Mixing frames of {wildcards.mix}"

@@ -12,13 +12,15 @@ rule ingest_table:
         "results/logs/ingest_table/{table}.log",
     benchmark:
         "results/benchmarks/ingest_table/{table}.tsv"
+    conda:
+        "../envs/trainset.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb,
         runtime=20,
     params:
         table=table_config,
-        season_axis=config["season_axis"],
+        season_axis=canonical(config["season_axis"]),
         seed=config["seed"],
     message:
         "Validating table {wildcards.table}"

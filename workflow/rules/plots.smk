@@ -1,12 +1,5 @@
 # Visual checks of the datasets.
 
-from trainset.plots.past import overlay_family
-
-
-def past_table(wildcards):
-    """The mix's validated table, ground truth of the past-season overlay (none without one)."""
-    return {"table": mix_table_files(wildcards)["table"]} if config["plots"]["past_seasons"] else {}
-
 
 rule plot_frames:
     input:
@@ -19,6 +12,8 @@ rule plot_frames:
         "results/logs/plot_frames/{mix}.log",
     benchmark:
         "results/benchmarks/plot_frames/{mix}.tsv"
+    conda:
+        "../envs/trainset.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb,

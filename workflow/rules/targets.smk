@@ -18,6 +18,10 @@ rule export_dataset:
         netcdf="results/export/TS_{mix}_{date}.nc",
     log:
         "results/logs/export_dataset/{mix}_{date}.log",
+    benchmark:
+        "results/benchmarks/export_dataset/{mix}_{date}.tsv"
+    conda:
+        "../envs/trainset.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb,

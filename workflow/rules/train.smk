@@ -12,6 +12,8 @@ rule fit_scalers:
         "results/logs/fit_scalers/{name}.log",
     benchmark:
         "results/benchmarks/fit_scalers/{name}.tsv"
+    conda:
+        "../envs/trainset.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb,
@@ -32,13 +34,18 @@ rule tune_io:
         io="results/tuning/{run}/io.json",
     log:
         "results/logs/tune_io/{run}.log",
+    benchmark:
+        "results/benchmarks/tune_io/{run}.tsv"
+    conda:
+        "../envs/trainset.yaml"
     threads: 2
     resources:
         mem_mb=mem_mb,
         runtime=20,
+        gpu=run_gpus,
     params:
         seed=config["seed"],
-        io_tuner=config.get("tuning", {}).get("io_tuner", {}),
+        io_tuner=canonical(config.get("tuning", {}).get("io_tuner", {})),
     message:
         "Measuring loader throughput for {wildcards.run} (batch size x workers)"
     script:
@@ -50,16 +57,24 @@ rule find_lr:
         unpack(lr_finder_inputs),
     output:
         lr="results/tuning/{run}/lr.json",
+        plot=report(
+            "results/tuning/{run}/lr.png", caption="../report/lr.rst", category="Tuning", labels={"run": "{run}"}
+        ),
     log:
         "results/logs/find_lr/{run}.log",
+    benchmark:
+        "results/benchmarks/find_lr/{run}.tsv"
+    conda:
+        "../envs/trainset.yaml"
     threads: run_threads
     resources:
         mem_mb=mem_mb,
         runtime=30,
+        gpu=run_gpus,
     params:
         run=run_config,
         threads=run_threads,
-        lr_finder=config.get("tuning", {}).get("lr_finder", {}),
+        lr_finder=canonical(config.get("tuning", {}).get("lr_finder", {})),
     message:
         "LR range test for {wildcards.run}"
     script:
@@ -76,14 +91,18 @@ rule train_model:
         history="results/models/{run}/history.json",
         config="results/models/{run}/config.json",
     log:
-        "results/logs/train_model/{run}.log",
+        # metrics.csv is a log: Snakemake keeps it when a job fails, as the resume continues it
+        python="results/logs/train_model/{run}.log",
+        metrics="results/models/{run}/metrics.csv",
     benchmark:
         "results/benchmarks/train_model/{run}.tsv"
+    conda:
+        "../envs/trainset.yaml"
     threads: run_threads
     resources:
         mem_mb=mem_mb,
         runtime=60,
-        gpus=0,
+        gpu=run_gpus,
     params:
         run=run_config,
         threads=run_threads,
@@ -97,17 +116,22 @@ rule train_trial:
     input:
         unpack(trial_inputs),
     output:
+        best="results/search/{search}/{trial}/best.pt",
         final="results/search/{search}/{trial}/final.pt",
         history="results/search/{search}/{trial}/history.json",
         config="results/search/{search}/{trial}/config.json",
     log:
-        "results/logs/train_trial/{search}_{trial}.log",
+        python="results/logs/train_trial/{search}_{trial}.log",
+        metrics="results/search/{search}/{trial}/metrics.csv",
     benchmark:
         "results/benchmarks/train_trial/{search}_{trial}.tsv"
+    conda:
+        "../envs/trainset.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb,
         runtime=60,
+        gpu=run_gpus,
     params:
         run=trial_config,
         threads=1,
@@ -125,6 +149,10 @@ rule gather_search:
         summary="results/search/{search}/summary.json",
     log:
         "results/logs/gather_search/{search}.log",
+    benchmark:
+        "results/benchmarks/gather_search/{search}.tsv"
+    conda:
+        "../envs/trainset.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb,

@@ -19,7 +19,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 from pathlib import Path
@@ -72,6 +72,23 @@ figcaption { color: var(--muted); font-size: .9em; margin-top: 4px; }
 figcaption b { color: var(--ink); }
 pre { background: var(--band); border: 1px solid var(--rule); border-radius: 4px; padding: 10px 12px;
       overflow-x: auto; white-space: pre-wrap; word-break: break-word; }
+header .facts { color: var(--muted); font-size: .9em; margin: 0 0 .6em; }
+header .facts span + span::before { content: " \\00B7  "; }
+p.note { max-width: none; font-size: 1.05em; padding: 8px 12px; border-left: 4px solid var(--rule); background: var(--band); }
+p.note.good { border-left-color: #2e7d32; }
+p.note.bad { border-left-color: #c0392b; background: #fdecea; }
+details.raw { margin: .6em 0 1.2em; }
+details.raw summary { cursor: pointer; color: var(--accent); }
+body.wide { max-width: none; }
+.table-wrap.fit { overflow-x: visible; }
+table.fit { width: 100%; }
+table.fit thead th { white-space: normal; vertical-align: bottom; }
+table.fit td, table.fit td.key { overflow-wrap: anywhere; white-space: normal; }
+table.fit.sortable thead th::after { content: "\\00A0\\2195"; }
+table.fit td.lines { white-space: pre-line; font-size: .92em; }
+tr.loses td { background: #fdecea; }
+td.verdict.worse { color: #a12a1d; font-weight: 600; }
+td.verdict.better { color: #2e6b31; }
 footer { margin-top: 3em; color: var(--muted); font-size: .85em; border-top: 1px solid var(--rule); padding-top: 8px; }
 @media print {
   body { max-width: none; padding: 0; font-size: 11pt; }
@@ -90,7 +107,7 @@ SCRIPT = """
 (function () {
   function key(row, col) {
     var cell = row.cells[col];
-    if (!cell || cell.classList.contains("missing")) return null;
+    if (!cell || cell.classList.contains("missing") || cell.hasAttribute("data-last")) return null;
     var v = cell.getAttribute("data-v");
     return v !== null ? parseFloat(v) : cell.textContent.trim();
   }
@@ -148,10 +165,32 @@ class Figure:
 
 @dataclass(frozen=True)
 class Preformatted:
-    """A titled block of preformatted text (a config dump, a command line)."""
+    """A titled block of preformatted text (a config dump, a command line).
+
+    ``collapsed`` shows only the title until clicked (``<details>``): raw dumps stay on the
+    page for whoever needs them without pushing the results down.
+    """
 
     title: str
     text: str
+    collapsed: bool = False
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A cell whose text is not its value: ``sort`` orders the column (None sorts last)."""
+
+    text: str
+    sort: float | None = None
+    classes: str = ""
+
+
+@dataclass(frozen=True)
+class Note:
+    """A one-line statement set apart under the title (a verdict); ``tone``: good, bad or ''."""
+
+    text: str
+    tone: str = ""
 
 
 @dataclass(frozen=True)
@@ -166,8 +205,10 @@ class Section:
 
 
 # ----------------------------------------------------------------------------- cells
-def _esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+def _esc(value: Any, breakable: bool = False) -> str:
+    """Escaped text; ``breakable`` lets a narrow column wrap names after ``_`` or ``/`` (``<wbr>``)."""
+    text = html.escape(str(value), quote=True)
+    return re.sub(r"([_/])(?=\w)", r"\1<wbr>", text) if breakable else text
 
 
 def format_value(value: Any) -> str:
@@ -184,8 +225,21 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def _cell(value: Any, classes: str = "") -> str:
+def _rich_cell(cell: Cell, classes: str = "", breakable: bool = False) -> str:
+    names = [c for c in (classes, cell.classes) if c]
+    attrs = ""
+    if cell.sort is None or not math.isfinite(cell.sort):
+        attrs = " data-last"  # the sort script puts it after every value, as it does "–"
+    else:
+        attrs = f' data-v="{float(cell.sort)!r}"'
+    cls = f' class="{" ".join(names)}"' if names else ""
+    return f"<td{cls}{attrs}>{_esc(cell.text, breakable)}</td>"
+
+
+def _cell(value: Any, classes: str = "", breakable: bool = False) -> str:
     """A ``<td>``; numbers get ``data-v`` (their raw value) for numeric sorting."""
+    if isinstance(value, Cell):
+        return _rich_cell(value, classes, breakable)
     text = format_value(value)
     names = [classes] if classes else []
     attrs = ""
@@ -199,7 +253,7 @@ def _cell(value: Any, classes: str = "") -> str:
     elif isinstance(value, str) and _HASHLIKE.match(value):
         names.append("mono")
     cls = f' class="{" ".join(names)}"' if names else ""
-    return f"<td{cls}{attrs}>{_esc(text)}</td>"
+    return f"<td{cls}{attrs}>{_esc(text, breakable)}</td>"
 
 
 def _head(columns: Sequence[str], rows: list[list[Any]]) -> str:
@@ -278,17 +332,43 @@ def render_figure(figure: Figure) -> str:
             f'loading="eager"><figcaption>{caption}</figcaption></figure>\n')
 
 
-def _page(title: str, body: str, generated: str | None) -> str:
+def _header(title: str, subtitle: str = "", meta: Mapping[str, Any] | None = None,
+            notes: Sequence[Note] = ()) -> str:
+    """Title, a subtitle, one line of facts (``key: value`` pairs) and the notes under it."""
+    parts = [f"<header><h1>{_esc(title)}</h1>\n"]
+    if subtitle:
+        parts.append(f'<p class="meta">{_esc(subtitle)}</p>\n')
+    if meta:
+        facts = "".join(f"<span>{_esc(k)}: <b>{_esc(format_value(v))}</b></span>" for k, v in meta.items())
+        parts.append(f'<p class="facts">{facts}</p>\n')
+    for note in notes:
+        tone = f" {note.tone}" if note.tone in ("good", "bad") else ""
+        parts.append(f'<p class="note{tone}">{_esc(note.text)}</p>\n')
+    parts.append("</header>\n")
+    return "".join(parts)
+
+
+def _preformatted(block: Preformatted) -> str:
+    if block.collapsed:
+        return (f'<details class="raw"><summary>{_esc(block.title or "show")}</summary>'
+                f"<pre>{_esc(block.text)}</pre></details>\n")
+    heading = f"<h3>{_esc(block.title)}</h3>\n" if block.title else ""
+    return f"{heading}<pre>{_esc(block.text)}</pre>\n"
+
+
+def _page(title: str, body: str, generated: str | None, body_class: str = "") -> str:
     footer = "Generated by trainset" + (f" on {_esc(generated)}" if generated else "")
+    cls = f' class="{body_class}"' if body_class else ""
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-            f"<title>{_esc(title)}</title>\n<style>\n{CSS}\n</style>\n</head>\n<body>\n"
+            f"<title>{_esc(title)}</title>\n<style>\n{CSS}\n</style>\n</head>\n<body{cls}>\n"
             f"{body}<footer>{footer}</footer>\n<script>\n{SCRIPT}\n</script>\n</body>\n</html>\n")
 
 
 # ----------------------------------------------------------------------------- pages
 def render_report(title: str, sections: Sequence[Section], subtitle: str = "",
-                  generated: str | None = None) -> str:
+                  generated: str | None = None, meta: Mapping[str, Any] | None = None,
+                  notes: Sequence[Note] = ()) -> str:
     """One run's evaluation report as a self-contained HTML page.
 
     Parameters
@@ -302,6 +382,10 @@ def render_report(title: str, sections: Sequence[Section], subtitle: str = "",
         A line under the title (e.g. task and split).
     generated : str, optional
         A date to print in the footer; none by default so the page is reproducible.
+    meta : dict, optional
+        Facts for one line under the title (e.g. date, trainset version, config hash), in order.
+    notes : sequence of Note
+        Statements set apart under the title, before any section (e.g. the verdict).
 
     Returns
     -------
@@ -315,10 +399,7 @@ def render_report(title: str, sections: Sequence[Section], subtitle: str = "",
     """
     taken: set[str] = set()
     ids = [_slug(s.title, taken) for s in sections]
-    parts = [f"<header><h1>{_esc(title)}</h1>\n"]
-    if subtitle:
-        parts.append(f'<p class="meta">{_esc(subtitle)}</p>\n')
-    parts.append("</header>\n")
+    parts = [_header(title, subtitle, meta, notes)]
     if len(sections) > 2:
         items = "".join(f'<li><a href="#{i}">{_esc(s.title)}</a></li>'
                         for i, s in zip(ids, sections))
@@ -328,9 +409,7 @@ def render_report(title: str, sections: Sequence[Section], subtitle: str = "",
         parts.append(f'<section id="{anchor}">\n<h2>{_esc(section.title)}</h2>\n')
         parts.append(_paragraphs(section.intro))
         parts.extend(render_table(t, key_column=0) for t in section.tables)
-        for block in section.preformatted:
-            heading = f"<h3>{_esc(block.title)}</h3>\n" if block.title else ""
-            parts.append(f"{heading}<pre>{_esc(block.text)}</pre>\n")
+        parts.extend(_preformatted(block) for block in section.preformatted)
         if section.figures:
             parts.append('<div class="figures">\n')
             parts.extend(render_figure(f) for f in section.figures)
@@ -378,13 +457,18 @@ def provenance_section(config: Mapping[str, Any], provenance: Mapping[str, Any],
                   caption="SHA-256 digests identify the exact files evaluated.")
     text = json.dumps(jsonable(config, "run config"), indent=2, sort_keys=True, ensure_ascii=False)
     return Section(title, intro="Everything needed to reproduce these numbers.",
-                   tables=[table], preformatted=[Preformatted("Run config", text)])
+                   tables=[table], preformatted=[Preformatted("Run config (JSON)", text, collapsed=True)])
 
 
 def render_index(rows: Sequence[Mapping[str, Any]], columns: Sequence[str],
                  links: Mapping[Any, str], title: str = "Runs", key: str | None = None,
-                 intro: str = "", generated: str | None = None) -> str:
+                 intro: str = "", generated: str | None = None,
+                 meta: Mapping[str, Any] | None = None, flagged: Collection[Any] = (),
+                 multiline: Collection[str] = (), notes: Sequence[Note] = ()) -> str:
     """A page comparing all runs in one sortable table, each run linking to its report.
+
+    The table fits the page's width (headers and cells wrap; nothing scrolls sideways), so
+    every column is in view on a laptop screen.
 
     Parameters
     ----------
@@ -402,6 +486,14 @@ def render_index(rows: Sequence[Mapping[str, Any]], columns: Sequence[str],
         Text under the heading (e.g. which split and metric to compare).
     generated : str, optional
         A date to print in the footer.
+    meta : dict, optional
+        Facts for one line under the title (date, versions, config hash).
+    flagged : collection
+        Key-column values whose rows are marked (``class="loses"``: shaded red).
+    multiline : collection of str
+        Columns whose text keeps its line breaks (one item per line).
+    notes : sequence of Note
+        Statements set apart under the title.
 
     Returns
     -------
@@ -423,18 +515,19 @@ def render_index(rows: Sequence[Mapping[str, Any]], columns: Sequence[str],
     head = _head(columns, table_rows)
     body = []
     for values in table_rows:
-        cells = [_cell(v) for v in values]
+        cells = [_cell(v, "lines" if c in multiline else "", breakable=True) for c, v in zip(columns, values)]
         name = values[k]
         if name in links:
             cells[k] = (f'<td class="key"><a href="{_esc(links[name])}">'
-                        f"{_esc(format_value(name))}</a></td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    table = (f'<div class="table-wrap"><table class="sortable">'
+                        f"{_esc(format_value(name), breakable=True)}</a></td>")
+        flag = ' class="loses"' if name in flagged else ""
+        body.append(f"<tr{flag}>" + "".join(cells) + "</tr>")
+    table = (f'<div class="table-wrap fit"><table class="sortable fit">'
              f"<caption>{len(body)} runs; click a column header to sort.</caption>\n"
              f"<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(body)
              + "\n</tbody></table></div>\n")
-    content = f"<header><h1>{_esc(title)}</h1></header>\n{_paragraphs(intro)}{table}"
-    return _page(title, content, generated)
+    content = f"{_header(title, meta=meta, notes=notes)}{_paragraphs(intro)}{table}"
+    return _page(title, content, generated, body_class="wide")
 
 
 def write_page(page: str, path: str | os.PathLike) -> Path:

@@ -35,12 +35,15 @@ class Predictions:
 
 def load_trained(cfg: Any, checkpoint: str | os.PathLike, dataset_path: str | os.PathLike,
                  scalers_path: str | os.PathLike | None) -> tuple[torch.nn.Module, dict, Any]:
-    """The model of a checkpoint, after checking it belongs to this dataset and these scalers."""
+    """The model of a checkpoint, after checking it belongs to this dataset and these scalers,
+    on the run's ``training.device`` here (a checkpoint trained on a GPU loads on the CPU:
+    its tensors are mapped to the evaluating device)."""
     from trainset.models import build_model
-    from trainset.train.run import load_scalers
+    from trainset.train.run import load_scalers, run_device
     from trainset.train.trainer import checkpoint_meta, load_checkpoint
 
-    state = load_checkpoint(checkpoint)
+    device = run_device(cfg)
+    state = load_checkpoint(checkpoint, map_location=device)
     meta = checkpoint_meta(state)
     digest = file_sha256(dataset_path)
     if meta.get("dataset_sha256") != digest:
@@ -65,7 +68,9 @@ def load_trained(cfg: Any, checkpoint: str | os.PathLike, dataset_path: str | os
     except (RuntimeError, KeyError, ValueError) as error:
         raise TrainsetError(f"{checkpoint}: weights do not fit model {cfg.model.name!r} ({error}). "
                             "Fix: retrain, or use the config the checkpoint was trained with") from error
-    model.eval()
+    model.to(device).eval()
+    logger.info("%s: trained on %s%s, evaluated on %s", checkpoint, meta.get("device", "?"),
+                f" ({meta['gpu_name']})" if meta.get("gpu_name") else "", device)
     return model, meta, scalers
 
 
@@ -79,16 +84,19 @@ def predict(model: torch.nn.Module, cfg: Any, dataset_path: str | os.PathLike, s
 
     # one process: worker processes would interleave WebDataset shards out of stored order
     cfg = dataclasses.replace(cfg, training=dataclasses.replace(cfg.training, num_workers=0))
-    run = prepare_run(cfg, dataset_path, scalers, splits={split: False}, model=False, info=info)
+    from trainset.train.device import model_device
+
+    run = prepare_run(cfg, dataset_path, scalers, splits={split: False}, model=False, info=info,
+                      device=model_device(model))  # batches go where the model is
     prepare = run.prepare()
     torch.manual_seed(cfg.training.seed)
     preds, targets, masks, extra = [], [], [], {"index": [], "site": [], "part": []}
     for batch in run.batches(split, shuffle=False)(0):
         out = model(prepare(batch))
-        preds.append(out["pred"].float())
-        targets.append(out["target"])
+        preds.append(out["pred"].float().cpu())  # metrics are numpy: gathered on the CPU
+        targets.append(out["target"].cpu())
         if out.get("mask") is not None:
-            masks.append(out["mask"])
+            masks.append(out["mask"].cpu())
         extra["index"].append(batch["index"])
         if "site" in batch:
             extra["site"].append(batch["site"])

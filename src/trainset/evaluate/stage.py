@@ -18,7 +18,7 @@ import numpy as np
 
 from trainset.errors import TrainsetError
 from trainset.evaluate.load import load_split
-from trainset.provenance import code_version, file_sha256, jsonable, write_json
+from trainset.provenance import code_version, creation_date, file_sha256, json_sha256, jsonable, write_json
 from trainset.tasks import TASKS, TaskSpec
 from trainset.versions import KEY, check_version, stamp
 
@@ -31,7 +31,7 @@ def evaluate_run(run: dict[str, Any], folder: str | os.PathLike, dataset_path: s
     """Evaluate the best checkpoint of a run; write ``metrics.json`` and ``report.html`` into ``output``."""
     from trainset.evaluate import html
     from trainset.evaluate.predict import load_trained, predict
-    from trainset.train.config import TrainingConfig
+    from trainset.train.config import TrainingConfig, config_hash
 
     cfg = TrainingConfig.from_dict(run)
     if split == cfg.training.train_split:
@@ -66,20 +66,38 @@ def evaluate_run(run: dict[str, Any], folder: str | os.PathLike, dataset_path: s
         "dataset_sha256": meta.get("dataset_sha256"), "scaler_sha256": meta.get("scaler_sha256"),
         "checkpoint": str(checkpoint), "checkpoint_sha256": file_sha256(checkpoint),
         "trainset_version": code_version(), "best_epoch": _best_epoch(history),
+        "trained_on": meta.get("device"), "trained_gpu": meta.get("gpu_name"),  # training.device, resolved
+        "config_sha256": config_hash(cfg), "date": creation_date(),  # the day only: reruns that day match
     }
     result = {"run": cfg.name, "task": task, "split": split, "metrics": metrics, "provenance": provenance,
               **stamp("metrics")}
     from trainset.evaluate import figures
 
-    intro = html.Section("Learning curves", f"Model selected at epoch {provenance['best_epoch']} (lowest "
-                         f"validation loss). Scores below are on the {split!r} split, never on training data.",
-                         figures=[html.Figure("Loss per epoch", figures.learning_curves(history))])
-    page = html.render_report(f"{cfg.name}: {task} on {split}",
-                              [html.provenance_section(cfg.to_dict(), provenance), intro, *sections])
+    training = html.Section("Learning curves", f"Model selected at epoch {provenance['best_epoch']} (lowest "
+                            f"validation loss). The scores above are on the {split!r} split, never on training data.",
+                            figures=[html.Figure("Loss per epoch", figures.learning_curves(history))])
+    page = _report_page(html, result, spec, [*sections, training, html.provenance_section(cfg.to_dict(), provenance)])
     output.mkdir(parents=True, exist_ok=True)
     write_json(jsonable(result, f"{output}/metrics.json", nan_as_null=True), output / "metrics.json")
     html.write_page(page, output / "report.html")
     return result
+
+
+def _report_page(html: Any, result: dict, spec: TaskSpec, sections: list) -> str:
+    """Results first (the verdict, then the task's sections), training and provenance last."""
+    from trainset.evaluate.verdict import verdict
+
+    judged = verdict(spec, result["metrics"])
+    tone = {"better": "good", "worse": "bad"}.get(judged.outcome, "")
+    return html.render_report(f"{result['run']}: {result['task']} on {result['split']}", sections,
+                              meta=_facts(result["provenance"]), notes=[html.Note(judged.sentence(), tone)])
+
+
+def _facts(provenance: dict) -> dict[str, Any]:
+    """The header line of a report: when, with which trainset, from which config."""
+    digest = provenance.get("config_sha256")
+    return {"evaluated": provenance.get("date"), "trainset": provenance.get("trainset_version"),
+            "config sha256": digest[:12] if isinstance(digest, str) else None}
 
 
 def _best_epoch(history: list[dict]) -> int | None:
@@ -106,21 +124,68 @@ def resolve_handler(reference: str) -> Callable[..., tuple[dict, list]]:
 
 
 def write_index(reports: list[str | os.PathLike], output: str | os.PathLike) -> None:
-    """``results/reports/index.html``: every run in one sortable table, linking to its report."""
+    """``results/reports/index.html``: every run in one sortable table, linking to its report.
+
+    Each row names the task's headline metric and which way is better, the best baseline by
+    name and score, and the verdict; runs that lose to their baseline are shaded and listed on
+    top. The header's date is the newest evaluation date among the inputs (never the clock), so
+    the same metrics files always give the same bytes.
+    """
     from trainset.evaluate import html
 
-    rows, links = [], {}
+    results = []
     for path in sorted(reports, key=str):
         result = json.loads(Path(path).read_text())
         check_version("metrics", result.get(KEY), path)
-        headline = dict(result["metrics"].get("headline", {}))
-        spec = TASKS.get(result["task"])
-        metric, baseline = (spec.metric, spec.baseline) if spec else (None, None)
-        row = {"run": result["run"], "task": result["task"], "split": result["split"],
-               "dataset": Path(result["provenance"]["dataset"]).name, "main metric": metric,
-               "model": headline.pop(metric, None), "best baseline": headline.pop(baseline, None)}
-        row["other"] = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in headline.items())
-        rows.append(row)
-        links[result["run"]] = f"{result['run']}/report.html"
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    html.write_page(html.render_index(rows, columns, links), output)
+        results.append(result)
+    rows, losers = [_index_row(result) for result in results], []
+    for result, row in zip(results, rows):
+        if row["vs baseline"].classes == "verdict worse":
+            losers.append(result["run"])
+    notes = [html.Note(f"{len(losers)} of {len(rows)} runs lose to their best baseline (shaded): "
+                       + ", ".join(losers), "bad")] if losers else []
+    columns = list(dict.fromkeys(key for row in rows for key in row)) or ["run"]
+    page = html.render_index(rows, columns, {r["run"]: f"{r['run']}/report.html" for r in results},
+                             intro=INDEX_INTRO, meta=_index_facts(results), flagged=set(losers),
+                             multiline={"other metrics"}, notes=notes)
+    html.write_page(page, output)
+
+
+INDEX_INTRO = ("Each row: a run's selected checkpoint scored on its evaluation split. \"vs baseline\" compares the "
+               "model with the best baseline (fitted on the training split only) in the task's headline metric; "
+               "\u2193 lower is better, \u2191 higher is better.")
+
+
+def _index_row(result: dict) -> dict[str, Any]:
+    """One run's row: headline metric with its direction, the best baseline and the verdict."""
+    from trainset.evaluate.html import Cell, format_value
+    from trainset.evaluate.verdict import ARROW, BETTER, verdict
+
+    metrics = result["metrics"]
+    headline = dict(metrics.get("headline", {}))
+    spec = TASKS.get(result["task"])
+    row = {"run": result["run"], "task": result["task"], "split": result["split"],
+           "dataset": Path(result["provenance"]["dataset"]).name}
+    if spec is None:
+        row.update({"metric": None, "model": None, "best baseline": None, "baseline score": None,
+                    "vs baseline": Cell("unknown task", classes="verdict")})
+    else:
+        judged = verdict(spec, metrics)
+        headline.pop(spec.metric, None)
+        row.update({"metric": f"{spec.metric} {ARROW[spec.direction]} {BETTER[spec.direction]}",
+                    "model": judged.model, "best baseline": judged.baseline_name,
+                    "baseline score": headline.pop(spec.baseline, None) if spec.baseline else None,
+                    "vs baseline": Cell(judged.short(), judged.relative, f"verdict {judged.outcome}")})
+    row["other metrics"] = "\n".join(f"{k} {format_value(v)}" for k, v in headline.items())
+    return row
+
+
+def _index_facts(results: list[dict]) -> dict[str, Any]:
+    """Header of the index: newest evaluation date, trainset versions, one hash of all run configs."""
+    provenance = [r["provenance"] for r in results]
+    dates = sorted(p["date"] for p in provenance if p.get("date"))
+    versions = sorted({str(p.get("trainset_version")) for p in provenance})
+    configs = {r["run"]: r["provenance"].get("config_sha256") for r in results}
+    digest = json_sha256(configs)[:12] if configs and all(configs.values()) else None
+    return {"evaluated": dates[-1] if dates else None, "trainset": ", ".join(versions) or None,
+            "config sha256 (all runs)": digest}

@@ -30,6 +30,12 @@ def _metric_table(title: str, results: dict[str, dict], keys: list[str]) -> Tabl
     return Table(title, ["model", *keys], [[name, *(r.get(k) for k in keys)] for name, r in results.items()])
 
 
+def _best_baseline(results: dict, score: Any, pick: Any) -> str | None:
+    """The name of the baseline the headline compares with (``pick`` is min or max of ``score``)."""
+    names = [name for name in results if name != "model"]
+    return pick(names, key=lambda name: score(results[name])) if names else None
+
+
 def classification(p: Any, train: dict, test: dict, info: dict) -> tuple[dict, list]:
     classes = int(info.get("num_classes") or int(max(p.target.max(), train["labels"].max())) + 1)
     labels = p.target.astype(np.int64)
@@ -54,7 +60,8 @@ def classification(p: Any, train: dict, test: dict, info: dict) -> tuple[dict, l
     section = Section("Classification", "Accuracy, macro F1 and log loss beside the class frequencies of the "
                       "training split (climatology) and, for one label per sequence, a logistic regression on "
                       "the flattened inputs.", [_metric_table("Scores", results, keys)], figs)
-    return {"headline": headline, **results}, [section]
+    best = _best_baseline(results, lambda r: r["accuracy"], max)
+    return {"headline": headline, "baseline_name": best, **results}, [section]
 
 
 def regression(p: Any, train: dict, test: dict, info: dict) -> tuple[dict, list]:
@@ -78,7 +85,8 @@ def regression(p: Any, train: dict, test: dict, info: dict) -> tuple[dict, list]
                 "baseline_rmse": min(baselines) if baselines else float("nan")}
     section = Section("Regression", "Errors in data units (targets unscaled), beside the training-split mean and "
                       "a ridge regression on the flattened inputs.", [_metric_table("Scores", results, keys)], figs)
-    return {"headline": headline, **results}, [section]
+    best = _best_baseline(results, lambda r: r["rmse"], min)
+    return {"headline": headline, "baseline_name": best, **results}, [section]
 
 
 def _pooled(result: dict) -> dict:
@@ -162,7 +170,7 @@ def thresholds(p: Any, train: dict, test: dict, info: dict) -> tuple[dict, list]
                       "Monotonicity violations: adjacent thresholds where P(score > higher) > P(score > lower). "
                       "Per-site scores are listed by site id.", tables,
                       _threshold_figures(model, results, p, probs, cuts))
-    return {"headline": headline, **results}, [section]
+    return {"headline": headline, "baseline_name": "logistic regression", **results}, [section]
 
 
 def _by_world(split: dict) -> dict:
@@ -216,7 +224,9 @@ def irfs(p: Any, train: dict, test: dict, info: dict) -> tuple[dict, list]:
                   "NRMSE divides RMSE by the training split's spread of each variable in that world.")
     section = Section("Impulse responses", "Errors over every shock, horizon and variable per world, beside the "
                       "world's training mean IRF and a ridge regression from parameters to IRFs.", [table], figs)
-    return {"headline": headline, "worlds": per_world}, [section]
+    best = {min(("training mean", "linear (ridge)"), key=lambda name: w[name]["nrmse"]) for w in per_world.values()}
+    name = best.pop() if len(best) == 1 else "the better of training mean and ridge, per world"
+    return {"headline": headline, "baseline_name": name, "worlds": per_world}, [section]
 
 
 def irf_splits(model: Any, cfg: Any, dataset_path, scalers: Any, info: dict, train: dict,
@@ -261,7 +271,7 @@ def generated_frames(model: Any, cfg: Any, dataset_path, split: str, scalers: An
     held = load_split(dataset_path, split)["frames"]
     generator = torch.Generator().manual_seed(cfg.training.seed)
     with torch.no_grad():
-        sample = model.sample(n, generator=generator, steps=50)
+        sample = model.sample(n, generator=generator, steps=50).cpu()  # drawn on the model's device
     sample = np.asarray(scalers.inverse("frames", sample) if scalers is not None else sample, dtype=np.float64)
     weeks, places = held.shape[2], held.shape[3]
     generated = np.clip(sample[:, :, :weeks, :places], 0, None)
@@ -271,15 +281,18 @@ def generated_frames(model: Any, cfg: Any, dataset_path, split: str, scalers: An
     part = next(iter(collection.parts.values()))
     coords = {"season_week": part["season_week"].values, "place": part["place"].values, "feature": ["value"]}
     pngs = []
+    titles = {"generated": "Generated frames (drawn from the model)", "held-out": f"Held-out frames ({split!r} split)"}
     with tempfile.TemporaryDirectory() as tmp:
         for name, frames in (("generated", generated), ("held-out", held)):
             array = xr.DataArray(frames[:12], dims=("sample", "feature", "season_week", "place"),
                                  coords={**coords, "sample": np.arange(min(12, len(frames)))})
             path = f"{tmp}/{name}.png"
-            plot_us_grid(array, path, title=f"{name} frames")
+            plot_us_grid(array, path, title=titles[name])
             pngs.append(open(path, "rb").read())
-    figs = [Figure("US grid: generated (left) and held-out (right)", figures.side_by_side(pngs[0], pngs[1],
-                                                                                          ["generated", "held-out"])),
+    # Two full-width figures: side by side, 51 state panels each shrink below reading size.
+    figs = [Figure("US grid: generated frames", pngs[0], "Drawn from the model; compare shapes, peaks and "
+                   "timing with the held-out frames below."),
+            Figure("US grid: held-out frames", pngs[1], f"Frames of the {split!r} split, never trained on."),
             Figure("National peak size", figures.distributions(held_peaks[0], generated_peaks[0],
                                                                "National-sum peak", "peak (cases)")),
             Figure("National peak week", figures.distributions(held_peaks[1], generated_peaks[1],

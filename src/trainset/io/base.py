@@ -19,6 +19,7 @@ format names from it.
 from __future__ import annotations
 
 import os
+import threading
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -100,6 +101,20 @@ class Reader(ABC):
     def read(self, part: int, local: np.ndarray, variables: list[str] | None = None) -> dict[str, np.ndarray]:
         """Rows ``local`` (sorted, unique) of part number ``part``: variable -> stacked array."""
 
+    def take(self, part: int, rows: np.ndarray, variables: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Rows ``rows`` of part ``part`` in the order given (repeats allowed): variable -> stacked array.
+
+        What a loader's shuffled batch needs. This default reads the sorted unique rows with
+        :meth:`read` and reorders them (two copies); readers that can gather in one pass (from
+        RAM, or from whole raw chunks) override it with the same result.
+        """
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        unique, inverse = np.unique(rows, return_inverse=True)
+        block = self.read(part, unique, variables)
+        if unique.size == rows.size and np.array_equal(unique, rows):
+            return block
+        return {var: a[inverse] for var, a in block.items()}
+
     def iter_blocks(self, indices: np.ndarray | None = None, variables: Sequence[str] | None = None,
                     rows: int | Sequence[int] | None = None) -> Iterator[Block]:
         """The samples ``indices`` (sorted, unique global indices; None: all) in stored order.
@@ -147,6 +162,24 @@ class Reader(ABC):
     def offsets(self) -> np.ndarray:
         """Global index of each part's first sample."""
         return np.cumsum([0, *(p.size for p in self.parts)])[:-1]
+
+
+_SCRATCH = threading.local()
+
+
+def scratch_buffer(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A chunk-sized scratch array reused by this thread (contents undefined): readers that gather
+    a batch from whole chunks read each chunk into it. A fresh 1 MB array per batch costs more in
+    page faults (~1 ms once the allocator hands freed memory back to the system) than the read."""
+    cache = getattr(_SCRATCH, "by_shape", None)
+    if cache is None:
+        cache = _SCRATCH.by_shape = {}
+    key = (tuple(shape), np.dtype(dtype).str)
+    if key not in cache:
+        if len(cache) > 8:
+            cache.clear()
+        cache[key] = np.empty(shape, dtype=dtype)
+    return cache[key]
 
 
 @dataclass(frozen=True)
@@ -245,6 +278,17 @@ class Format(ABC):
     @abstractmethod
     def reader(self, path: str | os.PathLike) -> Reader:
         """A :class:`Reader` of the stored dataset (opened lazily)."""
+
+    remote_refusal: ClassVar[str] = "its reader opens local files only"
+    """Why :meth:`remote_reader` refuses, for formats that do not read from object stores."""
+
+    def remote_reader(self, url: str, fs: Any, path: str) -> Reader:
+        """A :class:`Reader` of the dataset at fsspec URL ``url`` (``path`` inside filesystem ``fs``),
+        with the same integrity checks as :meth:`reader`; refused where they cannot hold
+        (:attr:`remote_refusal`, see :mod:`trainset.io.remote`)."""
+        raise TrainsetError(f"{url}: {self.name} datasets are not read from object storage: {self.remote_refusal}. "
+                            "Fix: open the dataset's hdf5, zarr or webdataset copy there, or copy it to a local folder first "
+                            "(fsspec.open_local('simplecache::' + url), aws s3 cp --recursive)")
 
     def streamed_dataset(self, reader: Reader, split: str | None, variables: Sequence[str] | None,
                          **options: Any) -> Any:

@@ -29,7 +29,7 @@ from trainset.collection import SAMPLE, Collection
 from trainset.errors import TrainsetError
 from trainset.faults import maybe_fail
 from trainset.io.base import Format, PartInfo, Reader, Splits, VariableInfo, register
-from trainset.io.hdf5.read import read_rows
+from trainset.io.hdf5.read import read_rows, take_chunks
 from trainset.io.hdf5.refs import open_contained, outside_references_of, refuse_outside_file
 from trainset.provenance import atomic_path, canonical_json
 from trainset.splits import check_splits
@@ -149,6 +149,8 @@ class NetCDFFormat(Format):
             if splits:
                 _splits_dataset(splits).to_netcdf(tmp, mode="a", engine="netcdf4", group=SPLITS_GROUP)
 
+    remote_refusal = "its metadata is read with xarray's netCDF4 engine, which opens local files only"
+
     def reader(self, path) -> "NetCDFReader":
         return NetCDFReader(path)
 
@@ -246,6 +248,22 @@ class NetCDFReader(Reader):
             info = self.parts[part].variables[var]
             out[var] = np.empty((local.size, *info.shape), dtype=info.dtype)
             read_rows(self._dataset(part, var), local, out[var])
+        return out
+
+
+    def take(self, part: int, rows: np.ndarray, variables: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Rows in the order given; whole raw chunks gathered in one pass where :func:`take_chunks` applies."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if not 0 <= part < len(self.parts) or (rows.size and (rows.min() < 0 or rows.max() >= self.parts[part].size)):
+            return super().take(part, rows, variables)
+        out = {}
+        for var in variables or list(self.parts[part].variables):
+            info = self.parts[part].variables.get(var)
+            if info is None:
+                return super().take(part, rows, variables)
+            out[var] = np.empty((rows.size, *info.shape), dtype=info.dtype)
+            if not take_chunks(self._dataset(part, var), rows, out[var]):
+                return super().take(part, rows, variables)
         return out
 
 

@@ -34,14 +34,19 @@ class BlockShuffleSampler(Sampler[list[int]]):
     rank, world : int
         Under DistributedDataParallel, rank r takes positions r, r+world, ... of every global
         batch, so all ranks run the same number of steps and together see each batch once.
+    arrays : bool
+        Yield int64 arrays instead of lists (what :func:`~trainset.loaders.mapped.make_loader`
+        asks for: a batch's positions then never become 256 Python ints and back).
     """
 
     def __init__(self, size: int, batch_size: int, block_size: int = 256, shuffle: bool = True,
-                 window: int = 1, seed: int = 0, drop_last: bool = False, rank: int = 0, world: int = 1):
+                 window: int = 1, seed: int = 0, drop_last: bool = False, rank: int = 0, world: int = 1,
+                 arrays: bool = False):
         self.size, self.batch_size, self.block_size = int(size), int(batch_size), max(1, int(block_size))
         self.shuffle, self.window, self.seed, self.drop_last = shuffle, max(1, int(window)), int(seed), drop_last
         self.epoch = 0
         self.rank, self.world = int(rank), max(1, int(world))
+        self.arrays = arrays
 
     def set_epoch(self, epoch: int) -> None:
         """Change the shuffle for a new epoch (call before iterating)."""
@@ -56,6 +61,10 @@ class BlockShuffleSampler(Sampler[list[int]]):
         full = starts[starts + self.block_size <= self.size]
         # the short last block goes last, so it cannot shift every later batch off the chunk grid
         starts = np.concatenate([full[rng.permutation(full.size)], starts[full.size:]])
+        if self.window == 1:  # a pool is one block: the same draws, without building and indexing it
+            ends = np.minimum(starts + self.block_size, self.size)
+            pieces = [start + rng.permutation(end - start) for start, end in zip(starts.tolist(), ends.tolist())]
+            return np.concatenate(pieces).astype(np.int64, copy=False) if pieces else np.arange(0)
         pieces = []
         for first in range(0, starts.size, self.window):
             pool = np.concatenate([np.arange(s, min(s + self.block_size, self.size)) for s in starts[first:first + self.window]])
@@ -70,7 +79,8 @@ class BlockShuffleSampler(Sampler[list[int]]):
             if batch.size < self.world:
                 continue  # a tail too short to give every rank a sample (DDP steps must match)
             # under DDP each rank takes its share of the same global batch
-            yield batch[self.rank::self.world].tolist()
+            mine = batch[self.rank::self.world]
+            yield mine if self.arrays else mine.tolist()
 
     def __len__(self) -> int:
         if self.drop_last:

@@ -26,11 +26,17 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from trainset.errors import TrainsetError
+from trainset.io.base import VariableInfo
 from trainset.io.wds.read import WdsSource
+from trainset.loaders.describe import describe, features_of
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["WdsDataset"]
+__all__ = ["NotIndexable", "WdsDataset"]
+
+
+class NotIndexable(TrainsetError, TypeError):
+    """``ds[i]`` on a streamed dataset (a TypeError too, as for any object without indexing)."""
 
 
 def consumer() -> tuple[int, int]:
@@ -122,6 +128,22 @@ class WdsDataset(IterableDataset):
 
     def __len__(self) -> int:
         return self._length
+
+    def __getitem__(self, position: Any) -> Any:
+        """Refused: shards are streamed, so a sample has no address to read it from."""
+        raise NotIndexable(f"{type(self).__name__} is streamed (WebDataset shards read in order): it has no ds[i]. "
+                        "Fix: iterate it (for sample in ds, or trainset.loaders.mapped.make_loader(ds, ...)), "
+                        "or open a map-style copy of the dataset (netcdf, hdf5 or zarr) for indexing")
+
+    @property
+    def features(self) -> dict[str, VariableInfo]:
+        """Variable -> per-sample shape and dtype (the requested variables only), from ``index.json``."""
+        return features_of(self.reader.parts, self.variables)
+
+    def __repr__(self) -> str:
+        fields = {"format": "webdataset", "path": self.reader.path, "split": self.split, "length": len(self),
+                  "shuffle": self.shuffle}
+        return describe(type(self).__name__, fields, self.reader.parts, self.variables)
 
     def shard_order(self) -> list[int]:
         """Shards holding split samples, permuted by ``(seed, epoch)`` when shuffling."""

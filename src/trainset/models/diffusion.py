@@ -170,7 +170,8 @@ class FrameDiffusion(ConfiguredModel):
         n : int
             Number of frames.
         generator : torch.Generator, optional
-            Source of the noise (default torch's global RNG).
+            Source of the noise (default torch's global RNG). Noise is drawn on the generator's
+            device and moved to the model's, so a CPU generator gives the same noise on any device.
         steps : int, optional
             Fewer denoising steps for speed: an evenly spaced subsequence of the training
             timesteps with the betas re-derived from ``alpha_bar`` (respaced DDPM); default all.
@@ -189,7 +190,8 @@ class FrameDiffusion(ConfiguredModel):
         betas = (1.0 - abar / abar_prev).clamp(max=0.999)
         was_training = self.training
         self.eval()
-        x = torch.randn((n, self.frame_shape[0], *self.canvas), generator=generator, device=device)
+        source = generator.device if generator is not None else device
+        x = torch.randn((n, self.frame_shape[0], *self.canvas), generator=generator, device=source).to(device)
         for i in range(len(timesteps) - 1, -1, -1):
             t = torch.full((n,), int(timesteps[i]), dtype=torch.long, device=device)
             eps = self.unet(x, t)
@@ -197,6 +199,6 @@ class FrameDiffusion(ConfiguredModel):
             x = (x - beta / math.sqrt(1.0 - a_t) * eps) / math.sqrt(1.0 - beta)
             if i > 0:
                 sigma = math.sqrt(beta * (1.0 - a_prev) / (1.0 - a_t))
-                x = x + sigma * torch.randn(x.shape, generator=generator, device=device)
+                x = x + sigma * torch.randn(x.shape, generator=generator, device=source).to(device)
         self.train(was_training)
         return x[:, :, : self.frame_shape[1], : self.frame_shape[2]]

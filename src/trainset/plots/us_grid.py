@@ -32,6 +32,11 @@ logger = logging.getLogger(__name__)
 DIMS = ("sample", "feature", "season_week", "place")
 GRID_SHAPE = (8, 11)
 NATIONAL_ROWS, NATIONAL_COLS = slice(0, 2), slice(1, 8)
+LEGEND_ROWS, LEGEND_COLS = slice(5, 8), slice(9, 11)
+"""Tiles no state occupies (south-east of the map): the legend goes there, never over a panel."""
+ORIGIN_CHARS = 40
+NATIONAL_INSET = (0.03, 0.035)
+"""Room (figure fractions, left and bottom) the national panel leaves for its axis labels."""
 FIGSIZE, DPI = (22.0, 16.0), 80
 DEFAULT_SAMPLES = 12
 """Samples drawn when none are chosen: the ``plots.samples`` default (the schema's copy is tested against it)."""
@@ -146,13 +151,17 @@ def _style(ax: Axes, x: np.ndarray, ylim: tuple[float, float], small: bool) -> N
         ax.spines[side].set_visible(False)
 
 
-def _legend(ax: Axes, data: xr.DataArray, idx: list[int], colors: list,
-            past: xr.DataArray | None) -> None:
-    """Name the shown samples (with their origin when known, if few) and the past overlay."""
+def _legend(fig: Figure, anchor, data: xr.DataArray, idx: list[int], colors: list,
+            past: xr.DataArray | None, axes_note: str) -> None:
+    """Name the shown samples (with their origin when known, if few) and the past overlay.
+
+    Drawn in the empty tiles south-east of the map (``anchor``, a gridspec cell range), so it
+    never hides a state's curves; ``axes_note`` below it gives the state panels' axes and units.
+    """
     if len(idx) <= DEFAULT_SAMPLES:
         origin = data["origin"].values if "origin" in data.coords and \
             data["origin"].dims == ("sample",) else None
-        labels = [f"#{i}" + (f" {str(origin[i])[:48]}" if origin is not None else "")
+        labels = [f"#{i}" + (f" {str(origin[i])[:ORIGIN_CHARS]}" if origin is not None else "")
                   for i in idx]
         handles = [Line2D([], [], color=c, lw=1.5) for c in colors]
     else:
@@ -160,14 +169,28 @@ def _legend(ax: Axes, data: xr.DataArray, idx: list[int], colors: list,
     if past is not None:
         labels.append(_past_label(past))
         handles.append(Line2D([], [], color=PAST_COLOR, lw=1.5))
-    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
-              frameon=False, borderaxespad=0, handlelength=1.5)
+    box = anchor.get_position(fig)
+    legend = fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(box.x0, box.y1),
+                        fontsize=8, frameon=False, borderaxespad=0, handlelength=1.5,
+                        title="samples (origin)" if len(idx) <= DEFAULT_SAMPLES else None,
+                        title_fontsize=9, alignment="left")
+    legend.set_gid("legend")
+    fig.text(box.x0, box.y0, axes_note, fontsize=8, color="0.3", va="bottom", ha="left",
+             wrap=True, gid="axes-note")
+
+
+def _y_label(data: xr.DataArray, feature: int, units: str | None) -> str:
+    """The y axis: the feature's name and its units (the data's ``units`` attribute when set)."""
+    name = str(data["feature"].values[feature]) if "feature" in data.coords else f"feature {feature}"
+    units = units or data.attrs.get("units") or "per season week"
+    return f"{name} ({units})"
 
 
 def plot_us_grid(data: xr.DataArray, path: str | os.PathLike,
                  sample_idx: Sequence[int] | None = None, feature: int = 0,
                  sharey: bool = False, past: xr.DataArray | None = None,
-                 title: str | None = None, metadata: dict[str, str] | None = None) -> Figure:
+                 title: str | None = None, metadata: dict[str, str] | None = None,
+                 units: str | None = None) -> Figure:
     """Draw samples of a (sample, feature, season_week, place) array on the US tile grid.
 
     The visual check after building a training array: ranges, shapes and odd states show at
@@ -194,9 +217,13 @@ def plot_us_grid(data: xr.DataArray, path: str | os.PathLike,
         lines behind the samples in every state panel and, summed, in the national one (artist
         gid ``past``). A ``fluseason`` coordinate names the seasons in the legend.
     title : str, optional
-        Figure title; by default it states how many samples are shown.
+        What is shown (e.g. the mix); the figure title adds, once, how many samples, which
+        feature and how the y ranges are set, so the caller should not repeat those.
     metadata : dict of str to str, optional
         Extra PNG text chunks (e.g. source file, config hash).
+    units : str, optional
+        Units of the values for the y axis label; default the array's ``units`` attribute,
+        else "per season week" (each value is one week's count).
 
     Returns
     -------
@@ -233,22 +260,32 @@ def plot_us_grid(data: xr.DataArray, path: str | os.PathLike,
         ax.set_title(abbr, fontsize=10, fontweight="bold", pad=2)
         if np.isnan(ys[:, :, j]).all():
             ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", color="firebrick")
-    nat = _panel(fig.add_subplot(grid[NATIONAL_ROWS, NATIONAL_COLS]), pen, _national(ys),
+    nat = _panel(_national_axes(fig, grid), pen, _national(ys),
                  None if past_ys is None else _national(past_ys), None, small=False)
     gaps = int(np.isnan(ys).any(axis=(0, 1)).sum())
-    nat.set_title(f"National: sum over {len(states)} states (x: season week)"
+    nat.set_title(f"National: sum over {len(states)} states"
                   + (f"; {gaps} states have missing values, skipped" if gaps else ""),
                   fontsize=12, pad=3, color="firebrick" if gaps else "black")
-    _legend(nat, data, idx, pen.colors, past)
-
+    y_label = _y_label(data, feature, units)
+    nat.set_xlabel("season week", fontsize=10, labelpad=1)
+    nat.set_ylabel(y_label, fontsize=10)
+    note = (f"State panels: x season week {int(pen.x.min())}-{int(pen.x.max())}, y {y_label}, "
+            + ("one y range for all states." if sharey else "each state its own y range."))
+    _legend(fig, grid[LEGEND_ROWS, LEGEND_COLS], data, idx, pen.colors, past, note)
     shown = f"{len(idx)} of {data.sizes['sample']} samples shown"
-    label = data["feature"].values[feature] if "feature" in data.coords else feature
-    fig.suptitle(f"{title} ({shown})" if title else f"US grid: {shown}, feature "
-                 f"{str(label)!r}, y {'shared' if sharey else 'per state'}", fontsize=15, y=0.985)
+    fig.suptitle(f"{title or 'US grid'} — {shown}", fontsize=15, y=0.985)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=DPI, metadata=meta)
     logger.info("wrote US grid of %d samples x %d states to %s", len(idx), len(states), path)
     return fig
+
+
+def _national_axes(fig: Figure, grid) -> Axes:
+    """The large panel, inset so its axis labels clear Alaska and the row of states below."""
+    ax = fig.add_subplot(grid[NATIONAL_ROWS, NATIONAL_COLS])
+    box, (dx, dy) = ax.get_position(), NATIONAL_INSET
+    ax.set_position([box.x0 + dx, box.y0 + dy, box.width - dx, box.height - dy])
+    return ax
 
 
 class _Pen(NamedTuple):

@@ -43,6 +43,8 @@ def _describe(hint: Any) -> str:
     if origin is Literal:
         return f"one of {list(args)}"
     if origin is tuple:
+        if typing.get_origin(args[0]) is Literal:
+            return f"a list of {list(typing.get_args(args[0]))}"
         return "a list of strings" if args[0] is str else "a list of losses {name, weight, params}"
     if origin is dict:
         return "a mapping"

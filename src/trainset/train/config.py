@@ -37,6 +37,9 @@ recognised: :mod:`trainset.train.legacy_config`):
   checkpoint is always kept) and ``use_wandb`` must be false. :meth:`TrainingConfig.from_flat`
   builds a config from upstream's flat dict.
 
+trainset's own older ``training.amp: true/false`` is read as ``training.precision: bf16/fp32``
+(both keys together are an error).
+
 PyYAML reads ``1e-3`` (no dot) as a string; float fields accept such numeric strings.
 """
 
@@ -47,6 +50,7 @@ import difflib
 import hashlib
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
@@ -124,12 +128,24 @@ class TrainingSection:
     save_every_n_epochs: int = 5
     """Keep a periodic checkpoint every n epochs (0: only the best and the last)."""
     log_every_n_steps: int = 50
-    """Log the training loss and throughput (samples/s) every n optimisation steps."""
+    """Every n optimisation steps (counted over the run), write a ``train`` row (mean loss since the
+    last row, lr, samples/s) to the ``loggers`` and a DEBUG log line."""
+    loggers: tuple[Literal["csv", "tensorboard"], ...] = ("csv",)
+    """Where step and epoch metrics go besides the log: ``csv`` (the run folder's metrics.csv),
+    ``tensorboard`` (event files in its tensorboard/; needs ``pip install -e '.[tensorboard]'``);
+    an empty list for neither."""
     seed: int = 42
     """Seed for weight init, shuffling and augmentation; a workflow run without one takes the
     workflow's ``seed``."""
-    amp: bool = False
-    """bf16 autocast (on CPU)."""
+    device: str = "auto"
+    """Where the model, batches and losses live: ``auto`` (CUDA when torch sees a GPU, then MPS,
+    else the CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; under torchrun ``cuda`` is each rank's
+    GPU ``LOCAL_RANK``. A device that is not there is refused when the run starts. Byte-identical
+    artifacts hold on CPU; on a GPU, reruns match on the same machine and GPU model."""
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    """Autocast precision on the run's device: fp32 (none), bf16, or fp16 with a gradient scaler
+    (its state is checkpointed, so resume stays exact). A precision the device cannot run is
+    refused. The old ``amp: true/false`` is translated to bf16/fp32."""
     num_workers: int = 0
     """DataLoader worker processes (on 2 cores they only help for costly batches)."""
     threads: int = 1
@@ -166,9 +182,12 @@ class TrainingSection:
             in_range(p, "training.min_delta", self.min_delta, 0)
         in_range(p, "training.save_every_n_epochs", self.save_every_n_epochs, 0)
         in_range(p, "training.log_every_n_steps", self.log_every_n_steps, 1)
+        if len(set(self.loggers)) < len(self.loggers):
+            p.append(f"training.loggers: a logger is listed twice: {list(self.loggers)}")
         in_range(p, "training.seed", self.seed, 0, MAX_SEED, fix="seeds are stored as signed 64-bit integers")
         in_range(p, "training.num_workers", self.num_workers, 0)
         in_range(p, "training.threads", self.threads, 1)
+        p += device_problems(self.device)
         if self.train_split == self.val_split:
             p.append(f"training.val_split: must differ from training.train_split ({self.train_split!r})")
         return p
@@ -249,6 +268,19 @@ class DataSection:
 
 
 _SECTIONS: dict[str, type] = {"model": ModelSection, "training": TrainingSection, "data": DataSection}
+
+
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
+"""The values ``training.device`` accepts (matched whole)."""
+
+
+def device_problems(value: object, key: str = "training.device") -> list[str]:
+    """The problems of a ``training.device`` value: its spelling only (torch-free); whether the
+    device is there is checked where the run starts (:func:`trainset.train.device.resolve_device`)."""
+    if isinstance(value, str) and DEVICE_PATTERN.fullmatch(value):
+        return []
+    return [f"{key}: expected auto, cpu, cuda, cuda:N or mps, got {value!r}. "
+            "Fix: e.g. training.device: cpu"]
 
 
 def _field_names(cls: type) -> list[str]:

@@ -108,13 +108,16 @@ def _legacy(keys: Any, layout: str) -> dict[str, Any]:
 
 def _legacy_keys() -> dict[str, dict[str, Any]]:
     """Where each old layout's keys may sit: top level, training, model, data."""
-    from trainset.train.legacy_config import (LEGACY_TRAINING, SEED002_KEYS, SEED002_MODEL, SEED002_PENALTIES,
-                                              SEED003_FIELDS)
+    from trainset.train.legacy_config import (LEGACY_TRAINING, RENAMED_TRAINING, SEED002_KEYS, SEED002_MODEL,
+                                              SEED002_PENALTIES, SEED003_FIELDS)
+
+    renamed = {old: {"description": f"Old name of {new}, translated (amp: true is bf16, false is fp32); "
+                                    f"not together with {new}."} for old, new in RENAMED_TRAINING.items()}
 
     return {
         "": {**_legacy(SEED003_FIELDS, "seed-003"), **_legacy(SEED002_KEYS, "seed-002")},
         "training": {**_legacy(LEGACY_TRAINING, "seed-003"),
-                     **_legacy(("learning_rate", "num_epochs", *SEED002_PENALTIES), "seed-002")},
+                     **_legacy(("learning_rate", "num_epochs", *SEED002_PENALTIES), "seed-002"), **renamed},
         "model": {**_legacy(("time_pooling",), "seed-001"), **_legacy(SEED002_MODEL, "seed-002")},
         "data": _legacy(("data_path",), "seed-001"),
     }

@@ -49,7 +49,7 @@ def tune_io(dataset_path: str | os.PathLike, split: str = "train", batch_sizes: 
             workers: Sequence[int] = (0, 1, 2), seconds: float = 2.0,
             samples_per_member: int | Sequence[int] | None = None, seed: int = 0, *,
             max_samples: int = 50_000, tolerance: float = 0.0,
-            workdir: str | os.PathLike | None = None) -> dict[str, Any]:
+            workdir: str | os.PathLike | None = None, device: str = "cpu") -> dict[str, Any]:
     """Measure loader throughput for every setting and pick the fastest.
 
     Parameters
@@ -77,13 +77,16 @@ def tune_io(dataset_path: str | os.PathLike, split: str = "train", batch_sizes: 
         then fewer workers, then the smaller packing (0: only exact ties).
     workdir : path, optional
         Where the temporary copies go (default: the system's temporary folder).
+    device : str
+        The run's ``training.device``: each batch is copied there as training copies it (pinned
+        memory and asynchronous copies on CUDA), so the figures include the transfer.
 
     Returns
     -------
     dict
         ``results`` (one ``{batch_size, num_workers, [samples_per_member,] samples_per_s,
         batches, seconds}`` per setting), ``best`` (one of them), ``machine`` (``cpus``,
-        ``torch_threads``) and the ``dataset``, ``split``, ``seconds`` and ``seed`` measured.
+        ``torch_threads``, ``device``) and the ``dataset``, ``split``, ``seconds`` and ``seed`` measured.
 
     Raises
     ------
@@ -100,6 +103,9 @@ def tune_io(dataset_path: str | os.PathLike, split: str = "train", batch_sizes: 
         raise TrainsetError(f"tune_io: seconds must be a number > 0, got {seconds!r}")
     if not 0 <= tolerance < 1:
         raise TrainsetError(f"tune_io: tolerance must lie in [0, 1), got {tolerance!r}")
+    from trainset.train.device import resolve_device
+
+    target = resolve_device(device)
     fmt = guess_format(dataset_path)
     packed = fmt.packing_option is not None  # packing (samples per tar member) is a streamed store's block
     if packings is not None and not packed:
@@ -108,19 +114,19 @@ def tune_io(dataset_path: str | os.PathLike, split: str = "train", batch_sizes: 
     results: list[dict[str, Any]] = []
     if packings is None:
         stored = int(fmt.reader(dataset_path).block_size) if packed else None
-        results += _grid(dataset_path, split, batch_sizes, workers, seconds, seed, stored)
+        results += _grid(dataset_path, split, batch_sizes, workers, seconds, seed, stored, target)
     else:
         collection, splits, kept = _prefix(dataset_path, split, max_samples, fmt)
         with tempfile.TemporaryDirectory(prefix="trainset-io-", dir=workdir) as tmp:
             for packing in packings:
                 copy = Path(tmp) / f"TS_packing{packing}{fmt.suffix}"  # the suffix: opened as training opens it
                 fmt.write(collection, copy, splits, **{fmt.packing_option: packing}, **kept)
-                results += _grid(copy, split, batch_sizes, workers, seconds, seed, packing)
+                results += _grid(copy, split, batch_sizes, workers, seconds, seed, packing, target)
                 shutil.rmtree(copy)
     best = best_setting(results, tolerance)
     logger.info("fastest loader setting for %s (%s): %s", dataset_path, split, best)
     return {"results": results, "best": best,
-            "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+            "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(target)},
             "dataset": str(dataset_path), "split": split, "seconds": float(seconds), "seed": int(seed)}
 
 
@@ -149,11 +155,11 @@ def _ints(values: Any, name: str, low: int) -> list[int]:
 
 
 def _grid(path: str | os.PathLike, split: str, batch_sizes: list[int], workers: list[int], seconds: float,
-          seed: int, packing: int | None) -> list[dict[str, Any]]:
+          seed: int, packing: int | None, device: torch.device) -> list[dict[str, Any]]:
     rows = []
     for batch_size in batch_sizes:
         for num_workers in workers:
-            rate, count, elapsed = _measure(path, split, batch_size, num_workers, seconds, seed)
+            rate, count, elapsed = _measure(path, split, batch_size, num_workers, seconds, seed, device)
             row: dict[str, Any] = {"batch_size": batch_size, "num_workers": num_workers}
             if packing is not None:
                 row["samples_per_member"] = packing
@@ -164,12 +170,14 @@ def _grid(path: str | os.PathLike, split: str, batch_sizes: list[int], workers: 
 
 
 def _measure(path: str | os.PathLike, split: str, batch_size: int, num_workers: int, seconds: float,
-             seed: int) -> tuple[float, int, float]:
-    """(samples/s, timed batches, timed seconds) of one setting, through the training loaders."""
+             seed: int, device: torch.device) -> tuple[float, int, float]:
+    """(samples/s, timed batches, timed seconds) of one setting, through the training loaders
+    and onto ``device`` (waiting for the copies to finish)."""
+    from trainset.train.device import to_device
     from trainset.train.run import prepare_run
 
     cfg = SimpleNamespace(training=SimpleNamespace(seed=seed, batch_size=batch_size, num_workers=num_workers))
-    factory = prepare_run(cfg, path, splits={split: True}, model=False, info={}).batches(split, True)
+    factory = prepare_run(cfg, path, splits={split: True}, model=False, info={}, device=device).batches(split, True)
     epoch = 1
     iterator = iter(factory(epoch))
     if next(iterator, None) is None:  # the warm-up batch
@@ -183,11 +191,14 @@ def _measure(path: str | os.PathLike, split: str, batch_size: int, num_workers: 
                 epoch += 1
                 iterator = iter(factory(epoch))
                 continue
+            to_device(batch, device)
             samples += _batch_len(batch)
             count += 1
             if count >= MIN_BATCHES and time.perf_counter() - started >= seconds:
                 break
     finally:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         elapsed = time.perf_counter() - started
         del iterator  # shuts the workers down
     return samples / max(elapsed, 1e-9), count, elapsed

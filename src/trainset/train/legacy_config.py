@@ -27,12 +27,14 @@ from typing import Any
 
 logger = logging.getLogger("trainset.train.config")  # the messages belong to the config check
 
-__all__ = ["FLAT_TRAINING", "LEGACY_TRAINING", "SEED002_KEYS", "SEED003_DEFAULTS", "SEED003_FIELDS",
+__all__ = ["FLAT_TRAINING", "LEGACY_TRAINING", "RENAMED_TRAINING", "SEED002_KEYS", "SEED003_DEFAULTS", "SEED003_FIELDS",
            "detect_layout", "seed003_trigger", "translate_legacy"]
 
 FLAT_TRAINING = ("lr", "weight_decay", "batch_size", "epochs", "grad_clip", "warmup_epochs", "scheduler",
                  "patience", "min_delta", "save_every_n_epochs", "log_every_n_steps", "seed")
 """Seed-003 training keys that may sit at the top level."""
+RENAMED_TRAINING = {"amp": "precision"}
+"""trainset's own renamed ``training`` keys -> today's (``amp: true`` is ``precision: bf16``)."""
 LEGACY_TRAINING = ("checkpoint_dir", "save_best", "use_wandb", "wandb_project", "loss_fn",
                    "horizon_weights", "lambda_smooth")
 """Seed-003 keys that are translated or ignored (never fields of today's sections)."""
@@ -209,7 +211,25 @@ def _move_flat_keys(top: dict[str, Any], training: dict[str, Any], problems: lis
             training[key] = top.pop(key)
 
 
+def _translate_amp(training: dict[str, Any], problems: list[str]) -> None:
+    """trainset's own older key ``training.amp`` (bf16 autocast on CPU) -> ``training.precision``."""
+    if "amp" not in training:
+        return
+    amp = training.pop("amp")
+    if not isinstance(amp, bool):
+        problems.append(f"training.amp: expected true or false, got {amp!r} ({type(amp).__name__}); amp is the "
+                        "old name of training.precision. Fix: use training.precision: bf16, fp16 or fp32")
+    elif "precision" in training:
+        problems.append(f"training.amp: given together with training.precision ({training['precision']!r}). "
+                        "Fix: keep only training.precision (amp: true is bf16, amp: false is fp32)")
+    else:
+        training["precision"] = "bf16" if amp else "fp32"
+        logger.info("training config: training.amp: %s translated to training.precision: %s", amp,
+                    training["precision"])
+
+
 def _translate_training(training: dict[str, Any], problems: list[str]) -> None:
+    _translate_amp(training, problems)
     for key, why in (("checkpoint_dir", "the workflow decides where checkpoints go"),
                      ("wandb_project", "trainset does not log to Weights & Biases")):
         if key in training:

@@ -97,7 +97,7 @@ def _fit(values: torch.Tensor, length: int, policy: str, key: str) -> tuple[torc
         keep = min(steps, length)
         padded = values.new_zeros((values.shape[0], length, *values.shape[2:]))
         padded[:, :keep] = values[:, :keep]
-        mask = torch.zeros(values.shape[0], length, dtype=torch.bool)
+        mask = torch.zeros(values.shape[0], length, dtype=torch.bool, device=values.device)
         mask[:, :keep] = True
         return padded, mask
     if not values.is_floating_point():

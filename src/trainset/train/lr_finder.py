@@ -113,7 +113,8 @@ def find_lr(cfg: Any, dataset_path: str | os.PathLike, scalers_path: str | os.Pa
         "settings": {"min_lr": float(min_lr), "max_lr": float(max_lr), "steps": int(steps),
                      "smoothing": float(smoothing), "divergence": float(divergence), "seed": training.seed,
                      "batch_size": training.batch_size, "optimizer": training.optimizer,
-                     "grad_clip": training.grad_clip, "threads": max(1, int(threads))},
+                     "grad_clip": training.grad_clip, "threads": max(1, int(threads)),
+                     "device": str(run.device), "precision": training.precision},
         "run": cfg.name,
         "dataset": str(dataset_path),
     }
@@ -123,7 +124,10 @@ def _sweep(model: nn.Module, objective: Callable, optimizer: torch.optim.Optimiz
            stream: Iterator[dict], training: Any, min_lr: float, max_lr: float, steps: int, smoothing: float,
            divergence: float, where: Any) -> tuple[list[float], list[float], list[float], bool]:
     """The sweep itself: (lrs, raw losses, smoothed losses, stopped early)."""
+    from trainset.train.device import grad_scaler, model_device
+
     model.train()
+    scaler = grad_scaler(training.precision, model_device(model))
     ratio = max_lr / min_lr
     lrs: list[float] = []
     losses: list[float] = []
@@ -133,7 +137,7 @@ def _sweep(model: nn.Module, objective: Callable, optimizer: torch.optim.Optimiz
         lr = min_lr * ratio ** (i / (steps - 1))
         for group in optimizer.param_groups:
             group["lr"] = lr
-        value = _step(model, objective, optimizer, prepare(next(stream)), training)
+        value = _step(model, objective, optimizer, prepare(next(stream)), training, scaler)
         if not math.isfinite(value):
             if not lrs:
                 raise TrainsetError(f"{where}: the loss is {value} at the first step (lr {lr:.3g}). "
@@ -184,21 +188,20 @@ def _endless(factory: Callable[[int], Any], on_epoch: Callable[[int], Any], wher
 
 
 def _step(model: nn.Module, objective: Callable, optimizer: torch.optim.Optimizer, batch: dict,
-          training: Any) -> float:
-    """One optimisation step as the trainer takes it (autocast, clipping); the loss before it."""
-    from trainset.train.trainer import autocast
+          training: Any, scaler: torch.amp.GradScaler | None = None) -> float:
+    """One optimisation step as the trainer takes it (the run's device and precision, fp16's
+    scaler, clipping); the loss before it."""
+    from trainset.train.device import autocast, model_device
+    from trainset.train.trainer import optimizer_step
 
     optimizer.zero_grad(set_to_none=True)
-    with autocast(training.amp):
+    with autocast(training.precision, model_device(model)):
         out = model(batch)
         loss, _ = objective(out["pred"], out["target"], out.get("mask"), model)
     value = float(loss.detach())
     if not math.isfinite(value):
         return value
-    loss.backward()
-    if training.grad_clip:
-        nn.utils.clip_grad_norm_(model.parameters(), training.grad_clip)
-    optimizer.step()
+    optimizer_step(optimizer, loss, model, training.grad_clip, scaler)
     return value
 
 

@@ -74,8 +74,8 @@ def describe_parts(dataset: Any) -> list:
     return list(dataset.reader.parts)
 
 
-def batches(dataset: Any, cfg: Any, shuffle: bool) -> Callable[[int], Any]:
-    """``epoch -> DataLoader`` for the Trainer."""
+def batches(dataset: Any, cfg: Any, shuffle: bool, pin_memory: bool = False) -> Callable[[int], Any]:
+    """``epoch -> DataLoader`` for the Trainer (``pin_memory``: page-locked batches, for a GPU)."""
     from trainset.loaders.mapped import make_loader
     from trainset.loaders.worlds import collate_mixed_worlds
 
@@ -89,7 +89,7 @@ def batches(dataset: Any, cfg: Any, shuffle: bool) -> Callable[[int], Any]:
             dataset.set_epoch(epoch)
         return make_loader(dataset, cfg.training.batch_size, shuffle=shuffle, seed=cfg.training.seed, epoch=epoch,
                            num_workers=cfg.training.num_workers, collate_fn=collate,
-                           rank=distributed.rank(), world=distributed.world())
+                           rank=distributed.rank(), world=distributed.world(), pin_memory=pin_memory)
 
     return factory
 
@@ -112,19 +112,23 @@ class PreparedRun:
     """The weighted loss of ``training.losses``."""
     optimizer: torch.optim.Optimizer | None = None
     """The optimiser over the model's trainable weights, at ``training.lr``."""
+    device: torch.device = torch.device("cpu")
+    """Where the model lives and batches go (``training.device``, resolved)."""
 
     def batches(self, split: str, shuffle: bool) -> Callable[[int], Any]:
-        """``epoch -> DataLoader`` of one opened split (see :func:`batches`)."""
-        return batches(self.splits[split], self.cfg, shuffle)
+        """``epoch -> DataLoader`` of one opened split (see :func:`batches`; pinned for a GPU)."""
+        from trainset.train.device import pin_memory
+
+        return batches(self.splits[split], self.cfg, shuffle, pin_memory(self.device))
 
     def prepare(self) -> Callable[[dict], dict]:
-        """The per-batch step before the model: scaling, then the sequence-length policy."""
-        return prepare_batches(self.cfg, self.scalers, self.info)
+        """The per-batch step before the model: onto the device, scaling, the sequence-length policy."""
+        return prepare_batches(self.cfg, self.scalers, self.info, self.device)
 
 
 def prepare_run(cfg: Any, dataset: str | os.PathLike, scalers: Any = None, *,
                 splits: Mapping[str, bool] | None = None, model: bool = True,
-                info: dict[str, Any] | None = None) -> PreparedRun:
+                info: dict[str, Any] | None = None, device: torch.device | None = None) -> PreparedRun:
     """Open the splits of ``dataset``, load ``scalers`` and build model, objective and optimiser.
 
     Parameters
@@ -143,6 +147,9 @@ def prepare_run(cfg: Any, dataset: str | os.PathLike, scalers: Any = None, *,
     info : dict, optional
         The dataset description, when it comes from elsewhere (a checkpoint); default: described
         from the first split.
+    device : torch.device, optional
+        Where the model is placed and batches go; default: ``training.device`` resolved here
+        (:func:`~trainset.train.device.resolve_device`), the CPU for a config without one.
 
     Returns
     -------
@@ -173,10 +180,10 @@ def prepare_run(cfg: Any, dataset: str | os.PathLike, scalers: Any = None, *,
         scalers = load_scalers(scalers)
     if model and cfg.data.scaler is not None:
         scalers = fit_run_scaler(cfg, dataset, scalers)
-    prepared = PreparedRun(cfg, opened, info, scalers)
+    prepared = PreparedRun(cfg, opened, info, scalers, device=device if device is not None else run_device(cfg))
     if model:
         torch.manual_seed(cfg.training.seed)
-        prepared.model = build_model(cfg.model.name, dict(cfg.model.params), info)
+        prepared.model = build_model(cfg.model.name, dict(cfg.model.params), info).to(prepared.device)
         prepared.objective = build_objective(cfg.training.losses)
         prepared.optimizer = build_optimizer(prepared.model, cfg.training)
     return prepared
@@ -184,9 +191,26 @@ def prepare_run(cfg: Any, dataset: str | os.PathLike, scalers: Any = None, *,
 
 def configure_torch(cfg: Any, threads: int | None = None) -> None:
     """Torch threads (``threads``, default ``training.threads``) and deterministic algorithms
-    (``training.deterministic``, switched on or off) as the run config says, before anything is built."""
+    (``training.deterministic``, switched on or off; on CUDA also cuDNN and cuBLAS:
+    :func:`~trainset.train.device.configure_determinism`) as the run config says, before anything
+    is built or any CUDA work starts."""
+    from trainset.train.device import configure_determinism
+
     torch.set_num_threads(max(1, int(threads if threads is not None else cfg.training.threads)))
-    torch.use_deterministic_algorithms(bool(cfg.training.deterministic), warn_only=True)
+    configure_determinism(bool(cfg.training.deterministic))
+
+
+def run_device(cfg: Any) -> torch.device:
+    """``training.device`` on this machine, checked with ``training.precision`` (a missing device
+    or a precision it cannot run is refused); the CPU for a config without a device (the I/O tuner's)."""
+    from trainset.train.device import check_precision, resolve_device
+
+    training = cfg.training
+    if getattr(training, "device", None) is None:
+        return torch.device("cpu")
+    device = resolve_device(training.device)
+    check_precision(getattr(training, "precision", "fp32"), device)
+    return device
 
 
 def train_run(cfg: Any, dataset_path: str | os.PathLike, folder: str | os.PathLike,
@@ -196,13 +220,15 @@ def train_run(cfg: Any, dataset_path: str | os.PathLike, folder: str | os.PathLi
     from trainset.train.trainer import Trainer
 
     from trainset.train import distributed
+    from trainset.train.device import device_meta
 
+    configure_torch(cfg, threads)  # before CUDA starts: cuBLAS reads its workspace setting then
     distributed.init()
     if distributed.world() > 1 and not _random_access(dataset_path):
         raise TrainsetError(f"{dataset_path}: DDP over WebDataset shards would give ranks unequal step counts. "
                             "Fix: train from the NetCDF, HDF5 or Zarr copy (format:) under torchrun")
-    configure_torch(cfg, threads)
-    run = prepare_run(cfg, dataset_path, scalers_path)
+    device = distributed.agree_device(cfg.training.device, cfg.training.precision)
+    run = prepare_run(cfg, dataset_path, scalers_path, device=device)
     from trainset.train.autosplit import save_auto_splits
 
     save_auto_splits(dataset_path, cfg, folder)  # seed 001: the cut of a file without splits, beside the run
@@ -220,6 +246,7 @@ def train_run(cfg: Any, dataset_path: str | os.PathLike, folder: str | os.PathLi
         "worlds": list(getattr(model, "worlds", []) or []) or None,
         "code_sha256": _code_sha256(),
         "info": run.info,
+        **device_meta(device),  # provenance only: a resume on another device is allowed (and logged)
     }
     trainer = Trainer(distributed.wrap(model), run.objective, cfg, run.batches(cfg.training.train_split, True),
                       run.batches(cfg.training.val_split, False), folder, meta, prepare=run.prepare(),
@@ -281,9 +308,12 @@ def fit_run_scaler(cfg: Any, dataset: str | os.PathLike, given: Any) -> Any:
                        splits=cut)
 
 
-def prepare_batches(cfg: Any, scalers: Any, info: dict) -> Callable[[dict], dict]:
-    """Class-id check (``data.num_classes``), scaling, then the target-length policy (checked here,
-    before the first batch: :func:`~trainset.train.lengths.length_plan`)."""
+def prepare_batches(cfg: Any, scalers: Any, info: dict, device: torch.device | None = None) -> Callable[[dict], dict]:
+    """The batch onto ``device`` (none: where it is), the class-id check (``data.num_classes``),
+    scaling, then the target-length policy (checked here, before the first batch:
+    :func:`~trainset.train.lengths.length_plan`)."""
+    from trainset.train.device import to_device
+
     from trainset.train.data_config import check_classes
     from trainset.train.lengths import apply_length, length_plan
 
@@ -291,6 +321,8 @@ def prepare_batches(cfg: Any, scalers: Any, info: dict) -> Callable[[dict], dict
     keys = length_plan(info, length, policy) if info else ()
 
     def prepare(batch: dict) -> dict:
+        if device is not None:
+            batch = to_device(batch, device)
         check_classes(batch, info, cfg.data.num_classes)
         if scalers is not None:
             batch = scalers.transform(batch)

@@ -4,14 +4,16 @@ Fixes of the old trainers (anchors sections 2-4) that this loop is built around:
 starts above zero and reaches the configured LR; early stopping uses a relative ``min_delta`` (or an
 absolute one, ``training.min_delta_mode``, as seed 003 did);
 weight init, batch order and in-model noise are seeded; resume restores model, optimiser,
-scheduler, early stopping and RNG state and continues at the next epoch, so an interrupted run
+scheduler, early stopping, RNG state and (``precision: fp16``) the gradient scaler, and continues at the next epoch, so an interrupted run
 ends with the same weights as one run straight through; checkpoints record the dataset hash,
 the scaler hash and (for worlds) the world list, and are state dicts only (loadable with
 ``weights_only=True``).
 
 Files in the run folder: ``best.pt`` (lowest validation loss), ``final.pt`` (last epoch),
 ``epoch_<N>.pt`` every ``save_every_n_epochs``, ``last.pt`` (the resume point, rewritten every
-epoch), ``history.json`` and ``config.json``.
+epoch), ``history.json`` and ``config.json``; ``metrics.csv`` and ``tensorboard/`` as
+``training.loggers`` says (:mod:`trainset.train.progress`, which also draws the progress bar and
+logs one line per epoch).
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import json
 import pickle  # only for its exception type: checkpoints are loaded with weights_only=True
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -32,6 +33,8 @@ from trainset.errors import TrainsetError
 from trainset.faults import maybe_fail
 from trainset.provenance import atomic_path, jsonable, write_json
 from trainset.train import distributed
+from trainset.train.device import autocast, grad_scaler, model_device
+from trainset.train.progress import RunProgress
 from trainset.versions import KEY, OutdatedArtifact, check_version, current
 
 logger = logging.getLogger(__name__)
@@ -73,12 +76,15 @@ class Trainer:
         self.prepare = prepare or (lambda batch: batch)
         training = cfg.training
         self.optimizer = optimizer if optimizer is not None else build_optimizer(model, training)
+        self.device = model_device(model)  # training.device, where prepare_run placed the model
+        self.scaler = grad_scaler(training.precision, self.device)  # fp16 only; checkpointed
         self.steps_per_epoch = max(1, sum(1 for _ in train_batches(0)))
         self.scheduler = _scheduler(self.optimizer, training, self.steps_per_epoch)
         self.stopper = EarlyStopping(training.patience, training.min_delta, delta_mode=training.min_delta_mode)
         self.history: list[dict[str, Any]] = []
         self.epoch = 0
         self._best: bytes | None = None  # best.pt's bytes, carried in last.pt so a rerun can restore it
+        self.progress = RunProgress(self.folder, training, self.steps_per_epoch, model, main=distributed.is_main())
 
     # ------------------------------------------------------------------ loop
     def fit(self, resume: bool = True, max_epochs: int | None = None) -> list[dict[str, Any]]:
@@ -94,12 +100,15 @@ class Trainer:
                 logger.info("resumed %s at epoch %d", self.folder, self.epoch + 1)
             else:
                 self._clear()
+        self.progress.start(self.epoch)  # metrics.csv keeps the rows of the epochs resumed from
         done_here = 0
         while self.epoch < self.cfg.training.epochs and not self.stopper.should_stop:
             if max_epochs is not None and done_here >= max_epochs:
+                self.progress.close()
                 return self.history
             self._run_epoch(self.epoch + 1)
             done_here += 1
+        self.progress.close()
         self._save(self.folder / "final.pt")
         if distributed.is_main():
             write_json(self.history, self.folder / "history.json")
@@ -108,7 +117,6 @@ class Trainer:
     def _run_epoch(self, epoch: int) -> None:
         training = self.cfg.training
         torch.manual_seed(epoch_seed(training.seed, epoch) + distributed.rank())
-        started = time.perf_counter()
         train_loss, samples = self.train_epoch(epoch)
         val_loss = self.evaluate(self.val_batches(epoch))
         improved = self.stopper.step(val_loss)
@@ -116,9 +124,7 @@ class Trainer:
         record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                   "lr": self.optimizer.param_groups[0]["lr"], "improved": bool(improved)}
         self.history.append(record)
-        seconds = time.perf_counter() - started
-        logger.info("epoch %d: train %.6g val %.6g lr %.3g (%.0f samples/s)", epoch, train_loss, val_loss,
-                    record["lr"], samples / max(seconds, 1e-9))
+        self.progress.epoch_done(record, samples)  # before last.pt: a resume keeps this epoch's rows
         if improved:
             self._best = self._save(self.folder / "best.pt")
         if training.save_every_n_epochs and epoch % training.save_every_n_epochs == 0:
@@ -131,24 +137,24 @@ class Trainer:
         self.model.train()
         total, count = 0.0, 0
         clip = self.cfg.training.grad_clip
-        window = _StepLog(self.cfg.training.log_every_n_steps, (epoch - 1) * self.steps_per_epoch)
+        window = self.progress.epoch(epoch)
         for batch in self.train_batches(epoch):
             batch = self.prepare(batch)
             self.optimizer.zero_grad(set_to_none=True)
-            with autocast(self.cfg.training.amp):
+            with autocast(self.cfg.training.precision, self.device):
                 out = self.model(batch)
                 loss, _ = self.objective(out["pred"], out["target"], out.get("mask"), self.model)
             if not torch.isfinite(loss):
                 raise TrainsetError(f"{self.folder}: loss is {loss.item()} at epoch {epoch}. "
                                     "Fix: lower training.lr, check the scaler, or enable grad_clip")
-            _ddp_weighted(loss, _batch_size(out["target"])).backward()
-            if clip:
-                nn.utils.clip_grad_norm_(self.model.parameters(), clip)
-            self.optimizer.step()
+            optimizer_step(self.optimizer, _ddp_weighted(loss, _batch_size(out["target"])), self.model, clip,
+                           self.scaler)
+            lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used
             self.scheduler.step()
             n = _batch_size(out["target"])
             total, count = total + loss.item() * n, count + n
-            window.step(epoch, loss.item(), n)
+            window.step(loss.item(), n, lr)
+        window.close()
         total, count = distributed.reduce_sums(total, count)
         return total / max(count, 1), int(count)
 
@@ -186,6 +192,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "early_stopping": self.stopper.state_dict(),
+            **({"grad_scaler": self.scaler.state_dict()} if self.scaler is not None else {}),  # fp16
             "rng": {"torch": torch.get_rng_state()},
             "epoch": self.epoch,
             "history": json.dumps(self.history),
@@ -194,6 +201,8 @@ class Trainer:
         }
         if path.name == "last.pt" and self._best is not None:
             state["best_checkpoint"] = torch.frombuffer(bytearray(self._best), dtype=torch.uint8)
+        if path.name == "last.pt":
+            state.update(self.progress.carried(self.epoch))  # metrics.csv's rows, as best.pt's bytes
         buffer = io.BytesIO()  # a file name would become the archive's folder name: not reproducible
         torch.save(state, buffer)
         with atomic_path(path) as tmp:
@@ -249,10 +258,16 @@ class Trainer:
             if distributed.is_main() and not (self.folder / "best.pt").exists():
                 with atomic_path(self.folder / "best.pt") as tmp:
                     tmp.write_bytes(self._best)
+        self.progress.restore(state)  # a metrics.csv Snakemake deleted, from last.pt's copy
         distributed.unwrap(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.stopper.load_state_dict(state["early_stopping"])
+        if self.scaler is not None:  # the same config: precision fp16 saved it
+            self.scaler.load_state_dict(state["grad_scaler"])
+        if meta.get("device") != self.meta.get("device"):
+            logger.warning("%s: trained on %s, continuing on %s: the run goes on, but its weights will not be "
+                           "bit-identical to an uninterrupted run's", path, meta.get("device"), self.meta.get("device"))
         torch.set_rng_state(state["rng"]["torch"])
         self.epoch = int(state["epoch"])
         self.history = history
@@ -265,29 +280,14 @@ class Trainer:
             stale.unlink(missing_ok=True)
 
 
-class _StepLog:
-    """``training.log_every_n_steps``: every n optimisation steps (counted over the whole run),
-    log the mean training loss of those steps and their throughput in samples per second."""
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint safely (``weights_only=True``: tensors and plain containers only).
 
-    def __init__(self, every: int, done: int) -> None:
-        self.every, self.step_no = int(every), int(done)
-        self.loss, self.samples, self.started = 0.0, 0, time.perf_counter()
-
-    def step(self, epoch: int, loss: float, n: int) -> None:
-        self.step_no += 1
-        self.loss, self.samples = self.loss + loss * n, self.samples + n
-        if self.step_no % self.every or not distributed.is_main():
-            return
-        seconds = max(time.perf_counter() - self.started, 1e-9)
-        logger.info("epoch %d step %d: train loss %.6g (%.0f samples/s)", epoch, self.step_no,
-                    self.loss / max(self.samples, 1), self.samples / seconds)
-        self.loss, self.samples, self.started = 0.0, 0, time.perf_counter()
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a checkpoint safely (``weights_only=True``: tensors and plain containers only)."""
+    Tensors land on ``map_location`` (default the CPU), whatever device saved them: a checkpoint
+    trained on a GPU loads on a machine without one.
+    """
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:
         raise TrainsetError(f"{path}: cannot load checkpoint ({error}). Fix: retrain, or point to a trainset checkpoint") from error
     if not isinstance(state, dict) or "model" not in state:
@@ -371,9 +371,23 @@ def _batch_size(target: torch.Tensor) -> int:
     return int(target.shape[0]) if target.ndim else 1
 
 
-def autocast(enabled: bool) -> torch.autocast:
-    """bf16 autocast on CPU when ``training.amp`` asks for it (a no-op context otherwise)."""
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(enabled))
+def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, model: nn.Module, clip: float | None,
+                   scaler: torch.amp.GradScaler | None = None) -> None:
+    """Backward, clipping and the optimiser step; with fp16's ``scaler`` the loss is scaled and
+    the gradients unscaled before clipping (a step with inf/NaN gradients is skipped and the
+    scale lowered, as :class:`torch.amp.GradScaler` does)."""
+    if scaler is None:
+        loss.backward()
+        if clip:
+            nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        return
+    scaler.scale(loss).backward()
+    if clip:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), clip)
+    scaler.step(optimizer)
+    scaler.update()
 
 
 def build_optimizer(model: nn.Module, training: Any) -> torch.optim.Optimizer:

@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import LogFormatterSciNotation
+from matplotlib.ticker import LogFormatterSciNotation, MaxNLocator
 
 from trainset.errors import TrainsetError
 from trainset.evaluate.figures.canvas import (PALETTE, all_positive, as_series, as_vector, blank_figure, draw_lines,
@@ -18,6 +19,11 @@ from trainset.evaluate.figures.canvas import (PALETTE, all_positive, as_series, 
 
 # ----------------------------------------------------------------------------- training
 def learning_curves(history: list[dict]) -> bytes:
+    """PNG of :func:`learning_curves_figure`."""
+    return png_bytes(learning_curves_figure(history))
+
+
+def learning_curves_figure(history: list[dict]) -> Figure:
     """Train and validation loss per epoch, the LR on a twin axis, the best epoch marked.
 
     Parameters
@@ -30,8 +36,8 @@ def learning_curves(history: list[dict]) -> bytes:
 
     Returns
     -------
-    bytes
-        PNG image.
+    matplotlib.figure.Figure
+        The figure (epoch ticks are whole numbers: a 3-epoch run shows no epoch 2.5).
 
     Raises
     ------
@@ -76,11 +82,22 @@ def learning_curves(history: list[dict]) -> bytes:
         handles.append(Line2D([], [], color="0.45", lw=1.2, ls="--"))
         labels.append("learning rate")
     tidy(ax)
+    _epoch_ticks(ax, epochs)
     ax.set_xlabel("epoch", fontsize=9)
     ax.set_ylabel("loss", fontsize=9)
     ax.set_title("Learning curves", fontsize=11)
     ax.legend(handles, labels, fontsize=8, frameon=False, loc="upper right")
-    return png_bytes(fig)
+    return fig
+
+
+def _epoch_ticks(ax, epochs: np.ndarray) -> None:
+    """Whole-number epoch ticks: a short run gets one tick per epoch, never an epoch 2.5."""
+    finite = np.unique(epochs[np.isfinite(epochs)])
+    if finite.size and finite.max() - finite.min() < 5:
+        ax.set_xticks(finite)
+        ax.set_xlim(finite.min() - 0.5, finite.max() + 0.5)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 # ----------------------------------------------------------------------------- classification

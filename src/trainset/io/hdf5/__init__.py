@@ -7,7 +7,7 @@ that lets :meth:`HDF5Format.check` tell a damaged file from a sound one.
 
 On disk
 -------
-Root attributes: ``trainset_format_version`` (1), ``trainset_layout`` (``single``/``presplit``),
+Root attributes: ``trainset_format_version`` (2; 1, without dimension scales, still reads), ``trainset_layout`` (``single``/``presplit``),
 ``trainset_parts`` (JSON list of part names, in order), ``trainset_attrs`` (JSON collection
 attrs) and, with splits, ``trainset_split_names`` (JSON list, in order).
 
@@ -27,7 +27,10 @@ attrs) and, with splits, ``trainset_split_names`` (JSON list, in order).
 A group holding rows has attributes ``trainset_size`` and ``trainset_variables`` /
 ``trainset_coords`` (JSON lists of name, dims, dtype, per-sample shape, attrs; coordinates also
 ``per_sample``, repeated as an attribute of each coordinate dataset); a part's group (the root
-for one part) has ``trainset_part_attrs``.
+for one part) has ``trainset_part_attrs``. Each such group also holds netCDF-4 dimension scales,
+one empty dataset per dimension name (``/sample``, ``/time``...) attached to the axes of its
+variables, coordinates and ``index`` (:mod:`trainset.io.hdf5.scales`), so
+``xr.open_dataset(path, engine="h5netcdf")`` shows the dimension names.
 
 Options of :meth:`HDF5Format.write`: ``layout``, ``chunk`` (samples per chunk, default 256; chunks
 are ``(chunk, *per-sample shape)``, so a 256-sample block is one chunk) and ``compression`` (None,

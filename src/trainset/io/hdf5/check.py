@@ -17,6 +17,7 @@ from trainset.errors import TrainsetError
 from trainset.io.base import Splits
 from trainset.io.hdf5.encoding import LAYOUTS, OPTIONS, reason, stored_ok
 from trainset.io.hdf5.refs import outside_references
+from trainset.io.remote import RemoteFile, local_or_remote
 from trainset.splits import check_splits
 from trainset.versions import VERSION_ATTR, check_version
 
@@ -273,14 +274,15 @@ def _split_rank(name: str) -> tuple[int, str]:
     return _SPLIT_RANK.get(name, len(_SPLIT_RANK)), name
 
 
-def inspect_file(path: str | os.PathLike) -> tuple[FileInfo | None, list[str]]:
-    """``(info, problems)``; never raises on a bad file."""
-    path = Path(path)
-    if not path.is_file():
+def inspect_file(path: str | os.PathLike, opener: RemoteFile | None = None) -> tuple[FileInfo | None, list[str]]:
+    """``(info, problems)``; never raises on a bad file. ``opener``: the file is an object of an
+    fsspec filesystem, read through file objects (``path`` is its URL)."""
+    path = local_or_remote(path) if opener else Path(path)
+    if not (opener.exists() if opener else path.is_file()):
         return None, [f"{path}: no such file. Fix: check the path, or write the dataset first"]
     inspector = None
     try:
-        with h5py.File(path, "r") as f:
+        with h5py.File(opener() if opener else path, "r") as f:
             outside = outside_references(f, path)  # before any data is read: they would be read from outside
             if outside:
                 return None, outside
@@ -293,8 +295,8 @@ def inspect_file(path: str | os.PathLike) -> tuple[FileInfo | None, list[str]]:
                       "Fix: the file is truncated or damaged; rewrite it (rerun the rule that made it)"]
 
 
-def checked_info(path: str | os.PathLike) -> FileInfo:
-    info, problems = inspect_file(path)
+def checked_info(path: str | os.PathLike, opener: RemoteFile | None = None) -> FileInfo:
+    info, problems = inspect_file(path, opener)
     if problems or info is None:
         listed = "\n".join(f"  - {p}" for p in problems)
         raise TrainsetError(f"{len(problems)} problem(s) in HDF5 dataset {path}:\n{listed}")

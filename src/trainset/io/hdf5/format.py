@@ -17,6 +17,7 @@ from trainset.io.hdf5.encoding import COMPRESSIONS, LAYOUTS, MAGIC, OPTIONS, rea
 from trainset.io.hdf5.jobs import gather_hdf5, write_hdf5_job
 from trainset.io.hdf5.read import HDF5Reader, load_part
 from trainset.io.hdf5.refs import open_contained
+from trainset.io.remote import RemoteFile
 from trainset.io.hdf5.write import checked_layout, write_file
 from trainset.provenance import atomic_path
 
@@ -69,6 +70,11 @@ class HDF5Format(Format):
     def reader(self, path: str | os.PathLike) -> HDF5Reader:
         """A :class:`HDF5Reader`; raises :class:`TrainsetError` listing every problem of a bad file."""
         return HDF5Reader(path, checked_info(path))
+
+    def remote_reader(self, url: str, fs: Any, path: str) -> HDF5Reader:
+        """h5py over fsspec file objects (ranged reads); every check of :meth:`reader` runs."""
+        opener = RemoteFile(fs, path)
+        return HDF5Reader(url, checked_info(url, opener), opener)
 
     def load(self, path: str | os.PathLike) -> tuple[Collection, Splits | None]:
         """The whole stored collection and its splits (None when there are none)."""

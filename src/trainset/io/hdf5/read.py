@@ -12,10 +12,11 @@ import numpy as np
 import xarray as xr
 
 from trainset.errors import TrainsetError
-from trainset.io.base import PartInfo, Reader, Splits, VariableInfo
+from trainset.io.base import PartInfo, Reader, Splits, VariableInfo, scratch_buffer
 from trainset.io.hdf5.check import FileInfo, StoredPart
 from trainset.io.hdf5.encoding import decode, reason
 from trainset.io.hdf5.refs import open_contained
+from trainset.io.remote import RemoteFile, local_or_remote
 
 _ROW_COST_BYTES = 384 << 10  # slice bytes read in the time HDF5 spends selecting one sparse row
 
@@ -50,6 +51,39 @@ def read_rows(ds: h5py.Dataset, rows: np.ndarray, out: np.ndarray) -> None:
         out[where] = ds[rows[where]]
 
 
+def take_chunks(ds: h5py.Dataset, rows: np.ndarray, out: np.ndarray) -> bool:
+    """Fill ``out[i] = ds[rows[i]]`` (rows in any order, repeats allowed) from whole raw chunks.
+
+    A shuffled batch of a chunk-aligned sampler touches one or two chunks: each is read once with
+    HDF5's direct chunk read into a buffer, and the rows are gathered from it straight into ``out``
+    (one copy, no per-row selection). Only for unfiltered chunks whose stored dtype is ``out``'s
+    and whose chunk spans whole samples, when the touched chunks hold at most twice the rows
+    wanted; returns False (``out`` untouched or partly filled) for the caller's general path.
+    """
+    chunks = ds.chunks
+    if (not rows.size or chunks is None or chunks[1:] != ds.shape[1:] or ds.dtype != out.dtype
+            or ds.id.get_create_plist().get_nfilters()):
+        return False
+    chunk = chunks[0]
+    which = rows // chunk
+    touched = np.unique(which)
+    if touched.size * chunk > 2 * rows.size:
+        return False  # sparse rows: whole chunks would read mostly unwanted samples
+    buf = scratch_buffer((chunk, *ds.shape[1:]), ds.dtype)
+    raw = buf.reshape(-1).view(np.uint8)
+    zeros = (0,) * (ds.ndim - 1)
+    for c in touched.tolist():
+        mask, got = ds.id.read_direct_chunk((c * chunk, *zeros), out=raw)
+        if mask or len(got) != raw.size:
+            return False
+        if touched.size == 1:
+            np.take(buf, rows - c * chunk, axis=0, out=out, mode="clip")  # in range; "raise" would buffer out
+        else:
+            sel = which == c
+            out[sel] = buf[rows[sel] - c * chunk]
+    return True
+
+
 def read_whole(ds: h5py.Dataset, dtype: str) -> np.ndarray:
     values = ds.asstr()[()] if np.dtype(dtype).kind in "UO" else ds[()]
     return decode(np.asarray(values, dtype=object) if isinstance(values, str) else values, dtype)
@@ -63,8 +97,9 @@ class HDF5Reader(Reader):
     without its file handle, so DataLoader workers can receive it before opening.
     """
 
-    def __init__(self, path: str | os.PathLike, info: FileInfo) -> None:
-        self.path, self._info, self.block_size = Path(path), info, info.block_size
+    def __init__(self, path: str | os.PathLike, info: FileInfo, opener: RemoteFile | None = None) -> None:
+        self.path, self._info, self.block_size = local_or_remote(path) if opener else Path(path), info, info.block_size
+        self._opener = opener
         self._parts = [PartInfo(p.name, p.size, {v["name"]: VariableInfo(tuple(v["shape"]), np.dtype(v["dtype"]))
                                                  for v in p.variables}) for p in info.parts]
         self._file: h5py.File | None = None
@@ -99,7 +134,7 @@ class HDF5Reader(Reader):
 
     def _dataset(self, group: str, name: str) -> h5py.Dataset:
         if self._pid != os.getpid():
-            self._file, self._pid, self._datasets = open_contained(self.path), os.getpid(), {}
+            self._file, self._pid, self._datasets = open_contained(self.path, self._opener), os.getpid(), {}
         if (group, name) not in self._datasets:
             self._datasets[group, name] = self._file[group][name]
         return self._datasets[group, name]
@@ -124,6 +159,29 @@ class HDF5Reader(Reader):
         except (OSError, ValueError, KeyError, RuntimeError) as error:
             raise TrainsetError(f"{self.path}: part {meta.name!r}: read failed ({reason(error)}). "
                                 "Fix: the file is damaged; run check() and rewrite it") from None
+
+    def take(self, part: int, rows: np.ndarray, variables: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Rows in the order given; whole raw chunks gathered in one pass where :func:`take_chunks` applies."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if self._info.order is not None or not 0 <= part < len(self._info.parts) or self._opener is not None:
+            return super().take(part, rows, variables)
+        meta = self._info.parts[part]
+        if rows.size and (rows.min() < 0 or rows.max() >= meta.size):
+            return super().take(part, rows, variables)  # read() names the problem
+        names = [v["name"] for v in meta.variables] if variables is None else list(variables)
+        out = {}
+        for name in names:
+            var = next((v for v in meta.variables if v["name"] == name), None)
+            if var is None or np.dtype(var["dtype"]).kind in "MmUOS":
+                return super().take(part, rows, variables)
+            out[name] = np.empty((rows.size, *var["shape"]), dtype=np.dtype(var["dtype"]))
+            try:
+                done = take_chunks(self._dataset(meta.groups[0], name), rows, out[name])
+            except (OSError, ValueError, KeyError, RuntimeError):
+                done = False
+            if not done:
+                return super().take(part, rows, variables)
+        return out
 
     def _pieces(self, meta: StoredPart, local: np.ndarray) -> list[tuple[str, np.ndarray | None, np.ndarray]]:
         """(group, positions in the output or None for all, sorted rows of that group) per touched group."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, Callable
 
 import h5py
 
@@ -93,9 +94,10 @@ def refuse_outside_file(path: str | os.PathLike) -> None:
     _refuse(outside_references_of(path), path)
 
 
-def open_contained(path: str | os.PathLike) -> h5py.File:
-    """``h5py.File(path, "r")`` after :func:`refuse_outside`; the file is closed when refused."""
-    f = h5py.File(Path(path), "r")
+def open_contained(path: str | os.PathLike, opener: Callable[[], Any] | None = None) -> h5py.File:
+    """``h5py.File(path, "r")`` after :func:`refuse_outside`; the file is closed when refused.
+    ``opener``: returns a file object to read instead (an object in an fsspec store)."""
+    f = h5py.File(opener() if opener else Path(path), "r")
     try:
         refuse_outside(f, path)
     except BaseException:

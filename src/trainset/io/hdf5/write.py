@@ -13,6 +13,7 @@ from trainset.collection import SAMPLE, Collection
 from trainset.errors import TrainsetError
 from trainset.io.base import ChunkShare, Splits
 from trainset.io.hdf5.encoding import COMPRESSIONS, LAYOUTS, OPTIONS, VERSION, dumps, encode, variable_meta
+from trainset.io.hdf5.scales import name_axes
 from trainset.splits import check_splits
 from trainset.versions import VERSION_ATTR
 
@@ -104,6 +105,9 @@ def _write_rows(group: h5py.Group, part: xr.Dataset, rows: np.ndarray | None, ch
             text = h5py.string_dtype() if values.dtype.kind == "O" else None
             box.create_dataset(meta["name"], data=values, dtype=text, track_times=False)
             box[meta["name"]].attrs["per_sample"] = meta["per_sample"]
+    named = [(group[m["name"]], m["dims"]) for m in variables]
+    named += [(group["coords"][m["name"]], m["dims"]) for m in coords]
+    name_axes(group, named, _RESERVED)
 
 
 def _write_variable(group: h5py.Group, name: str, var: xr.DataArray, rows: np.ndarray | None, chunk: int,
@@ -147,7 +151,9 @@ def write_file(f: h5py.File, collection: Collection, splits: Splits | None, layo
             for split, rows in splits.items():
                 rows_group = f.create_group(split, track_times=False)
                 _write_rows(rows_group, part, rows, chunk, compression, f"split {split!r}", share)
-                rows_group.create_dataset("index", data=rows, dtype=np.int64, track_times=False)
+                index = rows_group.create_dataset("index", data=rows, dtype=np.int64, track_times=False)
+                if SAMPLE in rows_group:  # the global numbers of the group's samples, along them
+                    index.dims[0].attach_scale(rows_group[SAMPLE])
         else:
             _write_rows(group, part, None, chunk, compression, f"part {name!r}", share)
     if splits and layout == "single":

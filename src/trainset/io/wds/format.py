@@ -70,6 +70,13 @@ class WebDatasetFormat(Format):
         """A streaming :class:`WdsSource` (opened lazily)."""
         return WdsSource(path)
 
+    def remote_reader(self, url: str, fs: Any, path: str) -> WdsSource:
+        """Shards streamed through fsspec, each verified against index.json before it is read
+        (:mod:`trainset.io.wds.remote`)."""
+        from trainset.io.wds.remote import RemoteWdsSource
+
+        return RemoteWdsSource(url, fs, path)
+
     def streamed_dataset(self, reader: WdsSource, split: str | None, variables: Sequence[str] | None,
                          **options: Any) -> Any:
         """A :class:`~trainset.loaders.wds.WdsDataset`: ``shuffle``, ``seed``, ``shuffle_buffer``,

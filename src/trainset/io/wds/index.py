@@ -27,11 +27,12 @@ MAX_LISTED = 20  # problems listed per shard by check()
 REWRITE = "Fix: rewrite the dataset with trainset, or restore the shard from a good copy"
 
 
-def read_index(path: Path) -> dict[str, Any]:
-    """Parse and validate ``index.json``; a TrainsetError names what is wrong."""
-    file = Path(path) / INDEX
+def read_index(path: Path, text: str | bytes | None = None) -> dict[str, Any]:
+    """Parse and validate ``index.json``; a TrainsetError names what is wrong. ``text``: its content,
+    already fetched (a folder in an fsspec store, ``path`` its URL)."""
+    file = Path(path) / INDEX if text is None else f"{path}/{INDEX}"
     try:
-        meta = json.loads(file.read_text())
+        meta = json.loads(file.read_text() if text is None else text)
     except (OSError, ValueError) as error:
         raise TrainsetError(f"{file}: missing or not JSON ({error}). Fix: point at a -wds folder "
                             "written by trainset, or rewrite it") from error

@@ -187,7 +187,8 @@ def _read_member(handle: Any, info: tarfile.TarInfo, var: str, group: tuple, lay
     if not (read_all or check):
         return
     handle.seek(info.offset_data)
-    data = bytearray(info.size if read_all else min(info.size, _NPY_HEADER_MAX))
+    # uninitialised (np.empty): a zero-filled bytearray costs a second pass over every member
+    data = np.empty(info.size if read_all else min(info.size, _NPY_HEADER_MAX), dtype=np.uint8)
     if handle.readinto(data) != len(data):
         yield f"{where}: truncated member data"
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -13,6 +14,13 @@ from trainset.io.base import Block, PartInfo, Reader, Splits, VariableInfo
 from trainset.io.wds.index import REWRITE, SPLITS_FILE, read_index
 from trainset.io.wds.members import ShardLayout, shard_file_problem, walk_shard
 from trainset.splits import read_splits
+
+
+_VERIFIED: dict[int, set[tuple]] = {}
+"""Process id -> shards whose sha256 that process checked, keyed on (device, inode, size, mtime_ns,
+ctime_ns, expected sha256). Shared by every reader and epoch of the process, so a shard is hashed
+once per process, not per epoch; any rewrite, touch or chmod of it moves ctime and makes it hashed
+again. A forked worker starts with an empty set (it verifies for itself)."""
 
 
 class WdsSource(Reader):
@@ -91,14 +99,18 @@ class WdsSource(Reader):
         """Boolean mask over global indices of ``split`` (``None``: every sample)."""
         if split is None:
             return None
-        beside = self.path.parent / SPLITS_FILE  # the workflow's splits artifact, as open_dataset does
-        splits = self.splits or (read_splits(beside, n=len(self)) if beside.exists() else {})  # checked
+        splits = self.splits or self._beside_splits()  # checked
         if split not in splits:
             raise TrainsetError(f"{self.path}: no split {split!r} (has {sorted(splits)}). "
                                 "Fix: pick a stored split or write the dataset with splits")
         mask = np.zeros(len(self), dtype=bool)
         mask[splits[split]] = True
         return mask
+
+    def _beside_splits(self) -> Splits:
+        """The workflow's splits artifact beside the folder, as open_dataset reads it ({} if none)."""
+        beside = self.path.parent / SPLITS_FILE
+        return read_splits(beside, n=len(self)) if beside.exists() else {}
 
     def shards_with(self, mask: np.ndarray | None) -> list[int]:
         """Shard numbers holding at least one sample of ``mask``."""
@@ -173,13 +185,23 @@ class WdsSource(Reader):
             raise TrainsetError(f"{self.path}: no shard number {shard} (has {len(meta['shards'])})")
         wanted = _check_variables(meta, variables, self.path)
         rec = meta["shards"][shard]
+        with self._shard_file(shard, rec) as file:
+            for event in walk_shard(file, rec, layout, wanted):
+                if isinstance(event, str):
+                    raise TrainsetError(f"{self._named(rec)}: {event}. {REWRITE}")
+                yield event
+
+    @contextmanager
+    def _shard_file(self, shard: int, rec: dict[str, Any]) -> Iterator[Path]:
+        """The shard as a local file, verified (when :attr:`verify`) before it is read."""
         file = self.path / rec["file"]
         if self.verify:
             self._verify(shard, file, rec)
-        for event in walk_shard(file, rec, layout, wanted):
-            if isinstance(event, str):
-                raise TrainsetError(f"{file}: {event}. {REWRITE}")
-            yield event
+        yield file
+
+    def _named(self, rec: dict[str, Any]) -> Any:
+        """How messages name a shard."""
+        return self.path / rec["file"]
 
     def _verify(self, shard: int, file: Path, rec: dict[str, Any]) -> None:
         """Size and sha256 against index.json, once per (process, file state)."""
@@ -187,13 +209,16 @@ class WdsSource(Reader):
             stat = file.stat()
         except OSError as error:
             raise TrainsetError(f"{file}: shard missing or unreadable ({error}). {REWRITE}") from error
-        state = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
-        if self._verified.get(shard) == state:
+        key = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, rec["sha256"])
+        verified = _VERIFIED.setdefault(os.getpid(), set())
+        if key in verified:
             return
         problem = shard_file_problem(file, rec)
         if problem:
             raise TrainsetError(f"{file}: {problem}. {REWRITE}")
-        self._verified[shard] = state
+        if len(verified) > 65536:
+            verified.clear()
+        verified.add(key)
 
 
 def _check_variables(meta: dict[str, Any], variables: list[str] | None, path: Path) -> set[str] | None:

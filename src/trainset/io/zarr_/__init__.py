@@ -2,8 +2,11 @@
 
 Layout of ``TS_<name>.zarr/``::
 
-    zarr.json                    root group; its attributes are the dataset attrs
-    manifest.json                format version, date, code version, chunk, config hash, seed,
+    zarr.json                    root group; its attributes are the dataset attrs plus the
+                                 manifest under ``trainset``; consolidated metadata of the
+                                 whole store (``xr.open_zarr`` opens it without warnings)
+    manifest.json                a copy of that manifest (the reader refuses differing copies):
+                                 format version, date, code version, chunk, config hash, seed,
                                  split names and, per world in order: sample count, offset,
                                  variables (dims, per-sample shape, dtype), coords, parameter
                                  names/bounds/priors, shock and variable names, seeds

@@ -62,6 +62,10 @@ class ZarrFormat(Format):
         """A lazy :class:`ZarrReader` (nothing is opened until first use)."""
         return ZarrReader(path)
 
+    def remote_reader(self, url: str, fs: Any, path: str) -> ZarrReader:
+        """Through ``zarr.storage.FsspecStore``; the manifest, its copy and chunk presence are checked."""
+        return ZarrReader(url, fs, path)
+
     def guess_can_open(self, path: str | os.PathLike) -> bool:
         """A ``.zarr`` name, or a folder holding both ``zarr.json`` and ``manifest.json``."""
         path = Path(path)

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 import zarr
+from zarr.codecs import BytesCodec
+from zarr.core.chunk_key_encodings import DefaultChunkKeyEncoding
 
 from trainset.errors import TrainsetError
-from trainset.io.base import PartInfo, Reader, Splits, VariableInfo
+from trainset.io.base import PartInfo, Reader, Splits, VariableInfo, scratch_buffer
 from trainset.io.zarr_.store import (
     COORDS,
     MANIFEST,
+    MANIFEST_ATTR,
     PRIVATE,
     REWRITE,
     SPLITS_FILE,
@@ -28,6 +33,34 @@ from trainset.splits import read_splits
 from trainset.versions import KEY, check_version
 
 
+RAW_CODECS = (BytesCodec(endian="little"),)
+"""The one codec chain whose chunk files :meth:`ZarrReader.take` decodes itself (trainset's
+``compression: none``): the file is the chunk's little-endian array bytes. Every other chain
+(compressors, other endianness, sharding) goes through zarr-python."""
+
+
+def read_chunk_file(file: Path, raw: np.ndarray) -> bool:
+    """Fill ``raw`` (bytes) with a chunk file that is a regular file (not a link) of exactly that
+    size; False otherwise, so zarr-python's path reads it or says what is wrong."""
+    try:
+        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size != raw.size:
+            return False
+        view, done = memoryview(raw), 0
+        while done < raw.size:
+            got = os.readv(fd, [view[done:]])
+            if got <= 0:
+                return False
+            done += got
+        return True
+    finally:
+        os.close(fd)
+
+
 class ZarrReader(Reader):
     """Lazy, fork-safe random access to a ``.zarr`` dataset; picklable before and after use.
 
@@ -37,8 +70,10 @@ class ZarrReader(Reader):
         The ``TS_<name>.zarr`` folder.
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | os.PathLike, fs: Any = None, inner: str | None = None) -> None:
+        self.remote = fs is not None
+        self.path: Any = str(path).rstrip("/") if self.remote else Path(path)
+        self._fs, self._inner = fs, (inner or "").rstrip("/")
         self._manifest: dict[str, Any] | None = None
         self._parts: list[PartInfo] | None = None
         self._pid: int | None = None
@@ -48,21 +83,80 @@ class ZarrReader(Reader):
         """Pickle without open handles, so each worker process opens its own."""
         return {**self.__dict__, "_pid": None, "_arrays": {}}
 
+    def _file(self, *names: str) -> Any:
+        """A file of the store: a Path, or a URL for a remote store."""
+        return "/".join([self.path, *names]) if self.remote else self.path.joinpath(*names)
+
+    def _filesystem(self) -> tuple[Any, str]:
+        return self._fs, self._inner
+
+    def _json(self, what: str, *names: str) -> Any:
+        """A JSON file of the store, parsed (duplicate keys refused)."""
+        if not self.remote:
+            return read_json(self._file(*names), what)
+        fs, inner = self._filesystem()
+        try:
+            return json.loads(fs.cat_file("/".join([inner, *names])))
+        except (OSError, ValueError) as error:
+            raise TrainsetError(f"{self._file(*names)}: missing or unreadable {what} ({error}). {REWRITE}") from error
+
+    def _world_splits(self, world: str, n: int) -> Splits:
+        """A world's local splits (its ``splits.json``), through the one split checker."""
+        if not self.remote:
+            return read_splits(self.path / world / SPLITS_FILE, versioned=False, n=n)
+        fs, inner = self._filesystem()
+        file = self._file(world, SPLITS_FILE)
+        try:
+            text = fs.cat_file(f"{inner}/{world}/{SPLITS_FILE}")
+        except OSError as error:
+            raise TrainsetError(f"{file}: missing or unreadable splits ({error}). {REWRITE}") from error
+        return read_splits(file, versioned=False, n=n, text=text)
+
+    def _has_chunk(self, world: str, name: str, index: tuple[int, ...]) -> bool:
+        """Whether chunk ``index`` is stored (a missing one would read as fill values), not a link."""
+        if not self.remote:
+            file = chunk_file(self.path / world / name, index)
+            return file.is_file() and not file.is_symlink()  # a link made after the store was opened
+        fs, inner = self._filesystem()
+        return bool(fs.isfile("/".join([inner, world, name, "c", *map(str, index)])))
+
+    def _store(self) -> Any:
+        if not self.remote:
+            return open_store(self.path)
+        from zarr.storage import FsspecStore
+
+        options = dict(getattr(self._fs, "storage_options", {}))  # zarr makes its own asynchronous instance
+        return FsspecStore.from_url(self.path, storage_options=options or None, read_only=True)
+
     @property
     def manifest(self) -> dict[str, Any]:
         """The parsed ``manifest.json`` (read once)."""
         if self._manifest is None:
-            links = symlinks(self.path)  # before any file of the store is read
+            links = [] if self.remote else symlinks(self.path)  # before any file is read; object stores have none
             if links:
                 listed = "\n".join(f"  - {p}" for p in links)
                 raise TrainsetError(f"{self.path}: refused, symbolic links inside the store:\n{listed}")
-            manifest = read_json(self.path / MANIFEST, "manifest")
+            manifest = self._json("manifest", MANIFEST)
             if not isinstance(manifest, dict) or manifest.get("format") != "trainset-zarr" or "worlds" not in manifest:
-                raise TrainsetError(f"{self.path / MANIFEST}: not a trainset zarr manifest. {REWRITE}")
-            check_version("zarr", manifest.get(KEY), self.path / MANIFEST)
-            check_manifest_names(manifest, self.path / MANIFEST)
+                raise TrainsetError(f"{self._file(MANIFEST)}: not a trainset zarr manifest. {REWRITE}")
+            check_version("zarr", manifest.get(KEY), self._file(MANIFEST))
+            check_manifest_names(manifest, self._file(MANIFEST))
+            self._check_copy(manifest)
             self._manifest = manifest
         return self._manifest
+
+    def _check_copy(self, manifest: dict[str, Any]) -> None:
+        """Refuse a store whose root-attribute copy of the manifest (format version 2 on) differs
+        from ``manifest.json``: other tools read the one, trainset the other."""
+        if manifest.get(KEY) == 1:  # written before the copy existed
+            return
+        copy = self._root_attrs().get(MANIFEST_ATTR)
+        if copy != manifest:
+            raise TrainsetError(f"{self.path}: {MANIFEST} and the root group attribute {MANIFEST_ATTR!r} differ "
+                                f"({'the attribute is missing' if copy is None else 'edited copies'}). {REWRITE}")
+
+    def _root_attrs(self) -> dict[str, Any]:
+        return self._json("root group metadata", "zarr.json").get("attributes", {})
 
     @property
     def block_size(self) -> int:  # type: ignore[override]
@@ -83,7 +177,7 @@ class ZarrReader(Reader):
     def attrs(self) -> dict[str, Any]:
         """Dataset attrs: the root group's attributes."""
         self.manifest  # the store's links are refused before any of its files is read
-        return read_json(self.path / "zarr.json", "root group metadata").get("attributes", {})
+        return {k: v for k, v in self._root_attrs().items() if k != MANIFEST_ATTR}
 
     @property
     def splits(self) -> Splits | None:
@@ -93,8 +187,7 @@ class ZarrReader(Reader):
             return None
         pieces: dict[str, list[np.ndarray]] = {name: [] for name in names}
         for world in self.manifest["worlds"]:
-            file = self.path / world["name"] / SPLITS_FILE
-            for name, local in read_splits(file, versioned=False, n=int(world["n_samples"])).items():
+            for name, local in self._world_splits(world["name"], int(world["n_samples"])).items():
                 pieces.setdefault(name, []).append(local + world["offset"])
         return {name: np.sort(np.concatenate(ix)) if ix else np.zeros(0, np.int64) for name, ix in pieces.items()}
 
@@ -106,9 +199,9 @@ class ZarrReader(Reader):
         if key not in self._arrays:
             self.manifest  # the store's links are refused before any of its files is read
             try:
-                self._arrays[key] = zarr.open_array(open_store(self.path), path=key, mode="r", zarr_format=3)
+                self._arrays[key] = zarr.open_array(self._store(), path=key, mode="r", zarr_format=3)
             except Exception as error:  # zarr raises several types for missing/corrupt metadata
-                raise TrainsetError(f"{self.path / key}: cannot open zarr array ({error}). {REWRITE}") from error
+                raise TrainsetError(f"{self._file(key)}: cannot open zarr array ({error}). {REWRITE}") from error
         return self._arrays[key]
 
     def read(self, part: int, local: np.ndarray, variables: list[str] | None = None) -> dict[str, np.ndarray]:
@@ -126,6 +219,51 @@ class ZarrReader(Reader):
             raise TrainsetError(f"{self.path}/{info.name}: no variables {unknown} (has {list(info.variables)})")
         return {name: self._rows(info.name, name, local, info.variables[name]) for name in names}
 
+    def take(self, part: int, rows: np.ndarray, variables: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Rows in the order given; uncompressed local chunks gathered in one pass (:meth:`_take_raw`)."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        infos = self.parts
+        if (self.remote or not 0 <= part < len(infos) or not rows.size or rows.min() < 0
+                or rows.max() >= infos[part].size):
+            return super().take(part, rows, variables)  # read() names any problem
+        info = infos[part]
+        names = list(info.variables) if variables is None else list(variables)
+        out = {}
+        for name in names:
+            got = self._take_raw(info.name, name, rows, info.variables[name]) if name in info.variables else None
+            if got is None:
+                return super().take(part, rows, variables)
+            out[name] = got
+        return out
+
+    def _take_raw(self, world: str, name: str, rows: np.ndarray, info: VariableInfo) -> np.ndarray | None:
+        """Rows of a variable stored with :data:`RAW_CODECS` on trainset's chunk grid: each touched chunk
+        file read once into a scratch buffer and the rows gathered from it; None when the array is
+        not such an array, the rows are sparse, or a chunk file is missing, a link or of the wrong size."""
+        array, chunk = self.array(world, name), self.block_size  # array(): the store's link and name checks
+        meta = array.metadata
+        if (getattr(meta, "codecs", None) != RAW_CODECS or array.dtype != info.dtype
+                or getattr(meta.chunk_grid, "chunk_shape", None) != (chunk, *info.shape)
+                or not isinstance(meta.chunk_key_encoding, DefaultChunkKeyEncoding)
+                or meta.chunk_key_encoding.separator != "/"):
+            return None
+        which = rows // chunk
+        touched = np.unique(which)
+        if touched.size * chunk > 2 * rows.size:
+            return None  # sparse rows: whole chunks would read mostly unwanted samples
+        out = np.empty((rows.size, *info.shape), dtype=info.dtype)
+        buf = scratch_buffer((chunk, *info.shape), info.dtype)
+        raw = buf.reshape(-1).view(np.uint8)
+        for c in touched.tolist():
+            if not read_chunk_file(chunk_file(self.path / world / name, (c,) + (0,) * len(info.shape)), raw):
+                return None
+            if touched.size == 1:
+                np.take(buf, rows - c * chunk, axis=0, out=out, mode="clip")  # in range; "raise" would buffer out
+            else:
+                sel = which == c
+                out[sel] = buf[rows[sel] - c * chunk]
+        return out
+
     def _rows(self, world: str, name: str, local: np.ndarray, info: VariableInfo) -> np.ndarray:
         array, chunk = self.array(world, name), self.block_size
         out = np.empty((local.size, *info.shape), dtype=info.dtype)
@@ -134,9 +272,11 @@ class ZarrReader(Reader):
         for start, stop in zip(np.r_[0, cuts], np.r_[cuts, local.size]):
             c = int(which[start])
             first, last = c * chunk, min((c + 1) * chunk, array.shape[0])
-            file = chunk_file(self.path / world / name, (c,) + (0,) * (array.ndim - 1))
+            index = (c,) + (0,) * (array.ndim - 1)
+            file = chunk_file(self.path / world / name, index) if not self.remote else \
+                self._file(world, name, "c", *map(str, index))
             try:
-                if not file.is_file() or file.is_symlink():  # a link made after the store was opened
+                if not self._has_chunk(world, name, index):
                     raise FileNotFoundError("chunk file missing or a symbolic link")
                 block = np.asarray(array[first:last])
             except Exception as error:  # codec and store errors have no common base class
@@ -150,7 +290,7 @@ class ZarrReader(Reader):
         try:
             values = np.asarray(array[...]) if array.ndim else np.asarray(array[...]).reshape(())
         except Exception as error:
-            raise TrainsetError(f"{self.path / world / entry['name']}: unreadable ({error}). {REWRITE}") from error
+            raise TrainsetError(f"{self._file(world, entry['name'])}: unreadable ({error}). {REWRITE}") from error
         attrs = dict(array.attrs.asdict())
         dtype = np.dtype(attrs.pop(PRIVATE, {}).get("dtype", entry["dtype"]))
         return xr.Variable(entry["dims"], values.astype(dtype, copy=False), attrs)

@@ -16,6 +16,10 @@ from trainset.versions import current
 FORMAT_VERSION = current("zarr")  # the manifest's format_version
 DEFAULT_CHUNK = 256
 MANIFEST, SPLITS_FILE, COORDS, PRIVATE = "manifest.json", "splits.json", "coords", "_trainset"
+MANIFEST_ATTR = "trainset"
+"""The root group attribute holding the manifest (from format version 2), so zarr and xarray users
+see it; ``manifest.json`` keeps a copy for seed-003 tools and the reader refuses a store whose
+two copies differ."""
 ZSTD_LEVEL = 3
 COMPRESSIONS = ("none", "lz4", "zstd")
 OPTIONS = {"chunk": DEFAULT_CHUNK, "compression": "none"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from trainset.io.zarr_.store import (
     COORDS,
     FORMAT_VERSION,
     MANIFEST,
+    MANIFEST_ATTR,
     PRIVATE,
     SPLITS_FILE,
     check_name,
@@ -152,12 +154,26 @@ def _write_store(collection: Collection, folder: Path, target: Path, splits: Spl
     if splits is not None:
         splits = check_splits(splits, len(collection))
     manifest = _manifest(collection, chunk, splits, compression)
-    root = zarr.create_group(open_store(folder, False), zarr_format=3,
-                             attributes=_jsonable(collection.attrs, f"{target}: dataset attrs"))
+    if MANIFEST_ATTR in collection.attrs:
+        raise TrainsetError(f"{target}: dataset attribute {MANIFEST_ATTR!r} is reserved for the zarr manifest. "
+                            "Fix: rename it")
+    attrs = {**_jsonable(collection.attrs, f"{target}: dataset attrs"), MANIFEST_ATTR: manifest}
+    root = zarr.create_group(open_store(folder, False), zarr_format=3, attributes=attrs)
     for (name, part), offset in zip(collection.parts.items(), collection.offsets.values()):
         chunks = share(name, math.ceil(int(part.sizes[SAMPLE]) / chunk))
         _write_part(root, folder, name, part, chunk, offset, splits, compression, chunks)
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    consolidate(folder)
+
+
+def consolidate(folder: Path) -> None:
+    """Consolidated metadata in the root ``zarr.json``: ``xr.open_zarr`` then opens the store
+    without listing it, so it warns neither about a slow open nor about the JSON files zarr
+    does not own (``manifest.json``, ``splits.json``). trainset's reader never uses it."""
+    with warnings.catch_warnings():  # zarr's notes on v3 consolidation and on those JSON files
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        warnings.filterwarnings("ignore", message="Object at .* is not recognized as a component")
+        zarr.consolidate_metadata(open_store(folder, False), zarr_format=3)
 
 
 def _write_part(root: zarr.Group, folder: Path, name: str, part: xr.Dataset, chunk: int, offset: int,
