@@ -279,6 +279,8 @@ def _evaluate(args: argparse.Namespace) -> None:
         raise TrainsetError(f"{folder}: no config.json: not a run folder written by trainset train. "
                             "Fix: pass the folder holding best.pt, history.json and config.json")
     run = json.loads((folder / "config.json").read_text())
+    if args.device:  # e.g. a run trained on a GPU, evaluated where there is none
+        run.setdefault("training", {})["device"] = args.device
     output = Path(args.output or Path("results") / "reports" / folder.name)
     result = evaluate_run(run, folder, args.dataset, args.scalers, output, split=args.split, generated=args.generated)
     headline = ", ".join(f"{k} {v:.4g}" for k, v in (result["metrics"].get("headline") or {}).items()
@@ -292,7 +294,7 @@ def _predict(args: argparse.Namespace) -> None:
     if Path(args.output).suffix != ".nc":
         raise TrainsetError(f"{args.output}: predictions are written as NetCDF. Fix: end the path with .nc")
     summary = predict_dataset(args.run, args.dataset, args.output, scalers=args.scalers, splits=args.split,
-                              checkpoint=args.checkpoint)
+                              checkpoint=args.checkpoint, device=args.device)
     counts = ", ".join(f"{name} {n}" for name, n in summary["samples"].items())
     print(f"wrote {args.output}: predictions of {summary['checkpoint']} on {args.dataset} ({counts} samples)")
 
@@ -315,12 +317,13 @@ LOUD_COMMANDS = ("train", "find-lr", "evaluate", "predict")
 """Long-running subcommands that log progress (INFO) unless -q is given."""
 
 
-def _logging_options(parser: argparse.ArgumentParser, default: Any) -> None:
-    """-v/-q on the main parser (defaults) and on every subcommand (SUPPRESS: only when given), so
-    they work before or after the subcommand."""
-    parser.add_argument("-v", "--verbose", action="count", default=default,
+def _logging_options(parser: argparse.ArgumentParser, default: Any, suffix: str = "") -> None:
+    """-v/-q on the main parser (defaults) and on every subcommand (SUPPRESS: only when given,
+    under other names), so they work before or after the subcommand and -v counts add up."""
+    parser.add_argument("-v", "--verbose", action="count", default=default, dest=f"verbose{suffix}",
                         help="more logging on stderr: -v progress (INFO), -vv debug")
-    parser.add_argument("-q", "--quiet", action="store_true", default=default if default is not None else False,
+    parser.add_argument("-q", "--quiet", action="store_true", dest=f"quiet{suffix}",
+                        default=default if default is not None else False,
                         help="only warnings and errors on stderr (train, find-lr, evaluate, predict log INFO by default)")
 
 
@@ -333,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"trainset {__version__}")
     _logging_options(parser, None)
     common = argparse.ArgumentParser(add_help=False)
-    _logging_options(common, argparse.SUPPRESS)
+    _logging_options(common, argparse.SUPPRESS, "_after")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
@@ -439,6 +442,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--scalers", help="the scalers JSON the run was trained with")
     evaluate.add_argument("-o", "--output", help="report folder (default results/reports/<run folder name>)")
     evaluate.add_argument("--split", default="test", help="split to score, never the training split (default test)")
+    evaluate.add_argument("--device", help="evaluate on this device instead of the run's training.device "
+                          "(e.g. cpu for a run trained on a GPU)")
     evaluate.add_argument("--generated", type=int, default=48,
                           help="generative runs: samples to draw for the report (default 48)")
     evaluate.set_defaults(func=_evaluate)
@@ -453,6 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--split", action="append", help="a split to predict; repeatable (default: every split "
                          "the dataset stores)")
     predict.add_argument("--checkpoint", default="best.pt", help="checkpoint file in the run folder (default best.pt)")
+    predict.add_argument("--device", help="predict on this device instead of the run's training.device (e.g. cpu)")
     predict.set_defaults(func=_predict)
 
     legacy = command("convert-legacy-wds", "convert legacy Glideator .pth shards (seed 002)")
@@ -532,6 +538,13 @@ def _split_run(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv, []
 
 
+def combine_logging(args: argparse.Namespace) -> argparse.Namespace:
+    """-v counts and -q from before and after the subcommand, as one ``verbose``/``quiet``."""
+    args.verbose = (args.verbose or 0) + getattr(args, "verbose_after", 0)
+    args.quiet = bool(args.quiet or getattr(args, "quiet_after", False))
+    return args
+
+
 def log_level(args: argparse.Namespace) -> int:
     """WARNING, or INFO for the long-running commands; -v raises it (INFO, then DEBUG), -q lowers it."""
     if args.quiet:
@@ -548,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(head)
     if args.command == "run":
         args.snakemake_args = rest  # passed through untouched: argparse would take snakemake's options
-    args.verbose = args.verbose or 0
+    combine_logging(args)
     if args.verbose and args.quiet:
         print("error: -v and -q contradict each other. Fix: give one", file=sys.stderr)
         return 2

@@ -21,7 +21,7 @@ import shutil
 import socket
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from trainset.errors import TrainsetError
 
@@ -79,6 +79,34 @@ def canonical(value: Any, key: str | None = None) -> Any:
     if isinstance(value, (list, tuple)):
         return [canonical(entry) for entry in value]
     return value
+
+
+class WorkflowCopy(NamedTuple):
+    """What the rules need of a stored copy (:class:`trainset.io.base.StoredCopy`): its name,
+    format, file-name suffix, whether parallel jobs write it and whether it is a folder."""
+
+    name: str
+    format: str
+    suffix: str
+    parallel: bool
+    folder: bool
+
+
+STORED_COPIES: dict[str, WorkflowCopy] = {copy.name: copy for copy in [
+    WorkflowCopy("hdf5", "hdf5", ".h5", True, False),
+    WorkflowCopy("netcdf", "netcdf", ".nc", False, False),
+    WorkflowCopy("webdataset", "webdataset", "-wds", True, True),
+    WorkflowCopy("zarr", "zarr", ".zarr", True, True),
+    WorkflowCopy("hdf5_presplit", "hdf5", ".presplit.h5", True, False),
+]}
+"""The stored copies of :func:`trainset.io.base.stored_copies`, in its order, as plain data: the
+rules are built from them when Snakemake parses the workflow, and importing the format adapters
+(h5py, zarr, xarray) there would add ~0.3 s to every run, a no-op rerun included.
+tests/unit/test_snakemake_conventions.py checks this copy against the adapters."""
+CANONICAL_FORMAT = "netcdf"
+""":data:`trainset.io.base.CANONICAL_FORMAT` (checked equal by the same test)."""
+DEFAULT_JOBS = 1
+""":data:`trainset.io.base.DEFAULT_JOBS` (checked equal by the same test)."""
 
 
 LOCK_DIR = Path(".snakemake") / "locks"

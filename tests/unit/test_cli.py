@@ -81,16 +81,25 @@ def test_every_option_has_help():
     (["-v", "validate", "p"], "validate", logging.INFO),
     (["validate", "p", "-v"], "validate", logging.INFO),
     (["validate", "-vv", "p"], "validate", logging.DEBUG),
+    (["-v", "validate", "p", "-v"], "validate", logging.DEBUG),  # the counts add up
 ])
 def test_verbosity_before_or_after_the_subcommand(argv, command, level):
-    args = build_parser().parse_args(argv)
-    args.verbose = args.verbose or 0
+    from trainset.cli import combine_logging
+
+    args = combine_logging(build_parser().parse_args(argv))
     assert args.command == command and log_level(args) == level
 
 
 def test_verbose_and_quiet_together_are_refused(capsys):
     assert main(["-v", "validate", "x", "-q"]) == 2
     assert "contradict" in capsys.readouterr().err
+
+
+def test_check_config_of_a_missing_file_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    assert main(["check-config", str(tmp_path / "nothere.yaml")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nothere.yaml: config file not found" in err
 
 
 def test_demo_ingest_and_validate(tmp_path, capsys):
@@ -136,6 +145,23 @@ def test_train_find_lr_and_evaluate(trained, tmp_path, capsys):
     assert "training split" in refused(capsys, "evaluate", root / "run", "--dataset", data, "--scalers",
                                        root / "scalers.json", "-o", tmp_path / "r2", "--split", "train")
     assert "not a stored dataset" in refused(capsys, "train", "--config", config, "--dataset", tmp_path / "none.h5")
+
+
+def test_a_run_trained_for_cuda_is_evaluated_and_predicts_with_device_cpu(trained, tmp_path, capsys):
+    """The checkpoint is device-portable: --device replaces the run's training.device."""
+    import shutil
+
+    root, data, _ = trained
+    run = tmp_path / "gpu_run"
+    shutil.copytree(root / "run", run)
+    config = json.loads((run / "config.json").read_text())
+    config["training"]["device"] = "cuda"
+    (run / "config.json").write_text(json.dumps(config))
+    common = ["--dataset", data, "--scalers", root / "scalers.json", "-q"]
+    assert "training.device" in refused(capsys, "evaluate", run, *common, "-o", tmp_path / "r1")
+    assert "rmse" in ok(capsys, "evaluate", run, *common, "-o", tmp_path / "r2", "--device", "cpu")
+    ok(capsys, "predict", run, *common, "-o", tmp_path / "p.nc", "--device", "cpu")
+    assert (tmp_path / "p.nc").exists() and not (tmp_path / "r1").exists()
 
 
 def test_predict_writes_data_units_for_a_new_dataset(trained, tmp_path, capsys):

@@ -127,3 +127,33 @@ def test_the_workflow_catalog_file_describes_usage():
 def test_snakefmt_has_a_line_length():
     tool = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]
     assert isinstance(tool["snakefmt"]["line_length"], int)
+
+
+def test_the_workflows_stored_copies_match_the_format_adapters():
+    """common.smk builds its rules from trainset.workflow's plain copy of the stored copies (so
+    parsing the workflow imports no adapter); it must say what the adapters say."""
+    from trainset import workflow
+    from trainset.io import base
+
+    adapters = base.stored_copies()
+    assert list(workflow.STORED_COPIES) == list(adapters)
+    for name, copy in adapters.items():
+        assert workflow.STORED_COPIES[name] == (copy.name, copy.format, copy.suffix, copy.parallel, copy.folder)
+    assert (workflow.CANONICAL_FORMAT, workflow.DEFAULT_JOBS) == (base.CANONICAL_FORMAT, base.DEFAULT_JOBS)
+
+
+def test_parsing_the_workflow_imports_no_heavy_library():
+    """What common.smk imports when Snakemake parses the workflow and checks the config (every
+    run, a no-op rerun too) pulls in no torch, pandas, xarray, matplotlib or format adapter
+    (README "Reruns"). Snakemake's SLURM plugin imports pandas itself; this is the library's part."""
+    import subprocess
+    import sys
+
+    common = (REPO / "workflow" / "rules" / "common.smk").read_text()
+    imports = re.findall(r"^\s*from (trainset[\w.]*) import", common, re.M)  # its functions' imports too
+    assert len(imports) > 5  # (``from trainset.train import workflow_config`` reads as trainset.train)
+    code = (f"import sys; import {', '.join(sorted(set(imports)))}, trainset.train.workflow_config; "
+            "print([m for m in ('torch', 'pandas', 'xarray', 'matplotlib', 'h5py', 'zarr', 'trainset.io') "
+            "if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -12,16 +12,23 @@ import yaml
 from snakemake.utils import validate
 
 from trainset.config_errors import load_yaml
-from trainset.io.base import CANONICAL_FORMAT, DEFAULT_JOBS, stored_copies
 from trainset.plots.past import overlay_family
-from trainset.workflow import canonical, record_lock_owner, release_stale_lock
+from trainset.workflow import (
+    CANONICAL_FORMAT,
+    DEFAULT_JOBS,
+    STORED_COPIES,
+    canonical,
+    record_lock_owner,
+    release_stale_lock,
+)
 
 REPO = Path(workflow.basedir)
 LIBRARY = REPO / "src" / "trainset"
 
-STORED_COPIES = stored_copies()
-"""Every stored copy a dataset's ``formats:`` may list, by name: the formats and their variants
-(``hdf5_presplit``), each with its file-name suffix and the writer options it fixes."""
+# STORED_COPIES: every stored copy a dataset's ``formats:`` may list, by name: the formats and
+# their variants (``hdf5_presplit``), each with its file-name suffix. trainset.workflow keeps them
+# as plain data (tested against trainset.io.base.stored_copies), so parsing the workflow imports
+# no format adapter (h5py, zarr, xarray): a no-op rerun pays only Snakemake's start-up.
 
 # Recovery after a kill: the lock of a run whose process is gone is released before Snakemake
 # checks it (a live run's lock stays), so the plain command resumes; profiles/default reruns
@@ -401,10 +408,17 @@ def lr_finder_inputs(wildcards):
 
 
 def search_trials(search):
-    """Trial name -> run config of one search (drawn from the search's seed, stable)."""
-    from trainset.train import workflow_config
+    """Trial name -> run config of one search (drawn from the search's seed, stable), drawn once
+    per search: input and params functions ask for it once per job."""
+    if search not in _TRIALS:
+        from trainset.train import workflow_config
 
-    return workflow_config.search_trials(config, search)
+        _TRIALS[search] = workflow_config.search_trials(config, search)
+    return _TRIALS[search]
+
+
+_TRIALS = {}
+"""search -> its trials (:func:`search_trials`); the config is fixed once the workflow is parsed."""
 
 
 def trial_config(wildcards):

@@ -86,20 +86,21 @@ rule write_dataset_job:
 
 # One gather rule, write_<copy>, per stored copy written in jobs (trainset.io.base.stored_copies):
 # a format, or a variant of one with its own file-name suffix and fixed writer options.
-for copy in (c for c in STORED_COPIES.values() if c.parallel):
+# (not `copy`: the Snakefile runs in snakemake.workflow's globals, where `copy` is the module)
+for stored_copy in (c for c in STORED_COPIES.values() if c.parallel):
 
     rule:
         name:
-            f"write_{copy.name}"
+            f"write_{stored_copy.name}"
         input:
             unpack(conversion_inputs),
-            jobs=job_folders(copy.name),
+            jobs=job_folders(stored_copy.name),
         output:
-            dataset=gathered_output(copy),
+            dataset=gathered_output(stored_copy),
         log:
-            f"results/logs/write_{copy.name}/{{name}}.log",
+            f"results/logs/write_{stored_copy.name}/{{name}}.log",
         benchmark:
-            f"results/benchmarks/write_{copy.name}/{{name}}.tsv"
+            f"results/benchmarks/write_{stored_copy.name}/{{name}}.tsv"
         conda:
             "../envs/trainset.yaml"
         threads: 1
@@ -107,10 +108,10 @@ for copy in (c for c in STORED_COPIES.values() if c.parallel):
             mem_mb=mem_mb,
             runtime=30,
         params:
-            format=copy.name,
-            options=writer_options(copy.name),
+            format=stored_copy.name,
+            options=writer_options(stored_copy.name),
         message:
-            f"Gathering the {copy.name} jobs of {{wildcards.name}}"
+            f"Gathering the {stored_copy.name} jobs of {{wildcards.name}}"
         script:
             "../../src/scripts/gather_dataset.py"
 

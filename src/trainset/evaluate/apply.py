@@ -36,11 +36,13 @@ COMPARED = ("task", "num_classes", "vocab_size", "n_sites", "target_seq_len")
 
 def predict_dataset(run_folder: str | os.PathLike, dataset: str | os.PathLike, output: str | os.PathLike,
                     scalers: str | os.PathLike | None = None, splits: list[str] | None = None,
-                    checkpoint: str = "best.pt") -> dict[str, Any]:
+                    checkpoint: str = "best.pt", device: str | None = None) -> dict[str, Any]:
     """Predict every sample of ``splits`` (default: all the dataset stores) of ``dataset`` with the
     run in ``run_folder`` (its ``config.json`` and ``checkpoint``) and write ``output`` (.nc).
 
-    Returns a summary: samples per split, the output path and the checkpoint used.
+    ``device`` (e.g. ``cpu``) replaces the run's ``training.device``: a run trained on a GPU
+    predicts on a machine without one. Returns a summary: samples per split, the output path
+    and the checkpoint used.
     """
     from trainset.evaluate.predict import predict
     from trainset.io.base import guess_format
@@ -51,6 +53,8 @@ def predict_dataset(run_folder: str | os.PathLike, dataset: str | os.PathLike, o
     folder = Path(run_folder)
     cfg = TrainingConfig.from_dict(_read_config(folder))
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, scaler=None))  # fitted scalers: loaded, not refitted
+    if device is not None:
+        cfg = dataclasses.replace(cfg, training=dataclasses.replace(cfg.training, device=device))
     scalers = scalers or (folder / "scalers.json" if (folder / "scalers.json").exists() else None)
     model, meta, loaded = _load_model(cfg, folder / checkpoint, scalers)
     info = meta.get("info") or {}
@@ -66,7 +70,7 @@ def predict_dataset(run_folder: str | os.PathLike, dataset: str | os.PathLike, o
                             "Fix: pass --split with one of those, or write splits.json for the dataset")
     check_fits(info, describe_new(cfg, dataset, wanted[0], loaded), dataset, folder / checkpoint)
     results = {name: predict(model, cfg, dataset, name, loaded, info) for name in wanted}
-    attrs = {"run": cfg.name, "task": info.get("task"), "checkpoint": str(folder / checkpoint),
+    attrs = {"run": cfg.name, "task": info.get("task") or "", "checkpoint": str(folder / checkpoint),
              "checkpoint_sha256": file_sha256(folder / checkpoint), "dataset": str(dataset),
              "dataset_sha256": file_sha256(dataset), "trained_on_sha256": meta.get("dataset_sha256") or "",
              "scaler_sha256": meta.get("scaler_sha256") or "",
@@ -169,8 +173,10 @@ def _as_dataset(results: dict[str, Any], attrs: dict[str, Any]) -> Any:
     data = {"pred": (dims, pred)}
     for name in ("target", "mask"):
         values = stacked(name)
-        if values is not None and values.shape == pred.shape:
-            data[name] = (dims, values.astype(np.int8) if values.dtype == bool else values)
+        if values is None:
+            continue
+        own = dims if values.shape == pred.shape else ["sample", *(f"{name}_dim_{i}" for i in range(1, values.ndim))]
+        data[name] = (own, values.astype(np.int8) if values.dtype == bool else values)  # e.g. a [n, T] mask
     index = np.concatenate([np.asarray(r.extra["index"]) for r in results.values()])
     split = np.concatenate([[name] * len(r.pred) for name, r in results.items()]).astype(str)
     return xr.Dataset(data, coords={"index": ("sample", index), "split": ("sample", split)}, attrs=attrs)

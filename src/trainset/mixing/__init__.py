@@ -8,6 +8,18 @@ places), ``scaling`` (target peaks), ``build`` (all of it) and ``store`` (Parque
 Per-frame generators come from :mod:`trainset.rng`.
 """
 
-from trainset.mixing.build import Frames, build_frames
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["Frames", "build_frames"]
+
+
+def __getattr__(name: str) -> Any:
+    """``Frames`` and ``build_frames`` on first use: the workflow imports ``trainset.mixing.config``
+    (the start-up check of each mix) whenever Snakemake parses it, and ``build`` imports pandas."""
+    if name in __all__:
+        from trainset.mixing import build
+
+        return getattr(build, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-
-import numpy as np
-import pandas as pd
-import xarray as xr
+from typing import TYPE_CHECKING
 
 from trainset.errors import TrainsetError
-from trainset.table.io import read_table
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
+# numpy, pandas, xarray and the table reader are imported where they are used: the workflow
+# imports overlay_family when Snakemake parses it, on every run (a no-op rerun too).
 
 DEFAULT_PAST_SEASONS = 0
 """``plots.past_seasons`` default: no overlay (the schema's copy is tested against it)."""
@@ -58,6 +60,12 @@ def past_seasons(table_path: str | os.PathLike, count: int, weeks: Sequence[int]
         ``plots.past_seasons`` below 1 or above the family's season count; ``plots.past_family``
         absent from the table or not one series per season.
     """
+    import numpy as np
+    import pandas as pd
+    import xarray as xr
+
+    from trainset.table.io import read_table
+
     if int(count) < 1:
         raise TrainsetError(f"plots.past_seasons: must be >= 1 to draw past seasons, got {count}")
     rows = _family_rows(read_table(table_path, columns=_COLUMNS), family, table_path)

@@ -327,9 +327,11 @@ class TrainingConfig:
         validate_fields(self, "")
 
     def _problems(self) -> list[str]:
-        from trainset.io.base import stored_copies  # lazy: registers every format adapter
+        # the formats, then their variants (e.g. HDF5's presplit copy); trainset.workflow's plain
+        # copy of trainset.io.base.stored_copies(), so checking a run imports no format adapter
+        from trainset.workflow import STORED_COPIES
 
-        known = list(stored_copies())  # the formats, then their variants (e.g. HDF5's presplit copy)
+        known = list(STORED_COPIES)
         p = [] if self.name else ["name: must not be empty"]
         if self.format not in known:
             p.append(f"format: unknown dataset format {self.format!r}. Fix: use one of {known}")

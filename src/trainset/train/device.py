@@ -115,8 +115,9 @@ def check_precision(precision: str, device: torch.device, key: str = "training.p
         except (RuntimeError, ValueError) as error:
             raise TrainsetError(f"{key}: {precision} autocast on {device} is not supported by torch "
                                 f"{torch.__version__} ({error}). Fix: use precision fp32") from None
-    if not getattr(context, "_enabled", True) or caught:
-        reason = "; ".join(str(w.message) for w in caught) or "autocast disabled itself"
+    refusals = [w for w in caught if "autocast" in str(w.message).lower() or "support" in str(w.message).lower()]
+    if not getattr(context, "_enabled", True) or refusals:  # other warnings (deprecations) are not refusals
+        reason = "; ".join(str(w.message) for w in refusals) or "autocast disabled itself"
         raise TrainsetError(f"{key}: {precision} autocast on {device} is not supported by torch "
                             f"{torch.__version__} ({reason}). Fix: use precision fp32")
 

@@ -109,7 +109,9 @@ def wrap(model: torch.nn.Module) -> torch.nn.Module:
     """DistributedDataParallel around ``model`` when running under torchrun."""
     if world() == 1:
         return model
-    device = next(iter(model.parameters())).device
+    from trainset.train.device import model_device
+
+    device = model_device(model)
     return torch.nn.parallel.DistributedDataParallel(
         model, device_ids=[device] if device.type == "cuda" else None, process_group=_GRADIENTS.get("group"))
 

@@ -309,8 +309,8 @@ def fit_run_scaler(cfg: Any, dataset: str | os.PathLike, given: Any) -> Any:
 
 
 def prepare_batches(cfg: Any, scalers: Any, info: dict, device: torch.device | None = None) -> Callable[[dict], dict]:
-    """The batch onto ``device`` (none: where it is), the class-id check (``data.num_classes``),
-    scaling, then the target-length policy (checked here, before the first batch:
+    """The class-id check (``data.num_classes``), scaling, the batch onto ``device`` (none: where
+    it is), then the target-length policy (checked here, before the first batch:
     :func:`~trainset.train.lengths.length_plan`)."""
     from trainset.train.device import to_device
 
@@ -321,11 +321,11 @@ def prepare_batches(cfg: Any, scalers: Any, info: dict, device: torch.device | N
     keys = length_plan(info, length, policy) if info else ()
 
     def prepare(batch: dict) -> dict:
+        check_classes(batch, info, cfg.data.num_classes)
+        if scalers is not None:  # on the CPU, where the batch is read: no device round trips
+            batch = scalers.transform(batch)
         if device is not None:
             batch = to_device(batch, device)
-        check_classes(batch, info, cfg.data.num_classes)
-        if scalers is not None:
-            batch = scalers.transform(batch)
         return apply_length(batch, length, policy, keys)
 
     return prepare

@@ -36,15 +36,17 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from trainset.errors import TrainsetError
 from trainset.provenance import atomic_path, jsonable, write_json
 from trainset.rng import MAX_SEED, named_rng
 from trainset.versions import stamp
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported where the results table is built: the workflow draws trials at start-up
 
 logger = logging.getLogger(__name__)
 
@@ -383,6 +385,8 @@ def gather(trials: Mapping[str, tuple[str | os.PathLike, str | os.PathLike]],
                    epochs=len(history))
         rows.append(row)
         configs[str(trial)] = dict(config)
+    import pandas as pd
+
     table = pd.DataFrame(rows, columns=["trial", *keys, *RESULT_COLUMNS])
     table["best_epoch"] = table["best_epoch"].astype("Int64")
     table = table.sort_values(["best_val_loss", "trial"], na_position="last", kind="mergesort")

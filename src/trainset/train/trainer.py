@@ -264,6 +264,9 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.stopper.load_state_dict(state["early_stopping"])
         if self.scaler is not None:  # the same config: precision fp16 saved it
+            if "grad_scaler" not in state:
+                raise TrainsetError(f"{path}: an fp16 run's checkpoint without its gradient scaler state. "
+                                    "Fix: delete the run folder's last.pt to start afresh")
             self.scaler.load_state_dict(state["grad_scaler"])
         if meta.get("device") != self.meta.get("device"):
             logger.warning("%s: trained on %s, continuing on %s: the run goes on, but its weights will not be "
