@@ -94,9 +94,7 @@ def _read_config(folder: Path) -> dict[str, Any]:
 def _load_model(cfg: Any, checkpoint: Path, scalers_path: Any) -> tuple[Any, dict, Any]:
     """The checkpoint's model (built from its own ``info``) and the scalers, checked to be the
     ones it was trained with."""
-    import torch
-
-    from trainset.models import build_model
+    from trainset.evaluate.predict import restore_model
     from trainset.train.run import load_scalers, run_device
     from trainset.train.trainer import checkpoint_meta, load_checkpoint
 
@@ -111,17 +109,8 @@ def _load_model(cfg: Any, checkpoint: Path, scalers_path: Any) -> tuple[Any, dic
         raise TrainsetError(f"{checkpoint}: trained with scalers {meta.get('scaler_sha256')}, but "
                             f"{scalers_path or 'no --scalers'} gives {have}. Fix: pass the scalers file the run "
                             "was trained with (--scalers results/scalers/<dataset>.json)")
-    info = meta.get("info") or {}
-    if meta.get("worlds"):
-        info = {**info, "worlds": {w: info["worlds"][w] for w in meta["worlds"]}}
-    torch.manual_seed(0)
-    model = build_model(cfg.model.name, dict(cfg.model.params), info)
-    try:
-        model.load_state_dict(state["model"])
-    except (RuntimeError, KeyError, ValueError) as error:
-        raise TrainsetError(f"{checkpoint}: weights do not fit model {cfg.model.name!r} ({error}). "
-                            "Fix: use the run folder the checkpoint was trained in") from error
-    return model.to(device).eval(), {**meta, "info": info}, scalers
+    model, info = restore_model(cfg, state, meta, checkpoint, device)
+    return model, {**meta, "info": info}, scalers
 
 
 def describe_new(cfg: Any, dataset: str | os.PathLike, split: str, scalers: Any) -> dict[str, Any]:

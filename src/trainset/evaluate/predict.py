@@ -38,7 +38,6 @@ def load_trained(cfg: Any, checkpoint: str | os.PathLike, dataset_path: str | os
     """The model of a checkpoint, after checking it belongs to this dataset and these scalers,
     on the run's ``training.device`` here (a checkpoint trained on a GPU loads on the CPU:
     its tensors are mapped to the evaluating device)."""
-    from trainset.models import build_model
     from trainset.train.run import load_scalers, run_device
     from trainset.train.trainer import checkpoint_meta, load_checkpoint
 
@@ -59,7 +58,20 @@ def load_trained(cfg: Any, checkpoint: str | os.PathLike, dataset_path: str | os
     if meta.get("worlds") and sorted(meta["worlds"]) != stored_worlds:
         raise TrainsetError(f"{checkpoint}: model worlds {meta['worlds']} differ from the dataset's {stored_worlds}. "
                             "Fix: evaluate on the dataset the model was trained on")
-    if meta.get("worlds"):  # the model's world order is the checkpoint's (stored JSON sorts dict keys)
+    model, _ = restore_model(cfg, state, meta, checkpoint, device)
+    logger.info("%s: trained on %s%s, evaluated on %s", checkpoint, meta.get("device", "?"),
+                f" ({meta['gpu_name']})" if meta.get("gpu_name") else "", device)
+    return model, meta, scalers
+
+
+def restore_model(cfg: Any, state: dict[str, Any], meta: dict[str, Any], checkpoint: Any,
+                  device: Any) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The checkpoint's model on ``device`` in eval mode, built from its recorded ``info`` (worlds in
+    the checkpoint's order: stored JSON sorts dict keys), and that info."""
+    from trainset.models import build_model
+
+    info = meta.get("info") or {}
+    if meta.get("worlds"):
         info = {**info, "worlds": {w: info["worlds"][w] for w in meta["worlds"]}}
     torch.manual_seed(0)
     model = build_model(cfg.model.name, dict(cfg.model.params), info)
@@ -67,11 +79,8 @@ def load_trained(cfg: Any, checkpoint: str | os.PathLike, dataset_path: str | os
         model.load_state_dict(state["model"])
     except (RuntimeError, KeyError, ValueError) as error:
         raise TrainsetError(f"{checkpoint}: weights do not fit model {cfg.model.name!r} ({error}). "
-                            "Fix: retrain, or use the config the checkpoint was trained with") from error
-    model.to(device).eval()
-    logger.info("%s: trained on %s%s, evaluated on %s", checkpoint, meta.get("device", "?"),
-                f" ({meta['gpu_name']})" if meta.get("gpu_name") else "", device)
-    return model, meta, scalers
+                            "Fix: retrain, or use the config and run folder the checkpoint was trained with") from error
+    return model.to(device).eval(), info
 
 
 @torch.no_grad()
