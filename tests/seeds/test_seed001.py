@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
+from tests.seeds.seed001_files import write_forecasting, write_pulse
 from trainset.cli import main
 from trainset.errors import TrainsetError
 from trainset.tasks import task_from_paradigm
@@ -33,33 +34,6 @@ def _train(tmp_path, config_text, caplog=None, **extra):
 
 # --------------------------------------------------------------------------- 1. pulse, pre-split
 
-def write_pulse(folder, N=120, T=64, D=1):
-    np.random.seed(0)
-    num_classes = 3
-    data = np.random.randn(N, T, D).astype(np.float32)
-    labels = np.random.randint(0, num_classes, size=(N,), dtype=np.int64)
-    for i in range(N):
-        if labels[i] == 1:  # Single pulse
-            pulse_pos = np.random.randint(10, T-10)
-            data[i, pulse_pos:pulse_pos+5, 0] += 2.0
-        elif labels[i] == 2:  # Double pulse
-            pos1 = np.random.randint(5, T//2)
-            pos2 = np.random.randint(T//2, T-5)
-            data[i, pos1:pos1+3, 0] += 1.5
-            data[i, pos2:pos2+3, 0] += 1.5
-    with h5py.File(folder / "pulse_classification.h5", "w") as f:
-        train_group = f.create_group("train")
-        train_group.create_dataset("data", data=data[:80])
-        train_group.create_dataset("labels", data=labels[:80])
-        val_group = f.create_group("val")
-        val_group.create_dataset("data", data=data[80:100])
-        val_group.create_dataset("labels", data=labels[80:100])
-        test_group = f.create_group("test")
-        test_group.create_dataset("data", data=data[100:])
-        test_group.create_dataset("labels", data=labels[100:])
-    return data, labels
-
-
 PULSE_YAML = """
 training:
   paradigm: supervised
@@ -77,7 +51,7 @@ model:
 
 
 def test_pulse_presplit_without_index_trains_with_the_sequence_model(tmp_path, caplog):
-    write_pulse(tmp_path)
+    write_pulse(tmp_path / "pulse_classification.h5", N=120, train=80, val=20)
     with caplog.at_level(logging.INFO):
         out = _train(tmp_path, PULSE_YAML)  # data_path is relative to the YAML's folder
     assert (out / "best.pt").exists() and len(json.loads((out / "history.json").read_text())) == 1
@@ -88,22 +62,6 @@ def test_pulse_presplit_without_index_trains_with_the_sequence_model(tmp_path, c
 
 
 # --------------------------------------------------------------------------- 4. forecasting, single layout
-
-def write_forecasting(folder, N=100, input_len=24, forecast_len=8, D=3):
-    np.random.seed(1)
-    data = np.random.randn(N, input_len, D).astype(np.float32)
-    for i in range(N):
-        trend = np.linspace(0, np.random.uniform(-1, 1), input_len)
-        data[i, :, 0] += trend
-    labels = np.random.randn(N, forecast_len, D).astype(np.float32)
-    for i in range(N):
-        last_val = data[i, -1, 0]
-        trend_continuation = np.linspace(last_val, last_val + np.random.uniform(-0.5, 0.5), forecast_len)
-        labels[i, :, 0] = trend_continuation
-    with h5py.File(folder / "forecasting.h5", "w") as f:
-        f.create_dataset("data", data=data)
-        f.create_dataset("labels", data=labels)  # Shape: [N, forecast_len, D]
-
 
 FORECAST_YAML = """
 training:
@@ -118,7 +76,7 @@ data:
 
 
 def test_forecasting_single_layout_is_auto_split_and_the_split_saved(tmp_path):
-    write_forecasting(tmp_path)
+    write_forecasting(tmp_path / "forecasting.h5", N=100)
     out = _train(tmp_path, FORECAST_YAML)
     saved = json.loads((out / "splits.json").read_text())
     sizes = {k: len(v) for k, v in saved["splits"].items()}
@@ -130,13 +88,13 @@ def test_forecasting_single_layout_is_auto_split_and_the_split_saved(tmp_path):
     assert (again / "splits.json").read_bytes() == (out / "splits.json").read_bytes()
     other = tmp_path / "seed7"
     other.mkdir()
-    write_forecasting(other)
+    write_forecasting(other / "forecasting.h5", N=100)
     cut7 = json.loads((_train(other, FORECAST_YAML, seed=7) / "splits.json").read_text())
     assert cut7["splits"]["train"] != saved["splits"]["train"] and cut7["seed"] == 7
 
 
 def test_data_scaler_on_an_auto_split_file_is_fitted_on_its_train_cut(tmp_path):
-    write_forecasting(tmp_path)
+    write_forecasting(tmp_path / "forecasting.h5", N=100)
     out = _train(tmp_path, FORECAST_YAML.replace("  target_seq_len: 8", "  target_seq_len: 8\n  scaler: standard"))
     cut = json.loads((out / "splits.json").read_text())["splits"]["train"]
     scalers = json.loads((out / "scalers.json").read_text())
@@ -148,13 +106,13 @@ def test_data_scaler_on_an_auto_split_file_is_fitted_on_its_train_cut(tmp_path):
 
 
 def test_split_fractions_configurable_and_refused_where_a_file_has_splits(tmp_path, capsys):
-    write_forecasting(tmp_path)
+    write_forecasting(tmp_path / "forecasting.h5", N=100)
     text = FORECAST_YAML.replace("  target_seq_len: 8", "  target_seq_len: 8\n  split_fractions: "
                                  "{train: 0.5, val: 0.5}")
     out = _train(tmp_path, text)
     assert {k: len(v) for k, v in json.loads((out / "splits.json").read_text())["splits"].items()} == \
         {"train": 50, "val": 50}
-    write_pulse(tmp_path)
+    write_pulse(tmp_path / "pulse_classification.h5", N=120, train=80, val=20)
     pulse = PULSE_YAML.replace("  target_seq_len: 64", "  target_seq_len: 64\n  split_fractions: "
                                "{train: 0.8, val: 0.2}")
     cfg = tmp_path / "pulse.yaml"
@@ -292,8 +250,8 @@ def test_a_stored_task_decides_and_a_contradicting_paradigm_is_refused():
 
 
 def test_two_unnamed_guide_yamls_train_into_their_own_folders(tmp_path, monkeypatch):
-    write_pulse(tmp_path)
-    write_forecasting(tmp_path)
+    write_pulse(tmp_path / "pulse_classification.h5", N=120, train=80, val=20)
+    write_forecasting(tmp_path / "forecasting.h5", N=100)
     monkeypatch.chdir(tmp_path)
     for stem, text in (("pulse", PULSE_YAML), ("forecast", FORECAST_YAML)):
         (tmp_path / f"{stem}.yaml").write_text(text.replace("training:\n", "training:\n  epochs: 1\n", 1))

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import yaml
 
+from tests.seeds.seed001_files import write_forecasting, write_pulse
 from trainset.datasets import split_dataset
 from trainset.domains.stage import frame_domain, ingest_domain
 from trainset.errors import TrainsetError
@@ -27,48 +28,6 @@ from trainset.io.netcdf import NetCDFFormat
 from trainset.splits import SEED001_FRACTIONS, read_splits
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def write_pulse(path: Path, N: int = 60, T: int = 64, D: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """The guide's pulse-detection file (pre-split layout, no ``index``), N smaller."""
-    np.random.seed(0)
-    num_classes = 3
-    data = np.random.randn(N, T, D).astype(np.float32)
-    labels = np.random.randint(0, num_classes, size=(N,), dtype=np.int64)
-    for i in range(N):
-        if labels[i] == 1:  # Single pulse
-            pulse_pos = np.random.randint(10, T-10)
-            data[i, pulse_pos:pulse_pos+5, 0] += 2.0
-        elif labels[i] == 2:  # Double pulse
-            pos1 = np.random.randint(5, T//2)
-            pos2 = np.random.randint(T//2, T-5)
-            data[i, pos1:pos1+3, 0] += 1.5
-            data[i, pos2:pos2+3, 0] += 1.5
-    with h5py.File(path, "w") as f:
-        train_group = f.create_group("train")
-        train_group.create_dataset("data", data=data[:40])
-        train_group.create_dataset("labels", data=labels[:40])
-        val_group = f.create_group("val")
-        val_group.create_dataset("data", data=data[40:50])
-        val_group.create_dataset("labels", data=labels[40:50])
-        test_group = f.create_group("test")
-        test_group.create_dataset("data", data=data[50:])
-        test_group.create_dataset("labels", data=labels[50:])
-    return data, labels
-
-
-def write_forecasting(path: Path, N: int = 50, input_len: int = 24, forecast_len: int = 8, D: int = 3):
-    """The guide's forecasting file (single layout), N smaller."""
-    np.random.seed(1)
-    data = np.random.randn(N, input_len, D).astype(np.float32)
-    labels = np.random.randn(N, forecast_len, D).astype(np.float32)
-    for i in range(N):
-        last_val = data[i, -1, 0]
-        labels[i, :, 0] = np.linspace(last_val, last_val + np.random.uniform(-0.5, 0.5), forecast_len)
-    with h5py.File(path, "w") as f:
-        f.create_dataset("data", data=data)
-        f.create_dataset("labels", data=labels)  # Shape: [N, forecast_len, D]
-    return data, labels
 
 
 def stored(nc: Path) -> tuple[Any, dict]:
