@@ -1,6 +1,7 @@
 """Benchmark the four dataset formats on a [20000, 64, 16] float32 dataset (+ int64 labels).
 
-    python benchmarks/bench_formats.py [--samples 20000] [--workdir results/bench_formats]
+    python benchmarks/bench_formats.py [--samples 20000] [--rounds 7] [--workdir results/bench_formats]
+                                       [--only ROW ...]
 
 For each format: write speed (MB/s of raw array bytes), size on disk, and one full sequential
 read as a ratio to copying the in-RAM array. Then the loaders (batch 256, workers 0, one shuffled
@@ -96,6 +97,11 @@ def interleaved(row, reference, rounds: int) -> tuple[list[float], list[float]]:
     return a, b
 
 
+def per_batch_us(rates: list[float]) -> float:
+    """Median microseconds per batch of ``BATCH`` samples, from samples/s."""
+    return BATCH / statistics.median(rates) * 1e6
+
+
 def sequential_seconds(name: str, path: Path) -> float:
     """Time to read every sample once, in stored order, in blocks of 4096 (the same call for every format)."""
     start = time.perf_counter()
@@ -114,7 +120,11 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--workdir", type=Path, default=REPO / "results" / "bench_formats")
+    parser.add_argument("--only", action="append", default=[], metavar="ROW",
+                        help="run only the loader rows whose name contains ROW (repeatable; e.g. in-memory, "
+                             "hdf5); formats no chosen row reads are not written")
     args = parser.parse_args()
+    wanted = lambda label: not args.only or any(o in label for o in args.only)  # noqa: E731
     shutil.rmtree(args.workdir, ignore_errors=True)
     args.workdir.mkdir(parents=True)
     torch.set_num_threads(1)
@@ -129,6 +139,8 @@ def main() -> None:
     rows = {"in-memory make_loader": lambda e: epoch_rate(memory, e)}
     memory = MappedDataset(MemoryReader(data))
     for name in FORMAT_NAMES:
+        if not wanted(f"{name} loader") and not (name == "zarr" and wanted("hand-written zarr loop")):
+            continue
         fmt = get_format(name)
         path = fmt.path_for(args.workdir, "bench")
         start = time.perf_counter()
@@ -141,18 +153,21 @@ def main() -> None:
         rows[f"{name} loader"] = lambda e, d=dataset: epoch_rate(d, e)
         if name == "zarr":
             rows["hand-written zarr loop"] = lambda e, p=path: zarr_loop_rate(p, args.samples, e)
+    rows = {label: row for label, row in rows.items() if wanted(label)}
     reference = lambda e: gather_rate(arrays, args.samples, e)  # noqa: E731
     print(f"\nloaders: batch {BATCH}, workers 0, {args.rounds} interleaved rounds; samples/s min / median; "
-          f"ratio = row / numpy gather of the same round")
-    print(f"{'row':<24}{'min/s':>11}{'median/s':>11}{'gather med':>12}{'ratio min':>10}{'ratio med':>10}{'load':>6}")
+          f"ratio = row / numpy gather of the same round; us/batch = median time per batch of {BATCH}")
+    print(f"{'row':<24}{'min/s':>11}{'median/s':>11}{'us/batch':>9}{'gather med':>12}{'ratio min':>10}"
+          f"{'ratio med':>10}{'load':>6}")
     a, _ = interleaved(reference, reference, args.rounds)
-    print(f"{'numpy gather':<24}{min(a):>11,.0f}{statistics.median(a):>11,.0f}{statistics.median(a):>12,.0f}"
-          f"{1.0:>10.2f}{1.0:>10.2f}{os.getloadavg()[0]:>6.1f}")
+    print(f"{'numpy gather':<24}{min(a):>11,.0f}{statistics.median(a):>11,.0f}{per_batch_us(a):>9.1f}"
+          f"{statistics.median(a):>12,.0f}{1.0:>10.2f}{1.0:>10.2f}{os.getloadavg()[0]:>6.1f}")
     for label, row in rows.items():
         a, b = interleaved(row, reference, args.rounds)
         ratios = [x / y for x, y in zip(a, b)]
-        print(f"{label:<24}{min(a):>11,.0f}{statistics.median(a):>11,.0f}{statistics.median(b):>12,.0f}"
-              f"{min(ratios):>10.2f}{statistics.median(ratios):>10.2f}{os.getloadavg()[0]:>6.1f}")
+        print(f"{label:<24}{min(a):>11,.0f}{statistics.median(a):>11,.0f}{per_batch_us(a):>9.1f}"
+              f"{statistics.median(b):>12,.0f}{min(ratios):>10.2f}{statistics.median(ratios):>10.2f}"
+              f"{os.getloadavg()[0]:>6.1f}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ def main(snakemake) -> None:
     run = json.loads(Path(snakemake.input.config).read_text())  # the config the run really used
     evaluate_run(run, Path(snakemake.input.best).parent, snakemake.input.dataset, snakemake.input.scalers,
                  Path(snakemake.output.metrics).parent, split=snakemake.params.split,
-                 generated=snakemake.params.generated)
+                 generated=snakemake.params.generated, sample_steps=snakemake.params.sample_steps)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
-"""Validate one stored dataset against its format and task type; fail on any problem.
+"""Validate every stored copy of a dataset against its format and task type; fail on any problem.
 
 Outputs
 -------
-report : results/datasets/{name}/validation/{format}.json
-    ``{"path", "format", "task", "samples", "problems", "valid"}`` (written only when valid).
+reports : results/datasets/{name}/validation/
+    ``{format}.json`` per stored copy: ``{"path", "format", "task", "samples", "problems",
+    "valid"}``. Written only when every copy is valid; a failure lists the problems of all.
 """
+
+from pathlib import Path
 
 from trainset.errors import TrainsetError
 from trainset.io.base import get_copy
@@ -15,11 +18,17 @@ from trainset.workflow import run_rule
 
 
 def main(snakemake) -> None:
-    copy = get_copy(snakemake.wildcards.format)  # a variant copy is checked as the format it is
-    report = validate_dataset(snakemake.input.dataset, format=copy.format)
-    if not report["valid"]:
-        raise TrainsetError("\n".join([f"{snakemake.input.dataset} is not valid:", *report["problems"]]))
-    write_json({**report, **stamp("validation")}, snakemake.output.report)
+    reports, problems = {}, []
+    for name, path in zip(snakemake.params.formats, snakemake.input.datasets, strict=True):
+        copy = get_copy(name)  # a variant copy is checked as the format it is
+        reports[name] = validate_dataset(path, format=copy.format)
+        if not reports[name]["valid"]:
+            problems += [f"{path} is not valid:", *reports[name]["problems"]]
+    if problems:
+        raise TrainsetError("\n".join(problems))
+    folder = Path(snakemake.output.reports)
+    for name, report in reports.items():
+        write_json({**report, **stamp("validation")}, folder / f"{name}.json")
 
 
 if __name__ == "__main__":

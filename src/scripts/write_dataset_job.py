@@ -7,7 +7,8 @@ folder : results/datasets/{name}/jobs/{webdataset|zarr|hdf5|hdf5_presplit}/{job}
     index records). Zarr: a store with complete metadata and the chunk files of a contiguous
     range of sample chunks. HDF5: ``part.h5``, the whole structure with a contiguous range of
     each data variable's chunks. Every job plans the same layout, so the
-    ``format_options.<format>.jobs`` jobs run at once (on different nodes of a cluster).
+    ``format_options.<format>.jobs`` jobs run at once (on different nodes of a cluster). Runs
+    only for ``jobs`` > 1: the gather rule writes a single job itself (gather_dataset.py).
 """
 
 from trainset.datasets import write_dataset_job

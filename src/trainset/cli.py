@@ -282,7 +282,8 @@ def _evaluate(args: argparse.Namespace) -> None:
     if args.device:  # e.g. a run trained on a GPU, evaluated where there is none
         run.setdefault("training", {})["device"] = args.device
     output = Path(args.output or Path("results") / "reports" / folder.name)
-    result = evaluate_run(run, folder, args.dataset, args.scalers, output, split=args.split, generated=args.generated)
+    result = evaluate_run(run, folder, args.dataset, args.scalers, output, split=args.split, generated=args.generated,
+                          sample_steps=args.sample_steps)
     headline = ", ".join(f"{k} {v:.4g}" for k, v in (result["metrics"].get("headline") or {}).items()
                          if isinstance(v, (int, float)))
     print(f"evaluated {result['run']} on {args.split}: {headline or 'see the report'}; {output / 'report.html'}")
@@ -311,6 +312,18 @@ def _seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer in 0..{MAX_SEED} (2**63-1, the largest "
                                          "seed files store)")
     return seed
+
+
+def _sample_steps(text: str) -> int:
+    """A ``--sample-steps`` value: an integer >= 2 (one step would leave the starting noise in the
+    frames); the model's own limit is checked once its checkpoint is loaded, before any drawing."""
+    try:
+        steps = int(text)
+    except ValueError:
+        steps = 0
+    if steps < 2:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 2 (at most the run's model.params.steps)")
+    return steps
 
 
 LOUD_COMMANDS = ("train", "find-lr", "evaluate", "predict")
@@ -446,6 +459,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "(e.g. cpu for a run trained on a GPU)")
     evaluate.add_argument("--generated", type=int, default=48,
                           help="generative runs: samples to draw for the report (default 48)")
+    evaluate.add_argument("--sample-steps", type=_sample_steps, default=25,
+                          help="generative runs: denoising steps per sample, from 2 to the run's "
+                          "model.params.steps (diffusion: default 200); a larger value is refused before "
+                          "anything is drawn, never cut (default 25: pass at most the model's steps for a "
+                          "smaller model)")
     evaluate.set_defaults(func=_evaluate)
 
     predict = command("predict", "apply a trained run to a new dataset; write predictions in data units")

@@ -14,10 +14,12 @@ but are not part of a sample: samples hold numbers only, so they collate into te
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
-import xarray as xr
+
+if TYPE_CHECKING:  # parts are built by the adapters; importing xarray (and pandas) here cost every job ~0.5 CPU-s
+    import xarray as xr
 
 from trainset.errors import TrainsetError
 

@@ -83,7 +83,12 @@ def schema_problems(config: Mapping, schema: dict) -> list[str]:
     """One line per way ``config`` does not fit ``schema``, ordered by key path; empty when it fits.
     ``config`` is not changed (defaults are filled on a copy)."""
     validator = _with_defaults(Draft202012Validator)(schema)
-    errors = sorted(validator.iter_errors(copy.deepcopy(dict(config))), key=lambda e: [str(p) for p in e.path])
+    return _problem_lines(validator.iter_errors(copy.deepcopy(dict(config))))
+
+
+def _problem_lines(errors: Iterator[ValidationError]) -> list[str]:
+    """The distinct lines explaining ``errors``, ordered by key path."""
+    errors = sorted(errors, key=lambda e: [str(p) for p in e.path])
     lines: list[str] = []
     for error in errors:
         for line in _explain(error):
@@ -95,7 +100,19 @@ def schema_problems(config: Mapping, schema: dict) -> list[str]:
 def check_config(config: Mapping, schema_path: str | Path, source: str = "config") -> None:
     """Raise one short :class:`TrainsetError` listing the schema problems of ``config`` (none: return).
     ``source`` names where the config came from (e.g. the --configfile paths)."""
-    problems = schema_problems(config, load_schema(schema_path))
+    _refuse(schema_problems(config, load_schema(schema_path)), schema_path, source)
+
+
+def fill_and_check(config: dict, schema_path: str | Path, source: str = "config") -> None:
+    """Fill the schema's defaults into ``config`` in place, as Snakemake's ``validate()`` does, and
+    raise :func:`check_config`'s error when it does not fit. One validation pass over the
+    schema read once (by libyaml): the workflow does this at every start, a no-op rerun too."""
+    validator = _with_defaults(Draft202012Validator)(load_schema(schema_path))
+    _refuse(_problem_lines(validator.iter_errors(config)), schema_path, source)
+
+
+def _refuse(problems: list[str], schema_path: str | Path, source: str) -> None:
+    """Raise one short :class:`TrainsetError` listing ``problems`` (none: return)."""
     if not problems:
         return
     shown = "\n".join(f"  - {line}" for line in problems[:MAX_PROBLEMS])

@@ -14,12 +14,16 @@ command resumes; a lock without that record, or of a live process or another hos
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
 import shutil
 import socket
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
@@ -53,6 +57,40 @@ def run_rule(main: Callable[[Any], None], snakemake: Any) -> None:
     except TrainsetError as error:
         logger.error("%s", error)
         sys.exit(1)
+
+
+@contextmanager
+def job_folder(output: str | os.PathLike) -> Iterator[Path]:
+    """A folder (not yet created) for the one job of a stored copy, in a scratch folder beside
+    ``output``: the gather rule writes it there when ``jobs`` is 1, then gathers from it.
+
+    Beside ``output`` so gathering can hard-link from it (one file system); removed afterwards,
+    failed or not. Scratch folders of ``output`` left by a killed job go first: Snakemake runs
+    one job per output, so none belongs to a live writer. Their names (``.<output>.job-*``)
+    never match :func:`trainset.provenance.sweep_temporaries`' pattern, so writing ``output``
+    leaves the job's files in place until they are gathered.
+    """
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_job_folders(output)
+    scratch = Path(tempfile.mkdtemp(prefix=_scratch_prefix(output), dir=output.parent))
+    try:
+        yield scratch / "0"
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def remove_stale_job_folders(output: str | os.PathLike) -> None:
+    """Remove the scratch folders (``.<output>.job-*``) a killed one-job writer of ``output`` left.
+    Gathering several jobs calls it too, so a scratch folder left before ``jobs`` was raised
+    does not stay for good."""
+    output = Path(output)
+    for stale in output.parent.glob(glob.escape(_scratch_prefix(output)) + "*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _scratch_prefix(output: Path) -> str:
+    return f".{output.name}.job-"
 
 
 ORDERED_MAPPINGS = frozenset({"families", "columns", "constants", "files", "worlds", "space", "scalers",
@@ -107,6 +145,13 @@ CANONICAL_FORMAT = "netcdf"
 """:data:`trainset.io.base.CANONICAL_FORMAT` (checked equal by the same test)."""
 DEFAULT_JOBS = 1
 """:data:`trainset.io.base.DEFAULT_JOBS` (checked equal by the same test)."""
+FRAMES_MODEL = "diffusion"
+"""The model of the flu mixes' task, ``frames``, the one generative task: it draws frames when
+evaluated (``trainset.tasks.TASKS["frames"].model``). DIFFUSION_STEPS: its default ``steps``
+(``FrameDiffusion.DEFAULTS``). Both checked equal by tests/models/test_models.py and known here
+without importing torch or the task registry: the workflow's start-up check of
+``evaluation.sample_steps`` needs them."""
+DIFFUSION_STEPS = 200
 
 
 LOCK_DIR = Path(".snakemake") / "locks"

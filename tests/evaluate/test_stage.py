@@ -38,6 +38,9 @@ def test_report_and_metrics_on_the_test_split(trained, tmp_path):
     result = evaluate_run(RUN, folder / "run", path, scalers, tmp_path / "report")
     metrics = json.loads((tmp_path / "report/metrics.json").read_text())
     assert metrics["split"] == "test" and metrics["task"] == "seq2static_regression"
+    # the workflow passes None for the sampling settings of a run that draws nothing: same scores
+    evaluate_run(RUN, folder / "run", path, scalers, tmp_path / "none", generated=None, sample_steps=None)
+    assert json.loads((tmp_path / "none/metrics.json").read_text())["metrics"] == metrics["metrics"]
     assert metrics["metrics"]["model"]["count"] == splits["test"].size * 3  # 3 targets per sample
     assert {"rmse", "baseline_rmse"} <= set(metrics["metrics"]["headline"])
     assert {"training mean", "linear (ridge)"} <= set(metrics["metrics"])

@@ -292,6 +292,33 @@ def test_diffusion_forward_pads_and_sample_crops():
     assert torch.equal(drawn, again) and model.training
 
 
+def test_diffusion_sampling_steps_count_and_are_bounded():
+    """Fewer steps draw other frames from the same noise; more steps than the model has, one
+    step (it would leave the starting noise), or a non-integer, are refused by name (never cut
+    to the model's count silently). The frames are plain tensors drawn without autograd."""
+    torch.manual_seed(0)
+    model = build_model("diffusion", {"steps": 20, "base_channels": 8}, FRAMES_INFO)
+    short, full = (model.sample(2, generator=torch.Generator().manual_seed(0), steps=s) for s in (5, 20))
+    assert not torch.equal(short, full)
+    assert torch.equal(full, model.sample(2, generator=torch.Generator().manual_seed(0)))  # default: all 20
+    assert not short.requires_grad and not short.is_inference() and short.grad_fn is None
+    assert model.sample(1, steps=2).shape[0] == 1  # the fewest: the first and the last timestep
+    for bad in (21, 1, 0, 2.5, True):
+        with pytest.raises(TrainsetError, match=r"sampling steps.*from 2 to 20.*evaluation.sample_steps"):
+            model.sample(1, steps=bad)
+
+
+def test_the_workflow_knows_the_frames_model_and_its_default_steps():
+    """common.smk checks evaluation.sample_steps against them at start-up, without importing torch."""
+    from trainset.models.diffusion import FrameDiffusion
+    from trainset.tasks import TASKS
+    from trainset.workflow import DIFFUSION_STEPS, FRAMES_MODEL
+
+    assert [name for name, spec in TASKS.items() if spec.generative] == ["frames"]
+    assert TASKS["frames"].model == FRAMES_MODEL == FrameDiffusion.name
+    assert FrameDiffusion.DEFAULTS["steps"] == DIFFUSION_STEPS
+
+
 def test_diffusion_schedule_ends_in_noise():
     torch.manual_seed(0)
     model = build_model("diffusion", {"steps": 200, "base_channels": 8}, FRAMES_INFO)

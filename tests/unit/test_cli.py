@@ -95,6 +95,14 @@ def test_verbose_and_quiet_together_are_refused(capsys):
     assert "contradict" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("steps", ["1", "0", "many"])
+def test_evaluate_refuses_fewer_than_two_sample_steps(capsys, steps):
+    """One step would leave the starting noise in the frames: refused before anything is read."""
+    with pytest.raises(SystemExit) as stop:
+        main(["evaluate", "RUN", "--dataset", "D", "--sample-steps", steps])
+    assert stop.value.code == 2 and f"--sample-steps: {steps!r} is not an integer >= 2" in capsys.readouterr().err
+
+
 def test_check_config_of_a_missing_file_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(Path(__file__).resolve().parents[2])
     assert main(["check-config", str(tmp_path / "nothere.yaml")]) == 1

@@ -113,3 +113,23 @@ def test_workflow_names_the_key_of_a_missing_table(tmp_path):
     text = result.stdout + result.stderr
     assert result.returncode != 0 and "tables.mine.path: 'data/mine.csv' does not exist" in text
     assert f"relative to the working directory {tmp_path / 'wd'}" in text
+
+
+@pytest.mark.parametrize("config_file", ["config/config.yaml", "config/test/config.yaml"])
+def test_fill_and_check_fills_the_defaults_snakemake_fills(config_file):
+    """The workflow's one-pass check (common.smk's check_schema) leaves the config Snakemake's
+    ``validate(set_default=True)`` would, and refuses a bad one with the short message (the test
+    config as the workflow sees it: merged over the defaults)."""
+    from snakemake.utils import validate
+
+    from trainset.config_errors import fill_and_check, merge_overlays
+
+    defaults = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    raw = merge_overlays(defaults, [yaml.safe_load((REPO / config_file).read_text())], [config_file])
+    ours, theirs = copy.deepcopy(raw), copy.deepcopy(raw)
+    fill_and_check(ours, SCHEMA, source=config_file)
+    validate(theirs, str(SCHEMA), set_default=True)
+    assert ours == theirs and ours != raw
+    ours["seed"] = -1
+    with pytest.raises(TrainsetError, match=rf"^{config_file} does not fit the config schema .*\n  - seed: -1"):
+        fill_and_check(ours, SCHEMA, source=config_file)

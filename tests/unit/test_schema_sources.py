@@ -153,9 +153,16 @@ def test_evaluation():
 
     params = inspect.signature(evaluate_run).parameters
     schema = PROPS["evaluation"]["properties"]
-    as_param = {"split": "split", "generated_frames": "generated"}  # evaluate.smk passes them so
+    as_param = {"split": "split", "generated_frames": "generated",
+                "sample_steps": "sample_steps"}  # evaluate.smk passes them so
     assert set(schema) == set(as_param)
     assert {key: params[p].default for key, p in as_param.items()} == _defaults(schema)
+    assert schema["sample_steps"]["minimum"] == 2  # one step leaves the starting noise
+    from trainset.cli import build_parser
+
+    cli = vars(build_parser().parse_args(["evaluate", "RUN", "--dataset", "D"]))  # trainset evaluate's defaults
+    as_flag = {"split": "split", "generated_frames": "generated", "sample_steps": "sample_steps"}
+    assert {key: cli[flag] for key, flag in as_flag.items()} == _defaults(schema)
 
 
 def test_plots():

@@ -157,3 +157,36 @@ def test_parsing_the_workflow_imports_no_heavy_library():
             "if m in sys.modules])")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def common_functions(*names: str) -> dict:
+    """Functions of common.smk (plain Python between the Snakemake directives), run on their own."""
+    import glob
+    import hashlib
+
+    common = (REPO / "workflow" / "rules" / "common.smk").read_text()
+    space = {"glob": glob, "hashlib": hashlib, "Path": Path, "LIBRARY": REPO / "src" / "trainset",
+             "_LIBRARY_CODE": {}, "_FILE_SHA256": {}}
+    for name in names:
+        exec(re.search(rf"^def {name}\(.*?(?=\n\n\n)", common, re.M | re.S).group(0), space)
+    return space
+
+
+def test_a_misspelt_library_part_is_named_at_parse_time():
+    """library_code("evalute") is one line naming the part, not a FileNotFoundError traceback."""
+    import pytest
+
+    space = common_functions("library_files", "library_code", "_file_sha256")
+    assert len(space["library_code"]("evaluate", "plots")) == 64
+    with pytest.raises(ValueError, match=r"library_code\('evalute'\): no module or package .*evalute. Fix"):
+        space["library_code"]("evalute")
+
+
+def test_a_validation_job_gets_ten_minutes_per_copy_it_checks():
+    from types import SimpleNamespace
+
+    space = common_functions("validation_runtime", "validated_formats", "stored_formats", "named_config")
+    space.update(CANONICAL_FORMAT="netcdf", config={"mixes": {"A": {"formats": ["hdf5", "zarr", "webdataset"]}},
+                                                    "datasets": {"B": {}}})
+    assert space["validation_runtime"](SimpleNamespace(name="A")) == 40  # netcdf, hdf5, zarr, webdataset
+    assert space["validation_runtime"](SimpleNamespace(name="B")) == 10  # the canonical copy alone

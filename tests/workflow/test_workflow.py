@@ -163,7 +163,7 @@ def test_changing_one_mix_reruns_only_that_mix(run, tmp_path):
     config.write_text(yaml.safe_dump(changed, sort_keys=False))
     jobs = planned_jobs(snakemake(snakefile, workdir, config, "-n"))
     downstream = {"make_splits": 1, "write_hdf5": 1, "write_zarr": 1, "write_dataset_job": 6, "write_webdataset": 1,
-                  "validate_dataset": 4,
+                  "validate_dataset": 1,  # one job checks every stored copy of TINY_B
                   "fit_scalers": 1, "train_model": 1, "evaluate_model": 1, "report_index": 1}
     assert jobs == {"build_frames": 1, "write_netcdf": 1, "plot_frames": 1, **downstream, "all": 1}
 
@@ -177,7 +177,7 @@ def test_editing_a_stage_module_reruns_that_stage_and_downstream(run):
         jobs = planned_jobs(snakemake(snakefile, workdir, config, "-n"))
         formats = {"write_hdf5": 1, "write_zarr": 1, "write_dataset_job": 6, "write_webdataset": 1}
         assert jobs == {"build_frames": 2, "write_netcdf": 2, "plot_frames": 2, "make_splits": 2, **formats,
-                        "validate_dataset": 5, "fit_scalers": 1, "train_model": 1, "evaluate_model": 1,
+                        "validate_dataset": 2, "fit_scalers": 1, "train_model": 1, "evaluate_model": 1,
                         "report_index": 1, "all": 1}
     finally:
         module.write_text(original)
@@ -344,6 +344,30 @@ def test_past_family_without_past_seasons_is_refused_at_start_up(tmp_path):
     assert not (tmp_path / "work/results").exists()
 
 
+def test_sample_steps_above_a_diffusion_runs_steps_are_refused_at_start_up(tmp_path):
+    """evaluate_model would refuse them only after training: the run and the fix are named first."""
+    config = tmp_path / "steps.yaml"
+    config.write_text(yaml.safe_dump({"runs": {"flu_diffusion": {"model": {"params": {"steps": 8}}}}}))
+    result = snakemake(REPO / "Snakefile", tmp_path / "work", config, "-n")
+    assert result.returncode != 0
+    output = result.stderr + result.stdout
+    assert ("runs.flu_diffusion.model.params.steps: 8 diffusion steps, fewer than evaluation.sample_steps (25)"
+            in output) and "Fix: set evaluation.sample_steps to at most 8" in output
+    assert not (tmp_path / "work/results").exists()
+
+
+def test_changing_sample_steps_reruns_only_the_generative_evaluation(run, tmp_path):
+    """Runs that draw no frames get None for the sampling settings, so their params stay."""
+    snakefile, workdir, _ = run
+    changed = yaml.safe_load(yaml.safe_dump(TINY, sort_keys=False))
+    changed["evaluation"] = {**changed.get("evaluation", {}), "sample_steps": 10, "generated_frames": 4}
+    config = tmp_path / "steps.yaml"
+    config.write_text(yaml.safe_dump(changed, sort_keys=False))
+    result = snakemake(snakefile, workdir, config, "-n")
+    assert planned_jobs(result) == {"evaluate_model": 1, "report_index": 1, "all": 1}
+    assert "Evaluating run t_diffusion" in result.stdout + result.stderr
+
+
 def reordered(value, key=None):
     """``value`` with the keys of every mapping reversed, except where order is meaning
     (trainset.workflow.ORDERED_MAPPINGS, e.g. families)."""
@@ -371,6 +395,38 @@ def test_changing_zarr_options_reruns_only_the_zarr_writer(run, tmp_path):
     config.write_text(yaml.safe_dump(changed, sort_keys=False))
     jobs = planned_jobs(snakemake(snakefile, workdir, config, "-n"))
     assert jobs == {"write_dataset_job": 2, "write_zarr": 1, "validate_dataset": 1, "all": 1}
+
+
+def test_one_job_is_written_by_the_gather_rule_with_the_same_bytes(run, tmp_path):
+    """With ``jobs: 1`` (the default) the gather rule writes the one job itself, in a scratch
+    folder it removes: no write_dataset_job, and the bytes of two jobs. A scratch folder a
+    killed one-job writer left is removed by the next writer of that output, one job or several."""
+    snakefile, workdir, _ = run
+    changed = yaml.safe_load(yaml.safe_dump(TINY, sort_keys=False))
+    for fmt in ("hdf5", "zarr", "webdataset"):
+        changed["mixes"]["TINY_B"]["format_options"][fmt]["jobs"] = 1
+    config = tmp_path / "one_job.yaml"
+    config.write_text(yaml.safe_dump(changed, sort_keys=False))
+    jobs = planned_jobs(snakemake(snakefile, workdir, config, "-n"))
+    assert jobs == {"write_hdf5": 1, "write_zarr": 1, "write_webdataset": 1, "validate_dataset": 1, "all": 1}
+    other = tmp_path / "work"
+    shutil.copytree(workdir, other, symlinks=True)  # copy2 keeps the mtimes: only the writers rerun
+    names = ["TS_TINY_B.h5", "TS_TINY_B.zarr", "TS_TINY_B-wds"]
+    targets = [f"results/datasets/TINY_B/{name}" for name in names]
+    folder = other / "results/datasets/TINY_B"
+    killed = [folder / f".{name}.job-killed" / "0" for name in names]
+    for stale in killed:
+        stale.mkdir(parents=True)
+    result = snakemake(snakefile, other, config, *targets)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for target in targets:
+        assert tree_bytes(other / target) == tree_bytes(workdir / target), target
+    assert not [p for p in folder.iterdir() if ".job-" in p.name]
+    killed[1].mkdir(parents=True)  # left before jobs was raised back to 2: gathering removes it too
+    result = snakemake(snakefile, other, run[2], targets[1])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert tree_bytes(other / targets[1]) == tree_bytes(workdir / targets[1])
+    assert not [p for p in folder.iterdir() if ".job-" in p.name]
 
 
 def test_reordering_families_reruns_the_mix(run, tmp_path):

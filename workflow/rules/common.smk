@@ -1,21 +1,23 @@
 # Helpers shared by the rule files (config loading and validation, config slices for params,
-# the library files each stage imports (declared as inputs so an edit reruns the stage), and
+# the hash of the library files each stage imports (a param, so an edit reruns the stage), and
 # the list of final outputs). Functions live here, rules in the stage files (snakemake --lint).
 
 import glob
+import hashlib
 import os
 import re
 import sys
 from pathlib import Path
 
 import yaml
-from snakemake.utils import validate
 
 from trainset.config_errors import load_yaml
 from trainset.plots.past import overlay_family
 from trainset.workflow import (
     CANONICAL_FORMAT,
     DEFAULT_JOBS,
+    DIFFUSION_STEPS,
+    FRAMES_MODEL,
     STORED_COPIES,
     canonical,
     record_lock_owner,
@@ -94,13 +96,18 @@ def config_sources():
 
 
 def check_schema(cfg):
-    """One short line per schema problem (key path, value, what is allowed, a did-you-mean for a
-    misspelt key) before Snakemake's validate(), which would print the whole schema."""
-    from trainset.config_errors import check_config
+    """Validate ``cfg`` against the config schema and fill in the schema's defaults, in place, as
+    Snakemake's validate() does; a config that does not fit is refused with one short line per
+    problem (key path, value, what is allowed, a did-you-mean for a misspelt key), not validate()'s
+    dump of the whole schema.
+
+    One pass, with the schema read once by libyaml: validate() would read it again with a
+    pure-Python parser and validate again, ~0.1 s of every run, a no-op rerun included."""
+    from trainset.config_errors import fill_and_check
     from trainset.errors import TrainsetError
 
     try:
-        check_config(cfg, REPO / "workflow" / "schemas" / "config.schema.yaml", source=config_sources())
+        fill_and_check(cfg, REPO / "workflow" / "schemas" / "config.schema.yaml", source=config_sources())
     except TrainsetError as error:
         raise ValueError(str(error)) from None
 
@@ -175,7 +182,6 @@ config.clear()
 config.update(_merged)
 check_names(config)
 check_schema(config)
-validate(config, schema="../schemas/config.schema.yaml")
 check_input_files(config)
 check_plots(config)
 
@@ -198,22 +204,66 @@ wildcard_constraints:
 
 
 def library_files(*parts):
-    """Source files of trainset modules or subpackages (relative to src/trainset).
-
-    Declared as inputs of the rules: Snakemake reruns a job whose inputs are newer than its outputs,
-    so editing a stage's library code reruns that stage and everything downstream. Marked
-    ``local()``: with a default storage provider (profiles/s3) code stays in the checkout and
-    is never looked up in, or uploaded to, the bucket.
-    """
-    files = {str(LIBRARY / "__init__.py"), str(LIBRARY / "errors.py"), str(LIBRARY / "provenance.py")}
-    files.add(str(LIBRARY / "workflow.py"))
+    """Source files of trainset modules or subpackages (relative to src/trainset), sorted; a part
+    that is neither (misspelt, or moved) is refused by name at parse time."""
+    files = {LIBRARY / "__init__.py", LIBRARY / "errors.py", LIBRARY / "provenance.py", LIBRARY / "workflow.py"}
     for part in parts:
         path = LIBRARY / part
-        if path.is_dir():
-            files.update(glob.glob(str(path / "**" / "*.py"), recursive=True))
-        else:
-            files.add(str(path))
-    return [local(f) for f in sorted(files)]
+        if not path.exists():
+            raise ValueError(
+                f"library_code({part!r}): no module or package {path}. Fix: name a file or folder under {LIBRARY}"
+            )
+        files.update(map(Path, glob.glob(str(path / "**" / "*.py"), recursive=True)) if path.is_dir() else [path])
+    return sorted(files)
+
+
+def library_code(*parts):
+    """A params value standing for the library code a stage runs: the sha256 of the names and
+    bytes of its :func:`library_files`. Editing one of them changes the params of the stage's
+    jobs, so Snakemake reruns that stage and everything downstream; a mere ``touch`` changes nothing.
+
+    A param, not inputs: as inputs, ~50 files per job were matched against every rule's outputs
+    and checked for every job (4,400 input files in the default workflow, a third of a no-op
+    rerun's DAG building); the hash reads ~150 files once per run. Code stays in the checkout
+    under a default storage provider (profiles/s3): it is never an object in the bucket."""
+    if parts not in _LIBRARY_CODE:
+        digest = hashlib.sha256()
+        for path in library_files(*parts):
+            digest.update(f"{path.relative_to(LIBRARY).as_posix()}\0{_file_sha256(path)}\n".encode())
+        _LIBRARY_CODE[parts] = digest.hexdigest()
+    return _LIBRARY_CODE[parts]
+
+
+def _file_sha256(path):
+    if path not in _FILE_SHA256:
+        _FILE_SHA256[path] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return _FILE_SHA256[path]
+
+
+_LIBRARY_CODE = {}
+"""parts -> :func:`library_code`; the code is fixed while Snakemake runs (each rule asks once, as it
+is parsed; rules naming the same parts share the hash)."""
+_FILE_SHA256 = {}
+"""file -> its sha256 (modules shared by several stages are read once)."""
+
+CONVERSION_CODE = ("datasets.py", "collection.py", "splits.py", "io", "domains")
+"""The library modules a format writer (write_dataset_job, write_<copy>) runs."""
+RUN_CODE = (
+    "train",
+    "models",
+    "scalers",
+    "tasks.py",
+    "transforms.py",
+    "tokens.py",
+    "loaders",
+    "io",
+    "open.py",
+    "collection.py",
+    "splits.py",
+)
+"""The library modules the training rules (tune_io, find_lr, train_model, train_trial) run."""
+EVALUATION_CODE = (*RUN_CODE, "evaluate", "plots")
+"""The library modules evaluate_model runs."""
 
 
 MEM_MB = {
@@ -299,17 +349,31 @@ def dataset_file(name, fmt):
     return f"results/datasets/{name}/TS_{name}{FORMAT_SUFFIX[fmt]}"
 
 
-def dataset_path(wildcards):
-    """The stored dataset a validation job checks."""
-    return dataset_file(wildcards.name, wildcards.format)
+def stored_formats(cfg):
+    """The stored copies of a dataset's config ``cfg``: the canonical NetCDF first, then its ``formats:``."""
+    return list(dict.fromkeys([CANONICAL_FORMAT, *cfg.get("formats", [CANONICAL_FORMAT])]))
+
+
+def validated_formats(wildcards):
+    """A params function: the copies a dataset's validation job checks, in the order of its inputs."""
+    return stored_formats(named_config(wildcards.name))
+
+
+def validation_runtime(wildcards):
+    """A resources function: 10 minutes per stored copy a dataset's validation job checks."""
+    return 10 * len(validated_formats(wildcards))
+
+
+def validated_datasets(wildcards):
+    """An input function: every stored copy of a dataset, checked by its one validation job."""
+    return [dataset_file(wildcards.name, fmt) for fmt in validated_formats(wildcards)]
 
 
 def conversion_inputs(wildcards):
-    """What a format writer reads: the canonical NetCDF, the splits, and the library code."""
+    """What a format writer reads: the canonical NetCDF and the splits."""
     return {
         "source": dataset_file(wildcards.name, CANONICAL_FORMAT),
         "splits": f"results/datasets/{wildcards.name}/splits.json",
-        "code": library_files("datasets.py", "collection.py", "splits.py", "io", "domains"),
     }
 
 
@@ -444,8 +508,47 @@ def evaluation_inputs(wildcards):
     folder = f"results/models/{wildcards.run}"
     inputs = run_inputs(wildcards)
     inputs.update(best=f"{folder}/best.pt", history=f"{folder}/history.json", config=f"{folder}/config.json")
-    inputs["code"] = sorted({*inputs["code"], *library_files("evaluate", "plots")})
     return inputs
+
+
+def draws_frames(run):
+    """Whether a run's evaluation draws frames: its dataset's task is generative. Flu mixes hold
+    frames, the one generative task; domain datasets hold sequences, flights or macro worlds."""
+    return config["runs"][run]["dataset"] in config["mixes"]
+
+
+def sampling_setting(key):
+    """A params function: ``evaluation.<key>`` for a run that draws frames, None for the others,
+    so changing it reruns only the generative runs' evaluations."""
+    return lambda wildcards: config["evaluation"][key] if draws_frames(wildcards.run) else None
+
+
+def diffusion_steps(run):
+    """The diffusion steps (``model.params.steps``) of a run that draws frames with the frames
+    task's model (named, or ``auto``); None for any other run."""
+    from trainset.train.auto import with_placeholders
+    from trainset.train.config import TrainingConfig
+
+    if not draws_frames(run):
+        return None
+    model = TrainingConfig.from_dict(with_placeholders({"name": run, **config["runs"][run]})).model
+    if model.name not in ("auto", FRAMES_MODEL):
+        return None
+    return model.params.get("steps", DIFFUSION_STEPS)
+
+
+def check_sample_steps():
+    """Refuse ``evaluation.sample_steps`` above a diffusion run's steps at start-up: its
+    evaluate_model job would fail only after the run was trained."""
+    wanted = config["evaluation"]["sample_steps"]
+    for run in config.get("runs", {}):
+        steps = diffusion_steps(run)
+        if isinstance(steps, int) and steps < wanted:
+            raise ValueError(
+                f"runs.{run}.model.params.steps: {steps} diffusion steps, fewer than evaluation.sample_steps "
+                f"({wanted}), the steps its frames are drawn with. Fix: set evaluation.sample_steps to at most "
+                f"{steps}, or raise runs.{run}.model.params.steps"
+            )
 
 
 def search_name(wildcards):
@@ -478,19 +581,6 @@ def run_inputs(wildcards):
         "dataset": dataset_file(name, cfg.get("format", TrainingConfig.format)),
         "splits": f"results/datasets/{name}/splits.json",
         "scalers": f"results/scalers/{name}.json",
-        "code": library_files(
-            "train",
-            "models",
-            "scalers",
-            "tasks.py",
-            "transforms.py",
-            "tokens.py",
-            "loaders",
-            "io",
-            "open.py",
-            "collection.py",
-            "splits.py",
-        ),
     }
 
 
@@ -504,17 +594,27 @@ def run_threads(wildcards):
 def run_gpus(wildcards, rulename):
     """A job's ``gpu`` resource (the SLURM plugin's ``--gpus``): GPUs it will use, from its run's
     ``training.device`` (``cuda``: 1; ``auto``: 1 only for runs listed in ``gpu_runs``; else 0).
-    Used by every rule that trains or evaluates on a run's device."""
+    Used by every rule that trains or evaluates on a run's device; worked out once per run or
+    trial (validating a run config takes milliseconds, and five rules ask for each run)."""
     from trainset.errors import TrainsetError
     from trainset.train import workflow_config
 
-    try:
-        if rulename == "train_trial":
-            run = config["searches"][wildcards.search]["run"]
-            return workflow_config.job_gpus(config, run, trial_config(wildcards))
-        return workflow_config.job_gpus(config, wildcards.run)
-    except TrainsetError as error:
-        raise ValueError(str(error)) from None
+    trial = rulename == "train_trial"
+    key = (wildcards.search, wildcards.trial) if trial else wildcards.run
+    if key not in _GPUS:
+        try:
+            if trial:
+                run = config["searches"][wildcards.search]["run"]
+                _GPUS[key] = workflow_config.job_gpus(config, run, trial_config(wildcards))
+            else:
+                _GPUS[key] = workflow_config.job_gpus(config, wildcards.run)
+        except TrainsetError as error:
+            raise ValueError(str(error)) from None
+    return _GPUS[key]
+
+
+_GPUS = {}
+"""run, or (search, trial) -> its jobs' GPUs (:func:`run_gpus`); the config is fixed once parsed."""
 
 
 def scaler_spec(wildcards):
@@ -566,6 +666,7 @@ def check_runs():
                 f"searches.{search}.run: {spec.get('run')!r} is not a run; use one of {sorted(config['runs'])}"
             )
         search_trials(search)
+    check_sample_steps()
 
 
 def final_outputs():
@@ -589,12 +690,9 @@ def final_outputs():
 
 
 def dataset_outputs(name, cfg):
-    """Splits, every format and its validation report of one dataset."""
-    outputs = [f"results/datasets/{name}/splits.json"]
-    for fmt in dict.fromkeys([CANONICAL_FORMAT, *cfg.get("formats", [CANONICAL_FORMAT])]):
-        outputs.append(dataset_file(name, fmt))
-        outputs.append(f"results/datasets/{name}/validation/{fmt}.json")
-    return outputs
+    """Splits, every format and the validation reports (``validation/<format>.json``) of one dataset."""
+    outputs = [f"results/datasets/{name}/splits.json", f"results/datasets/{name}/validation"]
+    return outputs + [dataset_file(name, fmt) for fmt in stored_formats(cfg)]
 
 
 # Parallel writers (datasets.smk): jobs per stored copy, their options and folders
@@ -628,10 +726,19 @@ def gathered_output(copy):
 
 
 def job_folders(fmt):
-    """An input function: the folders of every job writing ``fmt`` for a dataset."""
-    return lambda wildcards: [
-        f"results/datasets/{wildcards.name}/jobs/{fmt}/{job}" for job in range(format_jobs(fmt)(wildcards))
-    ]
+    """An input function: the folders of every job writing ``fmt`` for a dataset; none for one
+    job, which the gather rule runs itself (a job of its own would only add a process start)."""
+
+    def folders(wildcards):
+        jobs = format_jobs(fmt)(wildcards)
+        return [f"results/datasets/{wildcards.name}/jobs/{fmt}/{job}" for job in range(jobs)] if jobs > 1 else []
+
+    return folders
+
+
+def gather_runtime(fmt):
+    """A resources function: a gather rule's minutes, twice as many when it writes the one job too."""
+    return lambda wildcards: 30 if format_jobs(fmt)(wildcards) > 1 else 60
 
 
 def past_table(wildcards):

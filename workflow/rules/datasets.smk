@@ -2,13 +2,13 @@
 # The NetCDF file is always written (by write_netcdf for mixes, frame_dataset for domain
 # datasets): it is the canonical copy that splits and the other formats are made from.
 # HDF5, Zarr and WebDataset are written by `format_options.<format>.jobs` parallel
-# write_dataset_job jobs (disjoint sample chunks or shards), then assembled by one gather rule.
+# write_dataset_job jobs (disjoint sample chunks or shards), then assembled by one gather rule;
+# with one job (the default) the gather rule writes it itself, in the same process.
 
 
 rule write_netcdf:
     input:
         frames=rules.build_frames.output.frames,
-        code=library_files("arrays.py", "datasets.py", "collection.py", "io", "mixing/store.py", "seasons.py"),
     output:
         netcdf="results/datasets/{mix}/TS_{mix}.nc",
     log:
@@ -22,6 +22,7 @@ rule write_netcdf:
         mem_mb=mem_mb,
         runtime=20,
     params:
+        code=library_code("arrays.py", "datasets.py", "collection.py", "io", "mixing/store.py", "seasons.py"),
         mix=mix_config,
         season_axis=canonical(config["season_axis"]),
         seed=config["seed"],
@@ -35,7 +36,6 @@ rule write_netcdf:
 rule make_splits:
     input:
         netcdf=canonical_dataset,
-        code=library_files("splits.py", "datasets.py", "collection.py", "io", "domains"),
     output:
         splits="results/datasets/{name}/splits.json",
     log:
@@ -49,6 +49,7 @@ rule make_splits:
         mem_mb=mem_mb,
         runtime=10,
     params:
+        code=library_code("splits.py", "datasets.py", "collection.py", "io", "domains"),
         splits=splits_config,
         seed=config["seed"],
     message:
@@ -76,6 +77,7 @@ rule write_dataset_job:
         mem_mb=mem_mb,
         runtime=30,
     params:
+        code=library_code(*CONVERSION_CODE),
         options=job_options,
         jobs=job_count,
     message:
@@ -106,34 +108,39 @@ for stored_copy in (c for c in STORED_COPIES.values() if c.parallel):
         threads: 1
         resources:
             mem_mb=mem_mb,
-            runtime=30,
+            runtime=gather_runtime(stored_copy.name),
         params:
+            code=library_code(*CONVERSION_CODE),
             format=stored_copy.name,
             options=writer_options(stored_copy.name),
         message:
-            f"Gathering the {stored_copy.name} jobs of {{wildcards.name}}"
+            f"Writing the {stored_copy.name} copy of {{wildcards.name}} (gathering its jobs when there are several)"
         script:
             "../../src/scripts/gather_dataset.py"
 
 
+# One job checks every stored copy of a dataset (one process start instead of one per copy);
+# the reports are leaves, so revalidating the other copies when one changes costs seconds.
 rule validate_dataset:
     input:
-        dataset=dataset_path,
+        datasets=validated_datasets,
         splits=rules.make_splits.output.splits,
-        code=library_files("validate.py", "tasks.py", "tokens.py", "splits.py", "collection.py", "io"),
     output:
-        report="results/datasets/{name}/validation/{format}.json",
+        reports=directory("results/datasets/{name}/validation"),  # <format>.json of every stored copy
     log:
-        "results/logs/validate_dataset/{name}_{format}.log",
+        "results/logs/validate_dataset/{name}.log",
     benchmark:
-        "results/benchmarks/validate_dataset/{name}_{format}.tsv"
+        "results/benchmarks/validate_dataset/{name}.tsv"
     conda:
         "../envs/trainset.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb,
-        runtime=10,
+        runtime=validation_runtime,
+    params:
+        code=library_code("validate.py", "tasks.py", "tokens.py", "splits.py", "collection.py", "io"),
+        formats=validated_formats,
     message:
-        "Validating the {wildcards.format} dataset of {wildcards.name}"
+        "Validating the stored copies of {wildcards.name}: {params.formats}"
     script:
         "../../src/scripts/validate_dataset.py"

@@ -6,7 +6,6 @@
 rule ingest_domain:
     input:
         files=domain_files,
-        code=library_files("domains", "tasks.py", "table/io.py", "rng.py", "splits.py", "collection.py"),
     output:
         tables=directory("results/tables/{dataset}"),
     log:
@@ -20,6 +19,7 @@ rule ingest_domain:
         mem_mb=mem_mb,
         runtime=20,
     params:
+        code=library_code("domains", "tasks.py", "table/io.py", "rng.py", "splits.py", "collection.py"),
         dataset=domain_config,
         seed=config["seed"],
     message:
@@ -31,7 +31,6 @@ rule ingest_domain:
 rule frame_dataset:
     input:
         tables=rules.ingest_domain.output.tables,
-        code=library_files("domains", "tasks.py", "table/io.py", "rng.py", "splits.py", "collection.py", "io"),
     output:
         netcdf="results/datasets/{dataset}/TS_{dataset}.nc",
     log:
@@ -45,6 +44,7 @@ rule frame_dataset:
         mem_mb=mem_mb,
         runtime=20,
     params:
+        code=library_code("domains", "tasks.py", "table/io.py", "rng.py", "splits.py", "collection.py", "io"),
         dataset=domain_config,
         options=canonical_options,
     message:

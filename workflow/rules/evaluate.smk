@@ -26,8 +26,10 @@ rule evaluate_model:
         runtime=30,
         gpu=run_gpus,
     params:
+        code=library_code(*EVALUATION_CODE),
         split=config["evaluation"]["split"],  # defaults filled by the schema (those of evaluate_run)
-        generated=config["evaluation"]["generated_frames"],
+        generated=sampling_setting("generated_frames"),  # None for runs that draw no frames
+        sample_steps=sampling_setting("sample_steps"),
     message:
         "Evaluating run {wildcards.run}"
     script:
@@ -37,7 +39,6 @@ rule evaluate_model:
 rule report_index:
     input:
         metrics=expand("results/reports/{run}/metrics.json", run=list(config.get("runs", {}))),
-        code=library_files("evaluate", "tasks.py"),
     output:
         index=report("results/reports/index.html", caption="../report/index.rst", category="Runs"),
     log:
@@ -50,6 +51,8 @@ rule report_index:
     resources:
         mem_mb=mem_mb,
         runtime=5,
+    params:
+        code=library_code("evaluate", "tasks.py"),
     message:
         "Comparing all runs in results/reports/index.html"
     script:

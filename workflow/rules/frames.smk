@@ -4,7 +4,6 @@
 rule build_frames:
     input:
         unpack(mix_table_files),
-        code=library_files("mixing", "rng.py", "table/io.py", "seasons.py", "locations.py"),
     output:
         frames="results/frames/{mix}.parquet",
         summary="results/frames/{mix}.summary.json",
@@ -19,6 +18,7 @@ rule build_frames:
         mem_mb=mem_mb,
         runtime=20,
     params:
+        code=library_code("mixing", "rng.py", "table/io.py", "seasons.py", "locations.py"),
         mix=mix_config,
         splits=mix_splits_config,
         season_axis=canonical(config["season_axis"]),

@@ -4,7 +4,6 @@
 rule ingest_table:
     input:
         raw=table_inputs,
-        code=library_files("table", "demo", "seasons.py", "locations.py", "data/locations.csv"),
     output:
         table="results/tables/{table}.parquet",
         summary="results/tables/{table}.summary.json",
@@ -19,6 +18,7 @@ rule ingest_table:
         mem_mb=mem_mb,
         runtime=20,
     params:
+        code=library_code("table", "demo", "seasons.py", "locations.py", "data/locations.csv"),
         table=table_config,
         season_axis=canonical(config["season_axis"]),
         seed=config["seed"],

@@ -5,7 +5,6 @@ rule plot_frames:
     input:
         unpack(past_table),
         netcdf=rules.write_netcdf.output.netcdf,
-        code=library_files("plots", "io/netcdf.py", "locations.py", "table/io.py"),
     output:
         png=report("results/plots/{mix}_us_grid.png", caption="../report/us_grid.rst", category="Datasets"),
     log:
@@ -19,6 +18,7 @@ rule plot_frames:
         mem_mb=mem_mb,
         runtime=20,
     params:
+        code=library_code("plots", "io/netcdf.py", "locations.py", "table/io.py"),
         samples=config["plots"]["samples"],  # default filled by the schema (trainset.plots.us_grid.DEFAULT_SAMPLES)
         past_seasons=config["plots"]["past_seasons"],  # defaults: trainset.plots.past
         past_family=overlay_family(config["plots"]),  # refused at start-up without past_seasons (common.smk)

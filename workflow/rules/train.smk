@@ -5,7 +5,6 @@ rule fit_scalers:
     input:
         netcdf=canonical_dataset,
         splits="results/datasets/{name}/splits.json",
-        code=library_files("scalers", "tasks.py", "transforms.py", "io", "open.py", "splits.py", "collection.py"),
     output:
         scalers="results/scalers/{name}.json",
     log:
@@ -19,6 +18,7 @@ rule fit_scalers:
         mem_mb=mem_mb,
         runtime=10,
     params:
+        code=library_code("scalers", "tasks.py", "transforms.py", "io", "open.py", "splits.py", "collection.py"),
         spec=scaler_spec,
         seed=config["seed"],
     message:
@@ -44,6 +44,7 @@ rule tune_io:
         runtime=20,
         gpu=run_gpus,
     params:
+        code=library_code(*RUN_CODE),
         seed=config["seed"],
         io_tuner=canonical(config.get("tuning", {}).get("io_tuner", {})),
     message:
@@ -72,6 +73,7 @@ rule find_lr:
         runtime=30,
         gpu=run_gpus,
     params:
+        code=library_code(*RUN_CODE),
         run=run_config,
         threads=run_threads,
         lr_finder=canonical(config.get("tuning", {}).get("lr_finder", {})),
@@ -104,6 +106,7 @@ rule train_model:
         runtime=60,
         gpu=run_gpus,
     params:
+        code=library_code(*RUN_CODE),
         run=run_config,
         threads=run_threads,
     message:
@@ -133,6 +136,7 @@ rule train_trial:
         runtime=60,
         gpu=run_gpus,
     params:
+        code=library_code(*RUN_CODE),
         run=trial_config,
         threads=1,
     message:

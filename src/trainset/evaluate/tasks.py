@@ -258,8 +258,10 @@ def irf_splits(model: Any, cfg: Any, dataset_path, scalers: Any, info: dict, tra
     return {"nrmse_by_split": by_split}, table
 
 
-def generated_frames(model: Any, cfg: Any, dataset_path, split: str, scalers: Any, n: int) -> tuple[dict, list]:
-    """Frames drawn from a generative model vs the held-out frames of ``split``."""
+def generated_frames(model: Any, cfg: Any, dataset_path, split: str, scalers: Any, n: int,
+                     steps: int) -> tuple[dict, list]:
+    """Frames drawn from a generative model (``n`` frames, ``steps`` denoising steps; the
+    model's ``sample`` checks them) vs the held-out frames of ``split``."""
     import tempfile
 
     import torch
@@ -270,8 +272,7 @@ def generated_frames(model: Any, cfg: Any, dataset_path, split: str, scalers: An
 
     held = load_split(dataset_path, split)["frames"]
     generator = torch.Generator().manual_seed(cfg.training.seed)
-    with torch.no_grad():
-        sample = model.sample(n, generator=generator, steps=50).cpu()  # drawn on the model's device
+    sample = model.sample(n, generator=generator, steps=steps).cpu()  # drawn on the model's device, no autograd
     sample = np.asarray(scalers.inverse("frames", sample) if scalers is not None else sample, dtype=np.float64)
     weeks, places = held.shape[2], held.shape[3]
     generated = np.clip(sample[:, :, :weeks, :places], 0, None)
@@ -300,9 +301,9 @@ def generated_frames(model: Any, cfg: Any, dataset_path, split: str, scalers: An
     headline = {"ks_peak_size": result["peak_size"]["ks_statistic"],
                 "ks_peak_week": result["peak_week"]["ks_statistic"],
                 "wasserstein_national": result["national_wasserstein"]}
-    section = Section("Generated frames", f"{n} frames drawn from the model (50 sampling steps) against the "
+    section = Section("Generated frames", f"{n} frames drawn from the model ({steps} sampling steps) against the "
                       f"{len(held)} held-out frames: peak size and peak week of the national sum, and the "
                       "two-sample KS statistics (0 = same distribution).",
                       [Table("Distribution distances", ["statistic", "value"], [[k, v] for k, v in headline.items()])],
                       figs)
-    return {"headline": headline, **result}, [section]
+    return {"headline": headline, "sample_steps": steps, **result}, [section]

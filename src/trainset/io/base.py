@@ -18,9 +18,11 @@ format names from it.
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -324,48 +326,128 @@ class Format(ABC):
         yield self.load(path)
 
 
-FORMATS: dict[str, Format] = {}
+ADAPTERS: dict[str, str] = {"hdf5": "hdf5", "netcdf": "netcdf", "webdataset": "wds", "zarr": "zarr_"}
+"""Built-in format name -> its adapter's module in :mod:`trainset.io`, imported the first time the
+format is asked for: a job that validates an HDF5 copy imports h5py, not zarr (every rule
+job is a fresh process, and importing all four adapters cost each job ~0.5 s). The order is
+the order :func:`guess_format` tries them in. tests/unit/test_lazy_imports.py checks that each
+module registers its name and that no built-in adapter is missing."""
+VARIANTS: dict[str, str] = {"hdf5_presplit": "hdf5"}
+"""Built-in variant copy name -> the format declaring it (:attr:`Format.variants`), so
+:func:`get_copy` imports one adapter (checked by the same test)."""
+
+
+class Registry(Mapping):
+    """Format adapters by name (:data:`FORMATS`). Looking one up imports only its adapter module
+    (:data:`ADAPTERS`). Iterating imports each built-in adapter as it reaches it, in
+    :data:`ADAPTERS` order whatever order they were first used in, then yields the others in
+    registration order: a search that stops early (:func:`guess_format` on a NetCDF file)
+    imports no adapter after the one it found."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, Format] = {}
+
+    def add(self, fmt: Format) -> None:
+        """Register ``fmt`` under its name, replacing an earlier adapter of that name. A built-in
+        adapter counts as registered first, as when importing :mod:`trainset.io` registered all
+        four: its module, imported after a user's adapter took the name, leaves the user's."""
+        if fmt.name in self._known and _built_in(fmt):
+            return
+        self._known[fmt.name] = fmt
+
+    def __getitem__(self, name: str) -> Format:
+        if name not in self._known and name in ADAPTERS:
+            self._load(name)
+        return self._known[name]
+
+    def __iter__(self) -> Iterator[str]:
+        for name in ADAPTERS:
+            if name not in self._known:
+                self._load(name)
+            yield name
+        yield from [name for name in list(self._known) if name not in ADAPTERS]
+
+    def names(self) -> list[str]:
+        """Every format name, built in (:data:`ADAPTERS` order) or registered, importing no
+        adapter: what an error lists, so a broken optional adapter cannot replace the message."""
+        return [*ADAPTERS, *(name for name in self._known if name not in ADAPTERS)]
+
+    def loaded(self) -> dict[str, Format]:
+        """The adapters registered so far, by name (importing none)."""
+        return dict(self._known)
+
+    def _load(self, name: str) -> None:
+        """Import the built-in adapter ``name`` (its module registers it; a second import is free)."""
+        importlib.import_module(f"trainset.io.{ADAPTERS[name]}")
+        if name not in self._known:
+            raise TrainsetError(f"trainset.io.{ADAPTERS[name]} did not register format {name!r}. "
+                                "Fix: make ADAPTERS in trainset/io/base.py name the module that registers it")
+
+    def __len__(self) -> int:
+        return len(set(ADAPTERS) | set(self._known))
+
+    def __repr__(self) -> str:
+        return f"Registry({sorted(self._known)} loaded of {sorted(set(ADAPTERS) | set(self._known))})"
+
+
+FORMATS = Registry()
+
+
+def _built_in(fmt: Format) -> bool:
+    """Whether ``fmt`` is the built-in adapter of its name (defined in its :data:`ADAPTERS` module)."""
+    module = ADAPTERS.get(fmt.name)
+    return module is not None and type(fmt).__module__.split(".")[:3] == ["trainset", "io", module]
 
 
 def register(fmt: Format) -> Format:
     """Add a format adapter to :data:`FORMATS` (each adapter module calls this last)."""
-    FORMATS[fmt.name] = fmt
+    FORMATS.add(fmt)
     return fmt
 
 
 def get_format(name: str) -> Format:
-    """The adapter called ``name``; a clear error lists the known ones."""
-    import trainset.io  # noqa: F401  - registers the built-in adapters
-
-    if name not in FORMATS:
-        raise TrainsetError(f"unknown dataset format {name!r}. Fix: use one of {sorted(FORMATS)}")
-    return FORMATS[name]
+    """The adapter called ``name`` (importing only its module); a clear error lists the known ones."""
+    fmt = FORMATS.get(name)
+    if fmt is None:
+        raise TrainsetError(f"unknown dataset format {name!r}. Fix: use one of {sorted(FORMATS.names())}")
+    return fmt
 
 
 def stored_copies() -> dict[str, StoredCopy]:
     """Every stored copy by name: each format (sorted by name), then the variants adapters declare."""
-    import trainset.io  # noqa: F401
-
-    own = [StoredCopy(f.name, f.name, f.suffix, {}, f.parallel, f.folder) for _, f in sorted(FORMATS.items())]
-    extra = [StoredCopy(name, f.name, suffix, dict(options), f.parallel, f.folder)
-             for _, f in sorted(FORMATS.items()) for name, (options, suffix) in sorted(f.variants.items())]
+    formats = sorted(FORMATS.items())
+    own = [_copies_of(f)[f.name] for _, f in formats]
+    extra = [copy for _, f in formats for name, copy in sorted(_copies_of(f).items()) if name != f.name]
     return {copy.name: copy for copy in [*own, *extra]}
 
 
+def _copies_of(fmt: Format) -> dict[str, StoredCopy]:
+    """The copies one adapter stores: itself, then its variants."""
+    own = StoredCopy(fmt.name, fmt.name, fmt.suffix, {}, fmt.parallel, fmt.folder)
+    return {fmt.name: own, **{name: StoredCopy(name, fmt.name, suffix, dict(options), fmt.parallel, fmt.folder)
+                              for name, (options, suffix) in fmt.variants.items()}}
+
+
 def get_copy(name: str) -> StoredCopy:
-    """The stored copy called ``name`` (a format or a variant); a clear error lists the known ones."""
-    copies = stored_copies()
-    if name not in copies:
-        raise TrainsetError(f"unknown dataset format {name!r}. Fix: use one of {list(copies)}")
-    return copies[name]
+    """The stored copy called ``name`` (a format or a variant), importing only its adapter when it
+    is built in; a clear error lists the known ones."""
+    fmt = FORMATS.get(VARIANTS.get(name, name))
+    copy = None if fmt is None else _copies_of(fmt).get(name)
+    if copy is not None:
+        return copy
+    for fmt in FORMATS.loaded().values():  # a variant of a user's adapter (built-in ones are in VARIANTS)
+        if name in fmt.variants:
+            return _copies_of(fmt)[name]
+    known = [*sorted(FORMATS.names()), *VARIANTS,
+             *sorted(v for f in FORMATS.loaded().values() for v in f.variants if v not in VARIANTS)]
+    raise TrainsetError(f"unknown dataset format {name!r}. Fix: use one of {known}")
 
 
 def guess_format(path: str | os.PathLike) -> Format:
-    """The adapter that recognises ``path``."""
-    import trainset.io  # noqa: F401
-
+    """The adapter that recognises ``path``: the first in :data:`ADAPTERS` order (importing those
+    it tries), then any other registered."""
     for fmt in FORMATS.values():
         if fmt.guess_can_open(path):
             return fmt
-    raise TrainsetError(f"{path}: not a dataset trainset can open (known formats: {sorted(FORMATS)}). "
+    raise TrainsetError(f"{path}: not a dataset trainset can open (known formats: {sorted(FORMATS.names())}). "
                         "Fix: pass the .nc/.h5 file, the .zarr folder or the -wds folder")

@@ -18,17 +18,19 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import h5py
-import netCDF4
 import numpy as np
-import xarray as xr
+
+if TYPE_CHECKING:  # annotations only: xarray and netCDF4 are imported by the functions that use them
+    import xarray as xr
 
 from trainset.collection import SAMPLE, Collection
 from trainset.errors import TrainsetError
 from trainset.faults import maybe_fail
 from trainset.io.base import Format, PartInfo, Reader, Splits, VariableInfo, register
+from trainset.io.hdf5.mapped import MappedFile, map_file
 from trainset.io.hdf5.read import read_rows, take_chunks
 from trainset.io.hdf5.refs import open_contained, outside_references_of, refuse_outside_file
 from trainset.provenance import atomic_path, canonical_json
@@ -41,12 +43,16 @@ _MAGIC = (b"\x89HDF\r\n\x1a\n", b"CDF\x01", b"CDF\x02")
 
 def write_netcdf(obj: xr.DataArray | xr.Dataset, path: str | os.PathLike) -> None:
     """Write one xarray object atomically at the root of a NetCDF-4 file."""
+    import xarray as xr  # here, not at module level: jobs that only read arrays skip xarray and pandas
+
     dataset = obj.to_dataset() if isinstance(obj, xr.DataArray) else obj
     NetCDFFormat().write(Collection.single(dataset), path)
 
 
 def open_netcdf_array(path: str | os.PathLike, name: str = "frames") -> xr.DataArray:
     """Load the named array of a NetCDF file fully into memory."""
+    import xarray as xr  # here, not at module level: jobs that only read arrays skip xarray and pandas
+
     try:
         refuse_outside_file(path)  # before netCDF-C, which would follow links and external storage
         with xr.open_dataset(path, engine="netcdf4") as dataset:
@@ -69,6 +75,8 @@ file's slabs (64 MB more peak memory); block reads never revisit a chunk, so a s
 @contextmanager
 def _chunk_cache(size: int) -> Iterator[None]:
     """netCDF-C's default chunk cache set to ``size`` bytes for files opened in the block."""
+    import netCDF4
+
     previous = netCDF4.get_chunk_cache()
     netCDF4.set_chunk_cache(size)
     try:
@@ -99,6 +107,8 @@ def write_netcdf_blocks(path: str | os.PathLike, template: xr.Dataset, variable:
     and fill value xarray would use, and filled block by block, so memory holds one block, never
     the whole array. The file reads back exactly like one written by :meth:`NetCDFFormat.write`.
     """
+    import netCDF4
+
     root = _root_attrs(collection_attrs, [part])
     with atomic_path(path) as tmp:
         _encode_attrs(template).assign_attrs(**root).to_netcdf(tmp, mode="w", engine="netcdf4")
@@ -134,6 +144,8 @@ class NetCDFFormat(Format):
     def write(self, collection: Collection, path, splits: Splits | None = None, chunk: int = OPTIONS["chunk"],
               compression: int | None = OPTIONS["compression"], **options: Any) -> None:
         """Write every part (root for one part, groups for several) and the splits."""
+        import xarray as xr  # here, not at module level: jobs that only read arrays skip xarray and pandas
+
         multi = len(collection.parts) > 1
         splits = check_splits(splits, len(collection), f"{path}: splits to write") if splits else splits
         with atomic_path(path) as tmp:
@@ -201,7 +213,7 @@ class NetCDFFormat(Format):
 
 
 class NetCDFReader(Reader):
-    """Chunk-wise reads of a NetCDF-4 file through h5py; metadata from xarray, read once."""
+    """Chunk-wise reads of a NetCDF-4 file through h5py; metadata read once (:func:`_read_metadata`)."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -209,9 +221,12 @@ class NetCDFReader(Reader):
         self._file: h5py.File | None = None
         self._pid = -1
         self._datasets: dict[tuple[int, str], h5py.Dataset] = {}
+        self._mapped: MappedFile | None = None
+        self._map_tried = False
 
     def __getstate__(self) -> dict:
-        return {"path": self.path, "_meta": self._meta, "_file": None, "_pid": -1, "_datasets": {}}
+        return {"path": self.path, "_meta": self._meta, "_file": None, "_pid": -1, "_datasets": {},
+                "_mapped": None, "_map_tried": False}
 
     @property
     def parts(self) -> list[PartInfo]:
@@ -234,11 +249,17 @@ class NetCDFReader(Reader):
 
     def _dataset(self, part: int, var: str) -> h5py.Dataset:
         """The HDF5 dataset of a variable, opened once per process (path lookups cost ~30 us)."""
+        handle = self._handle()
+        if (part, var) not in self._datasets:
+            self._datasets[part, var] = handle[self.dataset_path(part, var)]
+        return self._datasets[part, var]
+
+    def _handle(self) -> h5py.File:
+        """This process's h5py handle (opened on first use, and anew in a forked worker)."""
         if self._file is None or self._pid != os.getpid():
             self._file, self._pid, self._datasets = open_contained(self.path), os.getpid(), {}
-        if (part, var) not in self._datasets:
-            self._datasets[part, var] = self._file[self.dataset_path(part, var)]
-        return self._datasets[part, var]
+            self._mapped, self._map_tried = None, False
+        return self._file
 
     def read(self, part: int, local: np.ndarray, variables: list[str] | None = None) -> dict[str, np.ndarray]:
         names = variables or list(self.parts[part].variables)
@@ -252,12 +273,18 @@ class NetCDFReader(Reader):
 
 
     def take(self, part: int, rows: np.ndarray, variables: list[str] | None = None) -> dict[str, np.ndarray]:
-        """Rows in the order given; whole raw chunks gathered in one pass where :func:`take_chunks` applies."""
+        """Rows in the order given: one gather from the mapped file where :mod:`trainset.io.hdf5.mapped`
+        applies (a local file, unfiltered data), else whole raw chunks gathered in one pass where
+        :func:`take_chunks` applies, else sorted reads reordered."""
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
         if not 0 <= part < len(self.parts) or (rows.size and (rows.min() < 0 or rows.max() >= self.parts[part].size)):
             return super().take(part, rows, variables)
+        names = variables or list(self.parts[part].variables)
+        mapped = self._take_mapped(part, rows, names)
+        if mapped is not None:
+            return mapped
         out = {}
-        for var in variables or list(self.parts[part].variables):
+        for var in names:
             info = self.parts[part].variables.get(var)
             if info is None:
                 return super().take(part, rows, variables)
@@ -265,6 +292,23 @@ class NetCDFReader(Reader):
             if not take_chunks(self._dataset(part, var), rows, out[var]):
                 return super().take(part, rows, variables)
         return out
+
+    def _take_mapped(self, part: int, rows: np.ndarray, names: list[str]) -> dict[str, np.ndarray] | None:
+        """:meth:`take` as one gather per variable from a mapping of the file
+        (:mod:`trainset.io.hdf5.mapped`); None where the file or a variable cannot be mapped."""
+        try:
+            handle = self._handle()
+        except OSError:
+            return None  # read() names the problem
+        if not self._map_tried:
+            self._mapped, self._map_tried = map_file(handle, self.path), True
+        if self._mapped is None or not names:
+            return None
+        return self._mapped.take_variables(part, rows, names, lambda name: self._described(part, name))
+
+    def _described(self, part: int, name: str) -> tuple[h5py.Dataset, np.dtype, tuple[int, ...]] | None:
+        info = self.parts[part].variables.get(name)
+        return None if info is None else (self._dataset(part, name), info.dtype, info.shape)
 
 
 def _read_metadata(path: Path) -> dict:
@@ -279,6 +323,8 @@ def _read_metadata(path: Path) -> dict:
 
 def _open_tree(path: Path) -> xr.DataTree:
     """The file's root and groups, lazily; a missing or unreadable file says so."""
+    import xarray as xr  # here, not at module level: jobs that only read arrays skip xarray and pandas
+
     if not path.exists():
         raise TrainsetError(f"{path}: file not found")
     try:
@@ -370,6 +416,8 @@ def _decode_attrs(part: xr.Dataset) -> xr.Dataset:
 
 
 def _splits_dataset(splits: Splits) -> xr.Dataset:
+    import xarray as xr  # here, not at module level: jobs that only read arrays skip xarray and pandas
+
     return xr.Dataset({name: (f"{name}_n", np.asarray(ix, dtype=np.int64)) for name, ix in splits.items()})
 
 

@@ -77,8 +77,6 @@ def filesystem(url: str, storage_options: dict[str, Any] | None) -> tuple[Any, s
 
 def _by_suffix(url: str) -> Format:
     """The format whose suffix ``url`` ends with (a remote object has no magic bytes read here)."""
-    import trainset.io  # noqa: F401  - registers the built-in adapters
-
     name = url.rstrip("/").rsplit("/", 1)[-1]
     for fmt in FORMATS.values():
         if name.endswith(fmt.suffix):

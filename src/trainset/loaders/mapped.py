@@ -44,6 +44,7 @@ class MappedDataset(Dataset):
         # a world subset (trainset.io.subset.PartSubset): samples keep the store's index and part
         self._stored_index = getattr(reader, "stored_index", None)
         self._named = self.multi_part or bool(getattr(reader, "names_parts", False))
+        self._take_valid = _take_valid(reader)
 
     def __len__(self) -> int:
         return int(self.indices.size)
@@ -73,27 +74,40 @@ class MappedDataset(Dataset):
     def get_batch(self, positions: Sequence[int]) -> Any:
         """Stacked tensors for a one-part dataset (one read, no per-sample objects); a list of
         sample dicts when parts differ (collate them with ``collate_mixed_worlds``)."""
-        positions = self._positions(positions)
+        return self._batch(self._positions(positions))
+
+    def _batch(self, positions: np.ndarray) -> Any:
+        """:meth:`get_batch` of checked positions (int64, 1-D, each in 0..len-1)."""
         if self.multi_part:
-            return self._fetch(positions)
+            return self._fetch(positions)  # subclasses extend _fetch; it checks again (cheap)
         wanted = positions if self._all else self.indices[positions]
-        block = self.reader.take(0, wanted, self.variables)  # one gather, in batch order
+        block = self._take_valid(0, wanted, self.variables)  # one gather, in batch order
         batch = {var: torch.from_numpy(np.ascontiguousarray(a)) for var, a in block.items()}
         batch["index"] = torch.from_numpy(self._index(wanted))
         if self._named:
             batch["part"] = [self._names[0]] * len(wanted)
         return batch
 
+    def _fetcher(self, sampler: BlockShuffleSampler) -> Any:
+        """What a loader calls with each batch of ``sampler``: ``self[positions]``, or, when the
+        sampler draws int64 arrays over exactly this dataset and the class adds nothing to
+        batches, :meth:`_batch` (the positions are known valid: no second check per batch)."""
+        cls = type(self)
+        plain = cls.get_batch is MappedDataset.get_batch and cls.__getitem__ is MappedDataset.__getitem__
+        return self._batch if plain and sampler.arrays and sampler.size == len(self) else self.__getitem__
+
     def _index(self, wanted: np.ndarray) -> np.ndarray:
         """The samples' global numbers in the store (a copy)."""
         return wanted.copy() if self._stored_index is None else self._stored_index(wanted)
 
     def _positions(self, positions: Sequence[int]) -> np.ndarray:
+        """``positions`` as checked int64 positions; negative ones count from the end, as for a list."""
         n = len(self)
         positions = np.asarray(positions, dtype=np.int64).reshape(-1)
-        if not positions.size:
+        # one pass checks both ends: as uint64 a negative position is past any length
+        if not positions.size or positions.view(np.uint64).max() < n:
             return positions
-        if positions.min() < 0:  # counted from the end, as for a list
+        if positions.min() < 0:
             positions = np.where(positions < 0, positions + n, positions)
             if positions.min() < 0:
                 raise IndexError(f"position out of range 0..{n - 1}")
@@ -141,7 +155,7 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = False, seed: 
     if hasattr(dataset, "set_epoch"):
         dataset.set_epoch(epoch)
     if getattr(dataset, "batch_size", None) is not None:  # an iterable dataset that batches itself
-        return DataLoader(dataset, batch_size=None, num_workers=num_workers, pin_memory=pin_memory)
+        return StreamLoader(dataset, batch_size=None, num_workers=num_workers, pin_memory=pin_memory)
     return DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, drop_last=drop_last,
                       pin_memory=pin_memory, **({"collate_fn": collate_fn} if collate_fn is not None else {}))
 
@@ -152,18 +166,57 @@ class BatchLoader(DataLoader):
     In the main process (no workers, no pinning) it iterates as a plain loop, sampler batch ->
     ``dataset[positions]`` -> collate: the same batches in the same order as DataLoader's own
     iterator, without its ~20 us of bookkeeping per batch (a fifth of an in-memory batch of 256).
-    With workers or pinning it is DataLoader's iterator unchanged.
+    Its own sampler's positions are valid by construction, so they skip the dataset's position
+    check (:meth:`MappedDataset._fetcher`). It draws from torch's random state as the iterator
+    does (:func:`_draw_base_seed`). With workers or pinning it is DataLoader's iterator unchanged.
     """
 
     def __iter__(self):  # type: ignore[override]
         if self.num_workers or self.pin_memory or self.batch_size is not None:
             return super().__iter__()
+        _draw_base_seed(self)
         return self._main_process()
 
     def _main_process(self) -> Any:
-        dataset, collate = self.dataset, self.collate_fn
-        for positions in self.sampler:
-            yield collate(dataset[positions])
+        dataset, collate, sampler = self.dataset, self.collate_fn, self.sampler
+        fetch = dataset.__getitem__
+        if isinstance(dataset, MappedDataset) and isinstance(sampler, BlockShuffleSampler):
+            fetch = dataset._fetcher(sampler)
+        for positions in sampler:
+            yield collate(fetch(positions))
+
+
+class StreamLoader(DataLoader):
+    """The DataLoader :func:`make_loader` returns for a streamed dataset that batches itself.
+
+    In the main process (no workers, no pinning) it iterates the dataset and converts each batch
+    as DataLoader's iterator does (``collate_fn``, numpy -> tensors), without the iterator's
+    ~70 us of bookkeeping per batch (a quarter of a WebDataset batch of 256 read from a memory
+    map). It draws from torch's random state as the iterator does (:func:`_draw_base_seed`).
+    With workers or pinning it is DataLoader's iterator unchanged.
+    """
+
+    def __iter__(self):  # type: ignore[override]
+        if self.num_workers or self.pin_memory:
+            return super().__iter__()
+        _draw_base_seed(self)
+        convert = self.collate_fn
+        return (convert(batch) for batch in self.dataset)
+
+
+def _draw_base_seed(loader: DataLoader) -> None:
+    """Advance torch's random state as DataLoader's iterator does when it starts (it draws its
+    workers' base seed, even with none): training that draws random numbers between epochs then
+    gets the same ones whichever path the loader takes (workers, pinning or neither)."""
+    torch.empty((), dtype=torch.int64).random_(generator=loader.generator)
+
+
+def _take_valid(reader: Reader) -> Any:
+    """The reader's ``take_valid`` (its ``take`` without the row check, for rows a
+    :class:`MappedDataset` has checked) where the class that defines its ``take`` defines that
+    ``take_valid`` too; else its ``take``, so a subclass overriding ``take`` alone is obeyed."""
+    owner = next((cls for cls in type(reader).__mro__ if "take" in vars(cls)), None)
+    return reader.take_valid if owner is not None and "take_valid" in vars(owner) else reader.take
 
 
 def _as_is(batch: Any) -> Any:

@@ -45,8 +45,14 @@ class MemoryReader(Reader):
 
     def take(self, part: int, rows: np.ndarray, variables: list[str] | None = None) -> dict[str, np.ndarray]:
         """One fancy index per variable, in the order given (no sort, no second reordering copy)."""
-        arrays = self._arrays[part]
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
         if rows.size and rows.min() < 0:  # numpy's indexing refuses rows past the end
             raise IndexError(f"rows outside 0..{self._parts[part].size - 1}")
-        return {var: np.take(arrays[var], rows, axis=0) for var in (variables or arrays)}
+        return self.take_valid(part, rows, variables)
+
+    def take_valid(self, part: int, rows: np.ndarray, variables: list[str] | None = None) -> dict[str, np.ndarray]:
+        """:meth:`take` of rows already checked (int64, 1-D, each in 0..size-1), as a
+        :class:`~trainset.loaders.mapped.MappedDataset` checks a batch's positions: the check
+        (~1 us) is then made once per batch, not twice."""
+        arrays = self._arrays[part]
+        return {var: arrays[var].take(rows, axis=0) for var in (variables or arrays)}  # np.take's wrapper: +0.7 us

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 import numpy as np
@@ -27,7 +28,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from trainset.errors import TrainsetError
 from trainset.io.base import VariableInfo
-from trainset.io.wds.read import WdsSource
+from trainset.io.wds.read import WdsSource, check_variables
 from trainset.loaders.describe import describe, features_of
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,14 @@ class WdsDataset(IterableDataset):
     ----------
     reader : WdsSource
         The stored dataset's reader (as :attr:`MappedDataset.reader <trainset.loaders.mapped.MappedDataset>`).
+
+    Notes
+    -----
+    With ``batch_size`` the shards are memory-mapped: a shard changed on disk (rewritten, touched
+    or truncated in place) between two batches raises :class:`TrainsetError` at the next batch,
+    and no batch gathered while its shard changed is yielded; but a shard truncated *during* a
+    gather kills the process with SIGBUS (see :class:`~trainset.io.wds.read.MappedShard`). Do not
+    rewrite a dataset while it is read.
     """
 
     def __init__(self, source: WdsSource | str | os.PathLike, split: str | None = None,
@@ -106,6 +115,7 @@ class WdsDataset(IterableDataset):
         if seed < 0 or shuffle_buffer < 1:
             raise TrainsetError(f"WdsDataset: seed must be >= 0 and shuffle_buffer >= 1 "
                                 f"(got {seed}, {shuffle_buffer})")
+        check_variables(self.reader.meta, variables, self.reader.path)  # refused here, for both paths
         self.split, self.variables = split, variables
         self.shuffle, self.seed, self.buffer = shuffle, int(seed), int(shuffle_buffer)
         self.batch_size = batch_size
@@ -170,48 +180,182 @@ class WdsDataset(IterableDataset):
         for sample in samples:
             yield to_torch(sample)
 
-    def _blocks(self, shards: list[int]) -> Iterator[dict[str, np.ndarray]]:
-        """Stored blocks of the split as {var: rows, "index": global indices}."""
-        mask = self.reader.split_mask(self.split)
-        for shard in shards:
-            for first, _, count, block in self.reader.iter_shard(shard, self.variables):
-                index = np.arange(first, first + count, dtype=np.int64)
-                keep = slice(None) if mask is None else mask[first:first + count]
-                if mask is not None and not keep.any():
-                    continue
-                yield {**{var: rows[keep] for var, rows in block.items()}, "index": index[keep]}
-
     def _batches(self, shards: list[int], rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
         """Whole batches: in stored order, or shuffled within windows of ``shuffle_buffer`` samples.
 
-        A window is filled block by block, concatenated once, permuted with the consumer's
-        generator and cut into batches, so each sample is copied about twice whatever the
-        buffer size (a per-batch reservoir would re-copy the whole buffer for every batch).
+        A window is the incomplete tail of the previous one followed by member groups until it
+        holds ``shuffle_buffer`` samples; it is permuted with the consumer's generator and cut
+        into batches (a per-batch reservoir would re-copy the whole buffer for every batch).
+        The shards are memory-mapped (:meth:`WdsSource.mapped_shard`), so a window holds only
+        where its samples lie, and each batch is one gather per variable from the page cache:
+        one copy per sample, as for an array in memory.
         """
-        size = int(self.batch_size)
-        window = max(self.buffer, size) if self.shuffle else size
-        pending: list[dict[str, np.ndarray]] = []
-        held = 0
-        for block in self._blocks(shards):
-            pending.append(block)
-            held += len(block["index"])
-            if held >= window:
-                yield from self._emit(pending, size, rng, final=False)
-                held = len(pending[0]["index"]) if pending else 0
-        yield from self._emit(pending, size, rng, final=True)
+        size, mask = int(self.batch_size), self.reader.split_mask(self.split)
+        limit = max(self.buffer, size) if self.shuffle else size
+        window = _Window(size, rng if self.shuffle else None, self.variables)
+        for shard in shards:
+            mapped = self.reader.mapped_shard(shard)
+            for first, _, count, views in mapped.groups:
+                keep = None if mask is None else mask[first:first + count]
+                if keep is not None and not keep.any():
+                    continue
+                window.add(mapped, first, views, np.arange(count) if keep is None else np.flatnonzero(keep))
+                if window.held >= limit:
+                    yield from window.emit(final=False)
+        yield from window.emit(final=True)
 
-    def _emit(self, pending: list[dict[str, np.ndarray]], size: int, rng: np.random.Generator,
-              final: bool) -> Iterator[dict[str, torch.Tensor]]:
-        """Yield batches from the pending blocks; keep an incomplete tail unless ``final``."""
-        if not pending:
+
+@dataclass
+class _Lying:
+    """Where one variable's held samples lie: per sample, a source number (see :class:`_Window`)
+    and the byte offset of its row in that source."""
+
+    offsets: np.ndarray
+    sources: np.ndarray
+
+    def __getitem__(self, which: Any) -> _Lying:
+        return _Lying(self.offsets[which], self.sources[which])
+
+    @classmethod
+    def join(cls, pieces: list[_Lying]) -> _Lying:
+        return cls(np.concatenate([p.offsets for p in pieces]), np.concatenate([p.sources for p in pieces]))
+
+
+class _Window:
+    """A shuffle window as addresses: for each sample, which mapped shard and where in it.
+
+    Pool positions are the previous window's tail then the kept samples of its groups in stored
+    order, exactly the samples the loader once concatenated, so the batches are unchanged; only
+    the gathering differs: each variable's rows are copied straight from the mapped shards,
+    through a byte view of each shard whose row ``k`` is its bytes ``k..k+row size`` (so any
+    row offset is one fancy index).
+
+    Integrity: every source (a mapping, or the C-ordered copy of a Fortran-ordered member)
+    remembers the :class:`MappedShard` its bytes came from, and each batch checks those shards
+    before its gather (a file cut since the last batch would crash the gather with SIGBUS) and
+    after it, before the batch is yielded (bytes written during the gather are never yielded).
+    """
+
+    def __init__(self, size: int, rng: np.random.Generator | None, variables: list[str] | None) -> None:
+        self.size, self.rng, self.variables = size, rng, variables
+        self.sources: dict[int, Any] = {}  # number -> MappedShard, or a C-ordered copy of a member
+        self.shards: dict[int, Any] = {}  # number -> the MappedShard whose bytes the source holds
+        self._ids: dict[int, int] = {}  # id(owner) -> number
+        self._next = 0
+        self._views: dict[tuple[int, int], np.ndarray] = {}  # (source, row bytes) -> row view
+        self.specs: dict[str, tuple[np.dtype, tuple]] = {}  # variables in member order
+        self.pieces: list[tuple[np.ndarray, dict[str, _Lying]]] = []  # per group: global indices, where vars lie
+        self.held = 0
+
+    def add(self, mapped: Any, first: int, views: dict[str, np.ndarray], rows: np.ndarray) -> None:
+        """Add the samples ``rows`` (local, kept) of a member group whose blocks are ``views``."""
+        lying = {}
+        for var, view in views.items():
+            if self.variables is not None and var not in self.variables:
+                continue
+            self.specs.setdefault(var, (view.dtype, view.shape[1:]))
+            owner = mapped
+            if not view.flags.c_contiguous:  # a Fortran-ordered member: copied once, a source of its own
+                mapped.check()  # the copy reads the mapping: never from a changed or cut file
+                view = owner = np.ascontiguousarray(view)
+            source = self._source(owner, mapped)
+            start = view.ctypes.data - self._base(source)
+            step = view.strides[0] if len(view) > 1 else 0
+            lying[var] = _Lying(start + rows * step, np.full(len(rows), source, dtype=np.int64))
+        self.pieces.append((first + rows, lying))
+        self.held += len(rows)
+
+    def emit(self, final: bool) -> Iterator[dict[str, torch.Tensor]]:
+        """Batches of the window in permuted (or stored) order; keep the tail unless ``final``."""
+        n = self.held
+        if n == 0:
             return
-        pool = {k: np.concatenate([b[k] for b in pending]) for k in pending[0]}
-        pending.clear()
-        n = len(pool["index"])
-        order = rng.permutation(n) if self.shuffle else np.arange(n)
-        stop = n if final else (n // size) * size  # a short batch only at the very end
-        for begin in range(0, stop, size):
-            take = order[begin:begin + size]
-            yield {k: torch.from_numpy(v[take]) for k, v in pool.items()}
-        if stop < n:
-            pending.append({k: v[order[stop:]] for k, v in pool.items()})
+        index = np.concatenate([indices for indices, _ in self.pieces])
+        lying = {var: _Lying.join([where[var] for _, where in self.pieces]) for var in self.specs}
+        self.pieces.clear()
+        order = self.rng.permutation(n) if self.rng is not None else np.arange(n)
+        stop = n if final else (n // self.size) * self.size  # a short batch only at the very end
+        used = {var: np.unique(where.sources).tolist() for var, where in lying.items()}
+        batch_lying = {var: where[order] for var, where in lying.items()}  # batch k: [k*size, (k+1)*size)
+        for begin in range(0, stop, self.size):
+            batch = slice(begin, begin + self.size)
+            yield self._batch(index[order[batch]], {var: where[batch] for var, where in batch_lying.items()}, used)
+        self.held = n - stop
+        if self.held:
+            self.pieces.append((index[order[stop:]], {var: where[stop:] for var, where in batch_lying.items()}))
+        self._forget()
+
+    def _batch(self, index: np.ndarray, lying: dict[str, _Lying], used: dict[str, list[int]]
+               ) -> dict[str, torch.Tensor]:
+        """One batch: each variable's rows gathered from where they lie, between two checks of
+        the shards they lie in (see the class docstring)."""
+        parts = {var: _split(where.sources, used[var]) for var, where in lying.items()}
+        shards = list({id(shard): shard for var_parts in parts.values()
+                       for shard in (self.shards[source] for source, _ in var_parts)}.values())
+        for shard in shards:
+            shard.check()
+        batch = {var: torch.from_numpy(self._gather(var, where.offsets, parts[var])) for var, where in lying.items()}
+        batch["index"] = torch.from_numpy(index)
+        for shard in shards:
+            shard.check()
+        return batch
+
+    def _forget(self) -> None:
+        """Drop the sources no held sample lies in (a remote shard's copy is then freed)."""
+        held = {int(i) for _, lying in self.pieces for where in lying.values() for i in np.unique(where.sources)}
+        for number in set(self.sources) - held:
+            owner = self.sources.pop(number)
+            self.shards.pop(number)
+            self._ids.pop(id(owner), None)
+            self._views = {key: view for key, view in self._views.items() if key[0] != number}
+
+    def _gather(self, var: str, offsets: np.ndarray, parts: list[tuple]) -> np.ndarray:
+        """Rows of ``var`` at byte ``offsets``: one fancy index per source in ``parts`` (see :func:`_split`)."""
+        dtype, shape = self.specs[var]
+        row = dtype.itemsize * int(np.prod(shape, dtype=np.int64))
+        if row == 0:
+            return np.empty((len(offsets), *shape), dtype)
+        if parts[0][1] is None:
+            rows = self._rows(parts[0][0], row)[offsets]
+        else:
+            rows = np.empty(len(offsets), dtype=np.dtype((np.void, row)))
+            for source, where in parts:
+                rows[where] = self._rows(source, row)[offsets[where]]
+        return rows.view(dtype).reshape((len(offsets), *shape))
+
+    def _source(self, owner: Any, shard: Any) -> int:
+        """The number of a mapped shard or array in :attr:`sources` (added on first use, with the
+        shard its bytes come from)."""
+        key = id(owner)
+        if key not in self._ids or self.sources.get(self._ids[key]) is not owner:
+            self._ids[key], self._next = self._next, self._next + 1
+            self.sources[self._ids[key]], self.shards[self._ids[key]] = owner, shard
+        return self._ids[key]
+
+    def _flat(self, source: int) -> np.ndarray:
+        owner = self.sources[source]
+        return np.frombuffer(owner.buffer if not isinstance(owner, np.ndarray) else owner, dtype=np.uint8)
+
+    def _base(self, source: int) -> int:
+        flat = self._flat(source)
+        return flat.ctypes.data if flat.size else 0
+
+    def _rows(self, source: int, row: int) -> np.ndarray:
+        """A read-only view of a source whose element ``k`` is its bytes ``k..k+row`` (one opaque row)."""
+        key = (source, row)
+        if key not in self._views:
+            flat = self._flat(source)
+            self._views[key] = np.ndarray((max(flat.size - row + 1, 0),), dtype=np.dtype((np.void, row)),
+                                          buffer=flat, strides=(1,))
+        return self._views[key]
+
+
+def _split(lying: np.ndarray, used: list[int]) -> list[tuple[int, np.ndarray | None]]:
+    """(source, batch positions) of each source a batch's samples lie in; [(source, None)] for one."""
+    if len(used) > 1:
+        here = [(source, np.flatnonzero(lying == source)) for source in used]
+        here = [(source, where) for source, where in here if where.size]
+        if len(here) > 1:
+            return here
+        used = [here[0][0]]
+    return [(used[0], None)]

@@ -161,6 +161,17 @@ class FrameDiffusion(ConfiguredModel):
         x_t = abar.sqrt() * x0 + (1.0 - abar).sqrt() * noise
         return {"pred": self.unet(x_t, t), "target": noise}
 
+    def checked_steps(self, steps: Any) -> int:
+        """Sampling steps: an integer from 2 to the model's diffusion steps. One step would only
+        denoise at t = 0, leaving the starting noise in the frames; more than the model has
+        cannot be drawn (refused, never cut to the model's count silently)."""
+        total = self.params["steps"]
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 2 <= steps <= total:
+            raise TrainsetError(f"model {self.name!r}: {steps!r} sampling steps; expected an integer from 2 to "
+                                f"{total} (the model's diffusion steps, model.params.steps). Fix: set "
+                                f"evaluation.sample_steps (trainset evaluate --sample-steps) to 2..{total}")
+        return int(steps)
+
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, steps: int | None = None) -> torch.Tensor:
         """Draw ``n`` new frames ``[n, F, W, P]`` by ancestral sampling.
@@ -175,6 +186,7 @@ class FrameDiffusion(ConfiguredModel):
         steps : int, optional
             Fewer denoising steps for speed: an evenly spaced subsequence of the training
             timesteps with the betas re-derived from ``alpha_bar`` (respaced DDPM); default all.
+            From 2 to the model's ``steps`` (:meth:`checked_steps`).
 
         Returns
         -------
@@ -182,8 +194,8 @@ class FrameDiffusion(ConfiguredModel):
             Frames in the loader's scaled units (invert the transform for data units).
         """
         total = self.params["steps"]
-        steps = total if steps is None else check_int(self.name, "steps", steps)
-        timesteps = torch.linspace(0, total - 1, min(steps, total)).round().long().unique()
+        steps = total if steps is None else self.checked_steps(steps)
+        timesteps = torch.linspace(0, total - 1, steps).round().long().unique()  # distinct: spacing >= 1
         device = self.alpha_bar.device
         abar = self.alpha_bar[timesteps].double()
         abar_prev = torch.cat([torch.ones(1, dtype=torch.float64, device=device), abar[:-1]])

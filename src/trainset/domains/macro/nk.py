@@ -35,7 +35,6 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import ordqz
 
 from trainset.domains.macro.base import HORIZON, World, draw_uniform, rejected
 from trainset.errors import TrainsetError
@@ -151,6 +150,8 @@ def solve_nk_batch(thetas: np.ndarray) -> dict[str, np.ndarray]:
         ``singular`` or ``inaccurate``), ``n_unstable`` [n], ``P`` [n, 4, 4], ``F`` [n, 2, 4]
         and ``residual`` [n] (NaN where there is no solution).
     """
+    from scipy.linalg import ordqz  # here: every domain job imports this module, only macro ones solve
+
     A, B = nk_system(np.atleast_2d(thetas))
     n = A.shape[0]
     # ordqz(B, A): B = Q T Z^H, A = Q S Z^H; eigenvalues alpha/beta of B z = lambda A z

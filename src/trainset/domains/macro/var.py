@@ -40,7 +40,6 @@ import logging
 from typing import Any
 
 import numpy as np
-from scipy.special import gammaln
 
 from trainset.domains.macro.base import HORIZON, VARIABLES, World, draw_uniform, rejected
 from trainset.errors import TrainsetError
@@ -193,6 +192,8 @@ def var_us_point_irfs(p: int = 2, horizon: int = HORIZON) -> np.ndarray:
 
 def _sqrt_chi2_moments(dof: np.ndarray, scale_df: float) -> tuple[np.ndarray, np.ndarray]:
     """Mean and sd of ``sqrt(chi2(dof) / scale_df)``."""
+    from scipy.special import gammaln  # here: only macro jobs need scipy
+
     mean = np.exp(0.5 * np.log(2.0) + gammaln((dof + 1) / 2.0) - gammaln(dof / 2.0)) / np.sqrt(scale_df)
     return mean, np.sqrt(np.maximum(dof / scale_df - mean**2, 0.0))
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
-import xarray as xr
+
+if TYPE_CHECKING:  # annotations only: a job that reads or checks HDF5 need not import xarray
+    import xarray as xr
 
 from trainset.collection import SAMPLE
 from trainset.errors import TrainsetError

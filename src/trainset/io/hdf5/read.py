@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
-import xarray as xr
+
+if TYPE_CHECKING:  # annotations only: xarray is imported by load_part, the one function that builds it
+    import xarray as xr
 
 from trainset.errors import TrainsetError
 from trainset.io.base import PartInfo, Reader, Splits, VariableInfo, scratch_buffer
 from trainset.io.hdf5.check import FileInfo, StoredPart
 from trainset.io.hdf5.encoding import decode, reason
+from trainset.io.hdf5.mapped import MappedFile, map_file
 from trainset.io.hdf5.refs import open_contained
 from trainset.io.remote import RemoteFile, local_or_remote
 
@@ -105,6 +108,8 @@ class HDF5Reader(Reader):
         self._file: h5py.File | None = None
         self._pid: int | None = None
         self._datasets: dict[tuple[str, str], h5py.Dataset] = {}
+        self._mapped: MappedFile | None = None
+        self._map_tried = False
 
     @property
     def parts(self) -> list[PartInfo]:
@@ -124,19 +129,28 @@ class HDF5Reader(Reader):
         return None if self._info.splits is None else {k: v.copy() for k, v in self._info.splits.items()}
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_file": None, "_pid": None, "_datasets": {}}
+        return {**self.__dict__, "_file": None, "_pid": None, "_datasets": {}, "_mapped": None, "_map_tried": False}
 
     def close(self) -> None:
-        """Close the file handle of this process (reopened on the next read)."""
-        if self._file is not None and self._pid == os.getpid():
-            self._file.close()
-        self._file, self._pid, self._datasets = None, None, {}
+        """Close the file handle and mapping of this process (reopened on the next read)."""
+        if self._pid == os.getpid():
+            if self._mapped is not None:
+                self._mapped.close()
+            if self._file is not None:
+                self._file.close()
+        self._file, self._pid, self._datasets, self._mapped, self._map_tried = None, None, {}, None, False
 
-    def _dataset(self, group: str, name: str) -> h5py.Dataset:
+    def _handle(self) -> h5py.File:
+        """This process's h5py handle (opened on first use, and anew in a forked worker)."""
         if self._pid != os.getpid():
             self._file, self._pid, self._datasets = open_contained(self.path, self._opener), os.getpid(), {}
+            self._mapped, self._map_tried = None, False
+        return self._file
+
+    def _dataset(self, group: str, name: str) -> h5py.Dataset:
+        handle = self._handle()
         if (group, name) not in self._datasets:
-            self._datasets[group, name] = self._file[group][name]
+            self._datasets[group, name] = handle[group][name]
         return self._datasets[group, name]
 
     def read(self, part: int, local: np.ndarray, variables: list[str] | None = None) -> dict[str, np.ndarray]:
@@ -161,7 +175,9 @@ class HDF5Reader(Reader):
                                 "Fix: the file is damaged; run check() and rewrite it") from None
 
     def take(self, part: int, rows: np.ndarray, variables: list[str] | None = None) -> dict[str, np.ndarray]:
-        """Rows in the order given; whole raw chunks gathered in one pass where :func:`take_chunks` applies."""
+        """Rows in the order given: one gather from the mapped file where :mod:`trainset.io.hdf5.mapped`
+        applies (a local file, unfiltered data), else whole raw chunks gathered in one pass where
+        :func:`take_chunks` applies, else sorted reads reordered."""
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
         if self._info.order is not None or not 0 <= part < len(self._info.parts) or self._opener is not None:
             return super().take(part, rows, variables)
@@ -169,6 +185,9 @@ class HDF5Reader(Reader):
         if rows.size and (rows.min() < 0 or rows.max() >= meta.size):
             return super().take(part, rows, variables)  # read() names the problem
         names = [v["name"] for v in meta.variables] if variables is None else list(variables)
+        mapped = self._take_mapped(part, meta, rows, names)
+        if mapped is not None:
+            return mapped
         out = {}
         for name in names:
             var = next((v for v in meta.variables if v["name"] == name), None)
@@ -182,6 +201,33 @@ class HDF5Reader(Reader):
             if not done:
                 return super().take(part, rows, variables)
         return out
+
+    def _take_mapped(self, part: int, meta: StoredPart, rows: np.ndarray,
+                     names: list[str]) -> dict[str, np.ndarray] | None:
+        """:meth:`take` as one gather per variable from this process's mapping of the local file
+        (:mod:`trainset.io.hdf5.mapped`); None where the file or a variable cannot be mapped."""
+        mapped = self._mapping() if names else None
+        if mapped is None:
+            return None
+        return mapped.take_variables(part, rows, names, lambda name: self._described(meta, name))
+
+    def _mapping(self) -> MappedFile | None:
+        """The mapping of the file h5py has open in this process, made on first use; None when remote."""
+        if self._opener is not None:
+            return None
+        try:
+            handle = self._handle()
+        except OSError:
+            return None  # read() names the problem
+        if not self._map_tried:
+            self._mapped, self._map_tried = map_file(handle, self.path), True
+        return self._mapped
+
+    def _described(self, meta: StoredPart, name: str) -> tuple[h5py.Dataset, np.dtype, tuple[int, ...]] | None:
+        var = next((v for v in meta.variables if v["name"] == name), None)
+        if var is None:
+            return None
+        return self._dataset(meta.groups[0], name), np.dtype(var["dtype"]), tuple(var["shape"])
 
     def _pieces(self, meta: StoredPart, local: np.ndarray) -> list[tuple[str, np.ndarray | None, np.ndarray]]:
         """(group, positions in the output or None for all, sorted rows of that group) per touched group."""
@@ -206,6 +252,8 @@ class HDF5Reader(Reader):
 
 
 def load_part(f: h5py.File, part: StoredPart, order: tuple[np.ndarray, np.ndarray] | None) -> xr.Dataset:
+    import xarray as xr  # here, not at module level: jobs that only read arrays skip its import
+
     def gather(meta: dict[str, Any], prefix: str, per_sample: bool) -> xr.Variable:
         pieces = [read_whole(f[g][prefix + meta["name"]], meta["dtype"]) for g in part.groups[:1 if not per_sample
                                                                                                  else None]]

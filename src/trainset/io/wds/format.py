@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import xarray as xr
+
+if TYPE_CHECKING:  # annotations only: xarray is imported by _dataset, the one function that builds it
+    import xarray as xr
 
 from trainset.collection import Collection
 from trainset.errors import TrainsetError
@@ -127,6 +129,8 @@ class WebDatasetFormat(Format):
 
 def _dataset(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> xr.Dataset:
     """One part back as an xarray Dataset (variables, coordinates, attrs)."""
+    import xarray as xr  # here, not at module level: jobs that only read samples skip its import
+
     data_vars = {v: xr.Variable(s["dims"], arrays[v], s["attrs"]) for v, s in meta["variables"].items()}
     coords = {c["name"]: xr.Variable(c["dims"], load_coord(path, c), c["attrs"]) for c in meta["coords"]}
     return xr.Dataset(data_vars, coords=coords, attrs=meta["attrs"])

@@ -7,8 +7,10 @@ import math
 import os
 import re
 import tarfile
+import zlib
 from pathlib import Path
-from typing import Any, Iterator
+from dataclasses import dataclass
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 
@@ -16,6 +18,7 @@ from trainset.io.wds.index import PICKLE_SUFFIXES
 from trainset.provenance import file_sha256
 
 _NPY_HEADER_MAX = 10_016  # numpy's max_header_size plus magic/version/length fields
+_NPY_PROBE = 128  # numpy pads .npy headers to 64 bytes: 128 covers the usual ones in one short read
 _HEADERS: dict[bytes, tuple[tuple[int, ...], bool, np.dtype, int]] = {}
 
 
@@ -70,20 +73,20 @@ class ShardLayout:
         return min(start + self.per_member, part["first"] + part["size"], shard_last + 1)
 
 
-def member_problem(info: tarfile.TarInfo, layout: ShardLayout) -> str | None:
+def member_problem(info: Any, layout: ShardLayout) -> str | None:
     """Why a member is refused, judged from its tar header alone (before any data is read)."""
     name = info.name
     if info.type not in (tarfile.REGTYPE, tarfile.AREGTYPE):
         return f"member {name!r} is not a regular file (links, devices and folders are refused)"
+    if layout.pattern.match(name):  # an expected name has no separator, drive or pickle suffix: done
+        return None
     if name.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", name):
         return f"member {name!r} has an absolute name"
     if ".." in re.split(r"[/\\]", name):
         return f"member {name!r} has a '..' component"
     if name.rsplit(".", 1)[-1].lower() in PICKLE_SUFFIXES:
         return f"member {name!r} is a pickle-bearing file, refused and never unpickled"
-    if not layout.pattern.match(name):
-        return f"member {name!r} does not match the expected '{layout.example}'"
-    return None
+    return f"member {name!r} does not match the expected '{layout.example}'"
 
 
 def shard_file_problem(file: Path, rec: dict[str, Any]) -> str | None:
@@ -108,23 +111,123 @@ def walk_shard(file: Path, rec: dict[str, Any], layout: ShardLayout, wanted: set
     past refused members so that ``check`` can list them all; readers stop at the first problem.
     """
     try:
-        with open(file, "rb") as handle, tarfile.open(fileobj=handle, mode="r:") as tar:
-            yield from _walk(tar, handle, rec, layout, wanted, check)
-    except (tarfile.TarError, OSError) as error:
+        with open(file, "rb") as handle:
+            yield from walk_handle(handle, rec, layout, wanted, check)
+    except OSError as error:
         yield f"missing, unreadable or not a tar file ({error})"
 
 
-def _walk(tar: tarfile.TarFile, handle: Any, rec: dict[str, Any], layout: ShardLayout,
-          wanted: set[str] | None, check: bool) -> Iterator[Any]:
+def walk_handle(handle: Any, rec: dict[str, Any], layout: ShardLayout, wanted: set[str] | None,
+                check: bool = False, mapped: Any = None) -> Iterator[Any]:
+    """:func:`walk_shard` of an open shard; with ``mapped`` (the same file's bytes, e.g. a read-only
+    ``mmap``) the blocks are views into it instead of arrays read from the file (after the same
+    checks of every header; the index members are still compared with their keys)."""
+    try:
+        headers = _Headers(handle)
+        yield from _walk(headers, rec, _Walk(handle, layout, wanted, check, mapped, headers.size))
+    except OSError as error:
+        yield f"missing, unreadable or not a tar file ({error})"
+
+
+@dataclass(frozen=True)
+class _Walk:
+    """What each member of one walk is read against (see :func:`walk_handle`): the open shard,
+    its mapped bytes (or None), the dataset's layout, the variables wanted, whether only to
+    check, and the file's size, which no member may claim bytes beyond."""
+
+    handle: Any
+    layout: ShardLayout
+    wanted: set[str] | None
+    check: bool
+    mapped: Any
+    file_size: int
+
+
+class _Head(NamedTuple):
+    """The fields of a member's tar header that the walk uses (a ``tarfile.TarInfo`` has them too)."""
+
+    name: str
+    type: bytes
+    size: int
+    offset_data: int
+
+
+class _Headers:
+    """A shard's member headers in order, each read before its member's data.
+
+    The headers trainset writes (ustar regular files, short ASCII names, octal fields, no pax
+    records) are parsed here in a few microseconds; the first header that is anything else
+    (pax or GNU records, a link, a bad checksum, the end of the archive) hands the rest of the
+    shard to :mod:`tarfile`, so every archive reads exactly as tarfile reads it.
+    """
+
+    def __init__(self, handle: Any) -> None:
+        self.handle, self.offset, self.size = handle, 0, _file_size(handle)
+        self.tar: tarfile.TarFile | None = None
+
+    def next(self) -> Any:
+        """The next member's header (``_Head`` or ``TarInfo``), or None at the end; may raise TarError."""
+        if self.tar is not None:
+            info = self.tar.next()
+            self.tar.members.clear()  # tarfile keeps every header otherwise
+            return info
+        if self.offset > self.size:  # what tarfile says when a member's data or padding is cut
+            raise tarfile.ReadError("unexpected end of data")
+        self.handle.seek(self.offset)
+        head = _plain_header(self.handle.read(tarfile.BLOCKSIZE), self.offset)
+        if head is not None:
+            self.offset = head.offset_data + -(-head.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+            return head
+        self.handle.seek(self.offset)
+        self.tar = tarfile.open(fileobj=self.handle, mode="r:")  # reads this header (or ends)
+        return self.next()
+
+
+_PLAIN = re.compile(rb"(?:[0-7]{7}\0){3}([0-7]{11})\0[0-7]{11}\0([0-7]{6})\0 0", re.DOTALL)
+_NO_DEVICE = re.compile(rb"(?:[0-7]{7}\0|\0{8}){2}\0")
+_NAME = re.compile(rb"([ -~]{1,99})\0")  # printable ASCII, NUL-ended: nothing for tarfile to decode
+
+
+def _plain_header(block: bytes, offset: int) -> _Head | None:
+    """A ustar regular-file header with canonical fields, as tarfile would parse it; else None.
+
+    Accepted only where tarfile's result is certain: octal mode/uid/gid/size/mtime/checksum
+    written as tarfile writes them, type ``0``, an ASCII name without prefix, device fields
+    octal or empty, and the (unsigned) checksum right. Everything else goes to tarfile.
+    """
+    if len(block) != tarfile.BLOCKSIZE:
+        return None
+    numbers = _PLAIN.match(block, 100, 157)
+    if numbers is None or _NO_DEVICE.match(block, 329, 346) is None:
+        return None
+    name = _NAME.match(block, 0, 100)
+    if name is None or not _checksum_right(block, int(numbers[2], 8)):
+        return None
+    return _Head(name[1].decode("ascii"), tarfile.REGTYPE, int(numbers[1], 8), offset + tarfile.BLOCKSIZE)
+
+
+def _checksum_right(block: bytes, stored: int) -> bool:
+    """Whether the header's byte sum (checksum field as spaces) is ``stored``, as tarfile checks it.
+
+    The sum is below 255 * 65521, so its residues pin it: adler32's low half is 1 + sum mod 65521,
+    and the block read as a base-256 number is the sum mod 255 (C speed, not a Python loop).
+    """
+    target = stored - 256 + sum(block[148:156])
+    by_65521 = ((zlib.adler32(block) & 0xFFFF) - 1 - target) % 65521 == 0
+    return by_65521 and (int.from_bytes(block, "little") - target) % 255 == 0
+
+
+def _walk(headers: _Headers, rec: dict[str, Any], walk: _Walk) -> Iterator[Any]:
+    layout = walk.layout
     expected, last, group, info, members = rec["first"], rec["last"], None, None, 0
     while True:
         previous = info.name if info is not None else None
         try:
-            info = tar.next()
+            info = headers.next()
         except (tarfile.TarError, OSError, EOFError) as error:
-            yield f"truncated or corrupt tar at member {previous!r} ({error})"
+            yield (f"truncated or corrupt tar at member {previous!r} ({error})" if members
+                   else f"missing, unreadable or not a tar file ({error})")
             return
-        tar.members.clear()  # tarfile keeps every header otherwise
         if info is None:
             break
         members += 1
@@ -143,7 +246,7 @@ def _walk(tar: tarfile.TarFile, handle: Any, rec: dict[str, Any], layout: ShardL
                 return
             part, expected = layout.part_of(expected), layout.block_stop(expected, last)
             group = (int(key), part, expected - int(key), {}, set())
-        yield from _read_member(handle, info, var, group, layout, wanted, check)
+        yield from _read_member(walk, info, var, group)
     if group is not None:
         yield _close(group, layout)
     if expected != last + 1:
@@ -164,9 +267,9 @@ def _file_size(handle: Any) -> int:
         return size
 
 
-def _read_member(handle: Any, info: tarfile.TarInfo, var: str, group: tuple, layout: ShardLayout,
-                 wanted: set[str] | None, check: bool) -> Iterator[str]:
+def _read_member(walk: _Walk, info: Any, var: str, group: tuple) -> Iterator[str]:
     """Check one member of the current group; read and decode it if wanted (yields problems)."""
+    handle, layout, check, mapped = walk.handle, walk.layout, walk.check, walk.mapped
     key, part, n, arrays, seen = group
     where, specs = f"member {info.name!r}", layout.specs[part]
     if var not in specs or var in seen:
@@ -177,23 +280,17 @@ def _read_member(handle: Any, info: tarfile.TarInfo, var: str, group: tuple, lay
     dtype, shape = specs[var]
     shape = ((n,) if layout.per_member > 1 else ()) + shape
     nbytes = math.prod(shape) * dtype.itemsize
-    read_all = not check and (wanted is None or var in wanted or var == "index")
+    read_all = not check and (walk.wanted is None or var in walk.wanted or var == "index")
     if info.size > _NPY_HEADER_MAX + nbytes:
         yield f"{where}: {info.size} bytes, more than its shape {shape} needs"
         return
-    if info.offset_data + info.size > _file_size(handle):
+    if info.offset_data + info.size > walk.file_size:
         yield f"{where}: claims {info.size} bytes past the end of the shard (truncated or forged header)"
         return
     if not (read_all or check):
         return
-    handle.seek(info.offset_data)
-    # uninitialised (np.empty): a zero-filled bytearray costs a second pass over every member
-    data = np.empty(info.size if read_all else min(info.size, _NPY_HEADER_MAX), dtype=np.uint8)
-    if handle.readinto(data) != len(data):
-        yield f"{where}: truncated member data"
-        return
     try:
-        got_shape, fortran, got_dtype, offset = npy_header(data)
+        got_shape, fortran, got_dtype, offset = npy_header(_npy_head(handle, info))
     except ValueError as error:
         yield f"{where}: not a usable .npy member ({error})"
         return
@@ -203,12 +300,31 @@ def _read_member(handle: Any, info: tarfile.TarInfo, var: str, group: tuple, lay
         return
     if not read_all:
         return
-    array = np.frombuffer(data, dtype, math.prod(shape), offset).reshape(shape, order="F" if fortran else "C")
+    order = "F" if fortran else "C"
+    if mapped is not None:
+        array = np.frombuffer(mapped, dtype, math.prod(shape), info.offset_data + offset).reshape(shape, order=order)
+    else:
+        array = np.empty(shape, dtype, order=order)  # uninitialised: zero-filling would cost a second pass
+        handle.seek(info.offset_data + offset)
+        if handle.readinto(array if not fortran else array.reshape(-1, order="A").view(np.uint8)) != nbytes:
+            yield f"{where}: truncated member data"
+            return
     if var == "index":
         if not np.array_equal(array, np.arange(key, key + n)):
             yield f"{where}: global indices do not match its key {key}"
     else:
         arrays[var] = array if layout.per_member > 1 else array[np.newaxis]
+
+
+def _npy_head(handle: Any, info: Any) -> bytes:
+    """The member's ``.npy`` header: a short read, and a second one only for headers longer than usual."""
+    handle.seek(info.offset_data)
+    head = handle.read(min(info.size, _NPY_PROBE))
+    if len(head) >= 12 and head[:6] == b"\x93NUMPY" and head[6] in (1, 2):
+        end = 10 + int.from_bytes(head[8:10], "little") if head[6] == 1 else 12 + int.from_bytes(head[8:12], "little")
+        if len(head) < end <= min(info.size, _NPY_HEADER_MAX):
+            head += handle.read(end - len(head))
+    return head
 
 
 def _close(group: tuple, layout: ShardLayout) -> Any:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import mmap
 import os
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -12,7 +14,7 @@ import numpy as np
 from trainset.errors import TrainsetError
 from trainset.io.base import Block, PartInfo, Reader, Splits, VariableInfo
 from trainset.io.wds.index import REWRITE, SPLITS_FILE, read_index
-from trainset.io.wds.members import ShardLayout, shard_file_problem, walk_shard
+from trainset.io.wds.members import ShardLayout, shard_file_problem, walk_handle, walk_shard
 from trainset.splits import read_splits
 
 
@@ -21,6 +23,13 @@ _VERIFIED: dict[int, set[tuple]] = {}
 ctime_ns, expected sha256). Shared by every reader and epoch of the process, so a shard is hashed
 once per process, not per epoch; any rewrite, touch or chmod of it moves ctime and makes it hashed
 again. A forked worker starts with an empty set (it verifies for itself)."""
+
+
+MAPPED_SHARDS = 48
+"""Mapped shards a reader keeps between epochs (least recently used evicted). Each holds two file
+descriptors (its handle, and the one mmap duplicates), per process and DataLoader worker: 96 at
+the cap, well inside the usual limit of 1024. Evicting only costs a re-walk of the shard's headers
+(its sha256 stays verified in :data:`_VERIFIED`)."""
 
 
 class WdsSource(Reader):
@@ -51,6 +60,7 @@ class WdsSource(Reader):
         self._meta: dict[str, Any] | None = None
         self._splits: dict[str, Splits | None] = {}  # cache: "stored" -> splits.json content
         self._verified: dict[int, tuple] = {}
+        self._maps: dict[int, MappedShard] = {}  # shard -> its current mapping (local shards only)
         self._pid = os.getpid()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -64,6 +74,7 @@ class WdsSource(Reader):
         """The parsed ``index.json`` (read on first use, and again after a fork)."""
         if self._meta is None or self._pid != os.getpid():
             self._meta, self._pid, self._verified, self._splits = read_index(self.path), os.getpid(), {}, {}
+            self._maps = {}
         return self._meta
 
     @property
@@ -155,7 +166,7 @@ class WdsSource(Reader):
         groups are re-cut into the same blocks :meth:`Reader.iter_blocks` gives a map-style
         reader, so the two agree block for block.
         """
-        wanted = _check_variables(self.meta, variables, self.path)
+        wanted = check_variables(self.meta, variables, self.path)
         mask = None
         if indices is not None:
             mask = np.zeros(len(self), dtype=bool)
@@ -183,13 +194,39 @@ class WdsSource(Reader):
         meta, layout = self.meta, ShardLayout(self.meta)
         if not 0 <= shard < len(meta["shards"]):
             raise TrainsetError(f"{self.path}: no shard number {shard} (has {len(meta['shards'])})")
-        wanted = _check_variables(meta, variables, self.path)
+        wanted = check_variables(meta, variables, self.path)
         rec = meta["shards"][shard]
         with self._shard_file(shard, rec) as file:
             for event in walk_shard(file, rec, layout, wanted):
                 if isinstance(event, str):
                     raise TrainsetError(f"{self._named(rec)}: {event}. {REWRITE}")
                 yield event
+
+    def mapped_shard(self, shard: int) -> MappedShard:
+        """The shard's member groups (every variable) as read-only views of the verified file, mapped.
+
+        The mapping and its walked, checked groups are kept while the file keeps the (device,
+        inode, size, mtime, ctime) it was verified with, so later epochs neither hash nor walk it
+        again; :meth:`MappedShard.check` tells whether it still does before its bytes are used.
+        """
+        meta = self.meta
+        if not 0 <= shard < len(meta["shards"]):
+            raise TrainsetError(f"{self.path}: no shard number {shard} (has {len(meta['shards'])})")
+        rec = meta["shards"][shard]
+        own = self.path / rec["file"] if isinstance(self.path, Path) else None  # None: a remote copy
+        kept = self._maps.pop(shard, None)
+        if kept is not None and kept.unchanged(own):
+            self._maps[shard] = kept  # now the most recently used
+            return kept
+        with self._shard_file(shard, rec) as file:  # a remote shard's temporary copy stays mapped when removed
+            local = file == own
+            mapped = MappedShard(file, rec, ShardLayout(meta), self._named(rec),
+                                 _VERIFIED.get(os.getpid(), set()) if local and self.verify else None, watch=local)
+        if local:
+            if len(self._maps) >= MAPPED_SHARDS:  # the least recently used goes (unmapped once no window holds it)
+                self._maps.pop(next(iter(self._maps)))
+            self._maps[shard] = mapped
+        return mapped
 
     @contextmanager
     def _shard_file(self, shard: int, rec: dict[str, Any]) -> Iterator[Path]:
@@ -209,7 +246,7 @@ class WdsSource(Reader):
             stat = file.stat()
         except OSError as error:
             raise TrainsetError(f"{file}: shard missing or unreadable ({error}). {REWRITE}") from error
-        key = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, rec["sha256"])
+        key = (*_stat_key(stat), rec["sha256"])
         verified = _VERIFIED.setdefault(os.getpid(), set())
         if key in verified:
             return
@@ -221,7 +258,90 @@ class WdsSource(Reader):
         verified.add(key)
 
 
-def _check_variables(meta: dict[str, Any], variables: list[str] | None, path: Path) -> set[str] | None:
+class MappedShard:
+    """A shard mapped read-only into memory, its member groups walked and checked as views into it.
+
+    Parameters
+    ----------
+    file : Path
+        The shard, already verified (when verifying) by the reader.
+    rec, layout : dict, ShardLayout
+        Its index.json record and the dataset's member layout.
+    name : Any
+        How messages name the shard.
+    verified : set of tuple, optional
+        The process's verified (device, inode, size, mtime_ns, ctime_ns, sha256) keys: the opened
+        file must have one of them, so a file swapped in after the check is never mapped.
+    watch : bool
+        Whether :meth:`check` compares the file with its state when mapped (False for a private
+        temporary copy, which nothing else can reach once it is removed, and its removal moves ctime).
+
+    Attributes
+    ----------
+    groups : list of (first global index, part, samples, {var: read-only view})
+    buffer : mmap.mmap or bytes
+        The mapped bytes the views point into.
+
+    Notes
+    -----
+    Touching a mapped page past the end of a file that shrank raises SIGBUS, which kills the
+    process. :meth:`check` (one ``fstat``) turns a file truncated or rewritten in place between
+    two uses into a :class:`TrainsetError`, so readers call it before and after each use of the
+    bytes; a truncation *during* one use (one batch gather, or the walk of the headers here)
+    cannot be caught and still kills the process. trainset's writers replace files by rename,
+    which never cuts the mapped inode (check() still refuses it: the replaced file's ctime moves).
+    """
+
+    def __init__(self, file: Path, rec: dict[str, Any], layout: ShardLayout, name: Any,
+                 verified: set[tuple] | None, watch: bool = True) -> None:
+        self.name, self.sha256, self.watch = name, rec["sha256"], watch
+        # kept open: check() fstat-s the mapped inode (mmap's own duplicate descriptor is not reachable)
+        self._handle = open(file, "rb")
+        weakref.finalize(self, self._handle.close)
+        self.stat = _stat_key(os.fstat(self._handle.fileno()))
+        if verified is not None and (*self.stat, self.sha256) not in verified:
+            self._handle.close()
+            raise TrainsetError(f"{name}: shard changed between its sha256 check and its mapping. {REWRITE}")
+        self.buffer: Any = self._map()
+        self.groups = self._walk(rec, layout)
+
+    def _map(self) -> Any:
+        """The whole file, mapped read-only (``b""`` for an empty one, which mmap refuses)."""
+        try:
+            size = self.stat[2]
+            return mmap.mmap(self._handle.fileno(), size, access=mmap.ACCESS_READ) if size else b""
+        except (OSError, ValueError) as error:
+            raise TrainsetError(f"{self.name}: cannot map the shard into memory ({error}). Fix: copy the dataset "
+                                "to a local file system, or stream it sample by sample (no batch_size)") from error
+
+    def _walk(self, rec: dict[str, Any], layout: ShardLayout) -> list[tuple]:
+        """Every member group, checked as :func:`walk_handle` checks them, as views into :attr:`buffer`."""
+        groups = []
+        for event in walk_handle(self._handle, rec, layout, None, mapped=self.buffer):
+            if isinstance(event, str):
+                raise TrainsetError(f"{self.name}: {event}. {REWRITE}")
+            groups.append(event)
+        return groups
+
+    def unchanged(self, path: Path | None) -> bool:
+        """Whether ``path`` still names the mapped file, unchanged since it was mapped."""
+        try:
+            return path is not None and _stat_key(path.stat()) == self.stat
+        except OSError:
+            return False
+
+    def check(self) -> None:
+        """Refuse to use the mapped bytes once the file changed (size, mtime or ctime moved)."""
+        if self.watch and _stat_key(os.fstat(self._handle.fileno())) != self.stat:
+            raise TrainsetError(f"{self.name}: shard changed while it was being read (its bytes are no longer "
+                                f"the verified ones); do not rewrite a dataset while it is read. {REWRITE}")
+
+
+def _stat_key(stat: os.stat_result) -> tuple[int, int, int, int, int]:
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
+
+
+def check_variables(meta: dict[str, Any], variables: list[str] | None, path: Path) -> set[str] | None:
     """The requested variables as a set; an error names unknown ones."""
     if variables is None:
         return None

@@ -7,10 +7,12 @@ import json
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
-import xarray as xr
+
+if TYPE_CHECKING:  # annotations only: the collection handed in brings xarray
+    import xarray as xr
 
 from trainset.collection import SAMPLE, Collection
 from trainset.errors import TrainsetError

@@ -7,8 +7,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import xarray as xr
-
 from trainset.collection import Collection
 from trainset.io.base import Format, Splits
 from trainset.io.zarr_.check import check_store
@@ -74,6 +72,8 @@ class ZarrFormat(Format):
 
     def load(self, path: str | os.PathLike) -> tuple[Collection, Splits | None]:
         """The whole dataset back as a :class:`Collection`, plus its splits (or None)."""
+        import xarray as xr  # here, not at module level: jobs that only read arrays skip its import
+
         reader = ZarrReader(path)
         parts = {}
         for world in reader.manifest["worlds"]:

@@ -6,13 +6,15 @@ import json
 import os
 import stat
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xarray as xr
 import zarr
 from zarr.codecs import BytesCodec
 from zarr.core.chunk_key_encodings import DefaultChunkKeyEncoding
+
+if TYPE_CHECKING:  # annotations only: xarray is imported by whole(), the one method that builds it
+    import xarray as xr
 
 from trainset.errors import TrainsetError
 from trainset.io.base import PartInfo, Reader, Splits, VariableInfo, scratch_buffer
@@ -286,6 +288,8 @@ class ZarrReader(Reader):
 
     def whole(self, world: str, entry: dict[str, Any], coord: bool = False) -> xr.Variable:
         """A whole stored variable or coordinate, with its dims, attrs and original dtype."""
+        import xarray as xr  # here, not at module level: jobs that only read arrays skip its import
+
         array = self.array(world, entry["name"], coord)
         try:
             values = np.asarray(array[...]) if array.ndim else np.asarray(array[...]).reshape(())

@@ -7,11 +7,13 @@ import json
 import math
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xarray as xr
 import zarr
+
+if TYPE_CHECKING:  # annotations only: the collection handed in brings xarray
+    import xarray as xr
 
 from trainset.collection import SAMPLE, Collection
 from trainset.errors import TrainsetError
