@@ -195,7 +195,7 @@ def test_evaluation_handlers_named_by_the_registry_resolve(name):
 
     spec = TASKS[name]
     handler = resolve_handler(spec.evaluation)
-    wanted = ["model", "cfg", "dataset_path", "split", "scalers", "n"] if spec.generative else \
+    wanted = ["model", "cfg", "dataset_path", "split", "scalers", "n", "steps"] if spec.generative else \
         ["p", "train", "test", "info"]
     assert list(inspect.signature(handler).parameters) == wanted
     if spec.split_scores:
