@@ -92,7 +92,7 @@ def test_trainset_files_are_mapped_and_read_exactly(tmp_path, fmt, parts):
     prefix = "" if len(parts) == 1 else ("/parts/{}/" if fmt == "hdf5" else "/{}/")
     keys = {(p, v): prefix.format(name) + v for p, name in enumerate(parts) for v in "xyuds"}
     check_take(reader, path, keys)
-    assert reader._mapped.mapped == set(keys)
+    assert reader._mapping.file.mapped == set(keys)
 
 
 @pytest.mark.parametrize("fmt,options", [("hdf5", {"compression": "gzip"}), ("hdf5", {"compression": "lzf"}),
@@ -103,7 +103,7 @@ def test_compressed_files_are_read_through_h5py(tmp_path, fmt, options):
     adapter.write(collection(), path, None, chunk=CHUNK, **options)
     reader = adapter.reader(path)
     check_take(reader, path, {(0, v): v for v in "xyuds"})
-    assert reader._mapped.mapped == set()  # the file maps, its filtered chunks do not
+    assert reader._mapping.file.mapped == set()  # the file maps, its filtered chunks do not
 
 
 def test_presplit_layout_takes_the_general_path(tmp_path):
@@ -118,7 +118,7 @@ def test_presplit_layout_takes_the_general_path(tmp_path):
         got = reader.take(0, rows, ["x", "y"])
         for v in ("x", "y"):
             assert_bits(got[v], data.parts["all"][v].values[rows], label)
-    assert reader._mapped is None
+    assert reader._mapping.file is None
 
 
 def plain_h5py_file(path) -> None:
@@ -137,7 +137,7 @@ def test_plain_h5py_layouts_are_mapped_and_read_exactly(tmp_path):
     reader = get_format("hdf5").reader(path)
     keys = {(0, v): v for v in ("data", "labels", "wide", "tiny")}
     check_take(reader, path, keys)
-    assert reader._mapped.mapped == set(keys)
+    assert reader._mapping.file.mapped == set(keys)
 
 
 @pytest.mark.parametrize("case", ["unallocated chunks", "chunk splits samples", "gzip"])
@@ -153,7 +153,7 @@ def test_unmappable_h5py_datasets_fall_back(tmp_path, case):
         f.create_dataset("labels", data=np.arange(N, dtype=np.int64))
     reader = get_format("hdf5").reader(path)
     check_take(reader, path, {(0, "data"): "data", (0, "labels"): "labels"})
-    assert (0, "data") not in reader._mapped.mapped
+    assert (0, "data") not in reader._mapping.file.mapped
 
 
 def test_netcdf4_contiguous_and_compressed_variables(tmp_path):
@@ -166,7 +166,7 @@ def test_netcdf4_contiguous_and_compressed_variables(tmp_path):
         nc.createVariable("odd", "f8", ("sample", "k"), chunksizes=(100, 3))[:] = RNG.normal(size=(N, 3))
     reader = get_format("netcdf").reader(path)
     check_take(reader, path, {(0, v): v for v in ("flat", "packed", "odd")})
-    assert reader._mapped.mapped == {(0, "flat"), (0, "odd")}
+    assert reader._mapping.file.mapped == {(0, "flat"), (0, "odd")}
 
 
 def test_read_and_blocks_are_unchanged_by_mapping(tmp_path):
@@ -195,7 +195,7 @@ def test_remote_reader_is_never_mapped(tmp_path):
     reader = adapter.remote_reader("memory://h1/d.h5", fs, "/h1/d.h5")
     rows = np.random.default_rng(1).permutation(CHUNK) + CHUNK
     assert_bits(reader.take(0, rows, ["x"])["x"], data.parts["all"]["x"].values[rows], "remote")
-    assert reader._mapped is None and not reader._map_tried
+    assert reader._mapping.file is None and not reader._mapping.tried
     fs.rm("/h1/d.h5")
 
 
@@ -258,10 +258,10 @@ def test_pickled_and_forked_readers_map_anew(tmp_path, fmt):
     rows = np.random.default_rng(4).permutation(N)[:100]
     want = dataset.reader.take(0, rows)  # the parent maps the file before pickling or forking
     copy = pickle.loads(pickle.dumps(dataset.reader))
-    assert copy._mapped is None and copy._file is None
+    assert copy._mapping.file is None and copy._file is None
     for v, a in copy.take(0, rows).items():
         assert_bits(a, want[v], f"unpickled {v}")
-    assert copy._mapped is not None and copy._mapped is not dataset.reader._mapped
+    assert copy._mapping.file is not None and copy._mapping.file is not dataset.reader._mapping.file
 
     def batches(workers: int) -> list[dict]:
         loader = make_loader(dataset, 64, shuffle=True, seed=1, num_workers=workers)

@@ -169,6 +169,27 @@ class Reader(ABC):
 _SCRATCH = threading.local()
 
 
+def gather_chunks(read_chunk: Callable[[int, np.ndarray], bool], rows: np.ndarray, which: np.ndarray,
+                  touched: np.ndarray, buf: np.ndarray, out: np.ndarray) -> bool:
+    """Fill ``out[i]`` with row ``rows[i]`` (chunk ``which[i]``) from whole chunks of ``len(buf)`` rows.
+
+    ``read_chunk(c, raw)`` fills ``buf``, seen as its raw bytes ``raw``, with chunk ``c`` and says
+    whether it could; the rows of each touched chunk are then gathered straight into ``out``, so
+    a batch costs one read and one copy per chunk. Shared by HDF5's direct chunk reads and Zarr's
+    raw chunk files; False (``out`` partly filled) when a chunk could not be read.
+    """
+    chunk, raw = buf.shape[0], buf.reshape(-1).view(np.uint8)
+    for c in touched.tolist():
+        if not read_chunk(c, raw):
+            return False
+        if touched.size == 1:
+            np.take(buf, rows - c * chunk, axis=0, out=out, mode="clip")  # in range; "raise" would buffer out
+        else:
+            sel = which == c
+            out[sel] = buf[rows[sel] - c * chunk]
+    return True
+
+
 def scratch_buffer(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """A chunk-sized scratch array reused by this thread (contents undefined): readers that gather
     a batch from whole chunks read each chunk into it. A fresh 1 MB array per batch costs more in

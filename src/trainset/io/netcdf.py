@@ -30,7 +30,7 @@ from trainset.collection import SAMPLE, Collection
 from trainset.errors import TrainsetError
 from trainset.faults import maybe_fail
 from trainset.io.base import Format, PartInfo, Reader, Splits, VariableInfo, register
-from trainset.io.hdf5.mapped import MappedFile, map_file
+from trainset.io.hdf5.mapped import LazyMapping
 from trainset.io.hdf5.read import read_rows, take_chunks
 from trainset.io.hdf5.refs import open_contained, outside_references_of, refuse_outside_file
 from trainset.provenance import atomic_path, canonical_json
@@ -221,12 +221,11 @@ class NetCDFReader(Reader):
         self._file: h5py.File | None = None
         self._pid = -1
         self._datasets: dict[tuple[int, str], h5py.Dataset] = {}
-        self._mapped: MappedFile | None = None
-        self._map_tried = False
+        self._mapping = LazyMapping()
 
     def __getstate__(self) -> dict:
         return {"path": self.path, "_meta": self._meta, "_file": None, "_pid": -1, "_datasets": {},
-                "_mapped": None, "_map_tried": False}
+                "_mapping": LazyMapping()}
 
     @property
     def parts(self) -> list[PartInfo]:
@@ -258,7 +257,7 @@ class NetCDFReader(Reader):
         """This process's h5py handle (opened on first use, and anew in a forked worker)."""
         if self._file is None or self._pid != os.getpid():
             self._file, self._pid, self._datasets = open_contained(self.path), os.getpid(), {}
-            self._mapped, self._map_tried = None, False
+            self._mapping = LazyMapping()
         return self._file
 
     def read(self, part: int, local: np.ndarray, variables: list[str] | None = None) -> dict[str, np.ndarray]:
@@ -300,11 +299,7 @@ class NetCDFReader(Reader):
             handle = self._handle()
         except OSError:
             return None  # read() names the problem
-        if not self._map_tried:
-            self._mapped, self._map_tried = map_file(handle, self.path), True
-        if self._mapped is None or not names:
-            return None
-        return self._mapped.take_variables(part, rows, names, lambda name: self._described(part, name))
+        return self._mapping.take(handle, self.path, part, rows, names, lambda name: self._described(part, name))
 
     def _described(self, part: int, name: str) -> tuple[h5py.Dataset, np.dtype, tuple[int, ...]] | None:
         info = self.parts[part].variables.get(name)

@@ -226,6 +226,32 @@ def map_file(f: h5py.File, path: str | os.PathLike) -> MappedFile | None:
         return None
 
 
+class LazyMapping:
+    """A reader's :class:`MappedFile` of the file its h5py handle has open, made on first use.
+
+    Mapping is tried once per handle, so a file that cannot be mapped is not retried every batch;
+    readers make a new one with each new handle (after a fork, on close, when pickled).
+    """
+
+    def __init__(self) -> None:
+        self.file: MappedFile | None = None
+        self.tried = False
+
+    def take(self, handle: h5py.File, path: str | os.PathLike, part: int, rows: np.ndarray, names: list[str],
+             describe: Describe) -> dict[str, np.ndarray] | None:
+        """:meth:`MappedFile.take_variables`; None where the file or a variable cannot be mapped."""
+        if not names:
+            return None
+        if not self.tried:
+            self.file, self.tried = map_file(handle, path), True
+        return None if self.file is None else self.file.take_variables(part, rows, names, describe)
+
+    def close(self) -> None:
+        """Unmap the file, if it was mapped."""
+        if self.file is not None:
+            self.file.close()
+
+
 def _row_map(ds: h5py.Dataset, dtype: np.dtype, shape: tuple[int, ...], size: int) -> RowMap | None:
     """Where ``ds``'s rows lie in the file, when its stored bytes are the rows' bytes; else None."""
     if (ds.dtype != dtype or dtype.kind not in _NUMERIC or ds.shape[1:] != shape or not ds.ndim

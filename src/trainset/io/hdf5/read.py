@@ -14,10 +14,10 @@ if TYPE_CHECKING:  # annotations only: xarray is imported by load_part, the one 
     import xarray as xr
 
 from trainset.errors import TrainsetError
-from trainset.io.base import PartInfo, Reader, Splits, VariableInfo, scratch_buffer
+from trainset.io.base import PartInfo, Reader, Splits, VariableInfo, gather_chunks, scratch_buffer
 from trainset.io.hdf5.check import FileInfo, StoredPart
 from trainset.io.hdf5.encoding import decode, reason
-from trainset.io.hdf5.mapped import MappedFile, map_file
+from trainset.io.hdf5.mapped import LazyMapping
 from trainset.io.hdf5.refs import open_contained
 from trainset.io.remote import RemoteFile, local_or_remote
 
@@ -72,19 +72,13 @@ def take_chunks(ds: h5py.Dataset, rows: np.ndarray, out: np.ndarray) -> bool:
     touched = np.unique(which)
     if touched.size * chunk > 2 * rows.size:
         return False  # sparse rows: whole chunks would read mostly unwanted samples
-    buf = scratch_buffer((chunk, *ds.shape[1:]), ds.dtype)
-    raw = buf.reshape(-1).view(np.uint8)
     zeros = (0,) * (ds.ndim - 1)
-    for c in touched.tolist():
+
+    def read_chunk(c: int, raw: np.ndarray) -> bool:
         mask, got = ds.id.read_direct_chunk((c * chunk, *zeros), out=raw)
-        if mask or len(got) != raw.size:
-            return False
-        if touched.size == 1:
-            np.take(buf, rows - c * chunk, axis=0, out=out, mode="clip")  # in range; "raise" would buffer out
-        else:
-            sel = which == c
-            out[sel] = buf[rows[sel] - c * chunk]
-    return True
+        return not mask and len(got) == raw.size
+
+    return gather_chunks(read_chunk, rows, which, touched, scratch_buffer((chunk, *ds.shape[1:]), ds.dtype), out)
 
 
 def read_whole(ds: h5py.Dataset, dtype: str) -> np.ndarray:
@@ -108,8 +102,7 @@ class HDF5Reader(Reader):
         self._file: h5py.File | None = None
         self._pid: int | None = None
         self._datasets: dict[tuple[str, str], h5py.Dataset] = {}
-        self._mapped: MappedFile | None = None
-        self._map_tried = False
+        self._mapping = LazyMapping()
 
     @property
     def parts(self) -> list[PartInfo]:
@@ -129,22 +122,21 @@ class HDF5Reader(Reader):
         return None if self._info.splits is None else {k: v.copy() for k, v in self._info.splits.items()}
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_file": None, "_pid": None, "_datasets": {}, "_mapped": None, "_map_tried": False}
+        return {**self.__dict__, "_file": None, "_pid": None, "_datasets": {}, "_mapping": LazyMapping()}
 
     def close(self) -> None:
         """Close the file handle and mapping of this process (reopened on the next read)."""
         if self._pid == os.getpid():
-            if self._mapped is not None:
-                self._mapped.close()
+            self._mapping.close()
             if self._file is not None:
                 self._file.close()
-        self._file, self._pid, self._datasets, self._mapped, self._map_tried = None, None, {}, None, False
+        self._file, self._pid, self._datasets, self._mapping = None, None, {}, LazyMapping()
 
     def _handle(self) -> h5py.File:
         """This process's h5py handle (opened on first use, and anew in a forked worker)."""
         if self._pid != os.getpid():
             self._file, self._pid, self._datasets = open_contained(self.path, self._opener), os.getpid(), {}
-            self._mapped, self._map_tried = None, False
+            self._mapping = LazyMapping()
         return self._file
 
     def _dataset(self, group: str, name: str) -> h5py.Dataset:
@@ -206,22 +198,13 @@ class HDF5Reader(Reader):
                      names: list[str]) -> dict[str, np.ndarray] | None:
         """:meth:`take` as one gather per variable from this process's mapping of the local file
         (:mod:`trainset.io.hdf5.mapped`); None where the file or a variable cannot be mapped."""
-        mapped = self._mapping() if names else None
-        if mapped is None:
-            return None
-        return mapped.take_variables(part, rows, names, lambda name: self._described(meta, name))
-
-    def _mapping(self) -> MappedFile | None:
-        """The mapping of the file h5py has open in this process, made on first use; None when remote."""
         if self._opener is not None:
-            return None
+            return None  # a remote file: nothing to map
         try:
             handle = self._handle()
         except OSError:
             return None  # read() names the problem
-        if not self._map_tried:
-            self._mapped, self._map_tried = map_file(handle, self.path), True
-        return self._mapped
+        return self._mapping.take(handle, self.path, part, rows, names, lambda name: self._described(meta, name))
 
     def _described(self, meta: StoredPart, name: str) -> tuple[h5py.Dataset, np.dtype, tuple[int, ...]] | None:
         var = next((v for v in meta.variables if v["name"] == name), None)

@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # annotations only: xarray is imported by whole(), the one me
     import xarray as xr
 
 from trainset.errors import TrainsetError
-from trainset.io.base import PartInfo, Reader, Splits, VariableInfo, scratch_buffer
+from trainset.io.base import PartInfo, Reader, Splits, VariableInfo, gather_chunks, scratch_buffer
 from trainset.io.zarr_.store import (
     COORDS,
     MANIFEST,
@@ -254,17 +254,13 @@ class ZarrReader(Reader):
         if touched.size * chunk > 2 * rows.size:
             return None  # sparse rows: whole chunks would read mostly unwanted samples
         out = np.empty((rows.size, *info.shape), dtype=info.dtype)
-        buf = scratch_buffer((chunk, *info.shape), info.dtype)
-        raw = buf.reshape(-1).view(np.uint8)
-        for c in touched.tolist():
-            if not read_chunk_file(chunk_file(self.path / world / name, (c,) + (0,) * len(info.shape)), raw):
-                return None
-            if touched.size == 1:
-                np.take(buf, rows - c * chunk, axis=0, out=out, mode="clip")  # in range; "raise" would buffer out
-            else:
-                sel = which == c
-                out[sel] = buf[rows[sel] - c * chunk]
-        return out
+        zeros = (0,) * len(info.shape)
+
+        def read_chunk(c: int, raw: np.ndarray) -> bool:
+            return read_chunk_file(chunk_file(self.path / world / name, (c, *zeros)), raw)
+
+        done = gather_chunks(read_chunk, rows, which, touched, scratch_buffer((chunk, *info.shape), info.dtype), out)
+        return out if done else None
 
     def _rows(self, world: str, name: str, local: np.ndarray, info: VariableInfo) -> np.ndarray:
         array, chunk = self.array(world, name), self.block_size
