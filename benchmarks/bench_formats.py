@@ -16,6 +16,7 @@ Zarr >= 0.35 (and faster than the hand-written loop), WebDataset >= 0.45 with sh
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import shutil
 import statistics
@@ -155,6 +156,9 @@ def main() -> None:
             rows["hand-written zarr loop"] = lambda e, p=path: zarr_loop_rate(p, args.samples, e)
     rows = {label: row for label, row in rows.items() if wanted(label)}
     reference = lambda e: gather_rate(arrays, args.samples, e)  # noqa: E731
+    gc.collect()
+    gc.freeze()  # the ~200k objects of the set-up are never rescanned: a full collection (~100 ms)
+    # landing inside one timed epoch would otherwise halve that round's figure, for any row
     print(f"\nloaders: batch {BATCH}, workers 0, {args.rounds} interleaved rounds; samples/s min / median; "
           f"ratio = row / numpy gather of the same round; us/batch = median time per batch of {BATCH}")
     print(f"{'row':<24}{'min/s':>11}{'median/s':>11}{'us/batch':>9}{'gather med':>12}{'ratio min':>10}"

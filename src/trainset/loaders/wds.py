@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -188,18 +188,22 @@ class WdsDataset(IterableDataset):
         into batches (a per-batch reservoir would re-copy the whole buffer for every batch).
         The shards are memory-mapped (:meth:`WdsSource.mapped_shard`), so a window holds only
         where its samples lie, and each batch is one gather per variable from the page cache:
-        one copy per sample, as for an array in memory.
+        one copy per sample, as for an array in memory (plus one more for the samples of a batch
+        that lie outside the shard most of it lies in, see :meth:`_Window._takes`).
         """
         size, mask = int(self.batch_size), self.reader.split_mask(self.split)
         limit = max(self.buffer, size) if self.shuffle else size
         window = _Window(size, rng if self.shuffle else None, self.variables)
+        whole: dict[int, np.ndarray] = {}  # count -> arange(count), the rows of a group kept whole (never written)
         for shard in shards:
             mapped = self.reader.mapped_shard(shard)
             for first, _, count, views in mapped.groups:
                 keep = None if mask is None else mask[first:first + count]
                 if keep is not None and not keep.any():
                     continue
-                window.add(mapped, first, views, np.arange(count) if keep is None else np.flatnonzero(keep))
+                if keep is None and count not in whole:
+                    whole[count] = np.arange(count)
+                window.add(mapped, first, views, whole[count] if keep is None else np.flatnonzero(keep))
                 if window.held >= limit:
                     yield from window.emit(final=False)
         yield from window.emit(final=True)
@@ -213,12 +217,67 @@ class _Lying:
     offsets: np.ndarray
     sources: np.ndarray
 
-    def __getitem__(self, which: Any) -> _Lying:
-        return _Lying(self.offsets[which], self.sources[which])
 
-    @classmethod
-    def join(cls, pieces: list[_Lying]) -> _Lying:
-        return cls(np.concatenate([p.offsets for p in pieces]), np.concatenate([p.sources for p in pieces]))
+def _select(lying: dict[str, _Lying], which: Any) -> dict[str, _Lying]:
+    """``where[which]`` of every variable; variables that share one sources array still do (so a
+    window's variables lying in the same sources share one :func:`_layout`)."""
+    done: dict[int, np.ndarray] = {}
+    out = {}
+    for var, where in lying.items():
+        if id(where.sources) not in done:
+            done[id(where.sources)] = where.sources[which]
+        out[var] = _Lying(where.offsets[which], done[id(where.sources)])
+    return out
+
+
+class _Take(NamedTuple):
+    """How one batch gathers one variable (see :meth:`_Window._takes`): ``rows[offsets]`` (``rows``
+    a row view of the source most of the batch lies in, None for rows of zero bytes), then for
+    each other source ``(its rows, batch positions, offsets)`` written over those positions."""
+
+    rows: np.ndarray | None
+    offsets: np.ndarray
+    fixes: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]
+
+
+class _Layout(NamedTuple):
+    """Which sources the batches of a window read (see :func:`_layout`). Sources are named by
+    their place in ``used``; positions are the window's (permuted) sample positions."""
+
+    used: list[int]  # source numbers, ascending
+    major: list[int]  # per batch: the source most of its samples lie in
+    present: list[tuple[int, ...]]  # per batch: the numbers of every source it reads, ascending
+    minor: np.ndarray | None  # positions of the samples outside their batch's major source
+    stand_in: np.ndarray | None  # for each, the position of a sample of its batch's major source
+    others: np.ndarray | None  # the minor positions grouped by (batch, source), ascending in each group
+    groups: list[tuple[int, int, int, int]]  # (batch, source, lo, hi): others[lo:hi] lie in that source
+
+
+def _layout(sources: np.ndarray, size: int) -> _Layout:
+    """The :class:`_Layout` of batches cut every ``size`` samples from samples lying in ``sources``,
+    worked out for the whole window with a few vectorised passes instead of per batch."""
+    n = len(sources)
+    starts = np.arange(0, n, size)
+    present = np.bincount(sources)
+    used = np.flatnonzero(present)
+    if len(used) <= 1:
+        return _Layout(used.tolist(), [0] * len(starts), [tuple(used.tolist())] * len(starts), None, None, None, [])
+    code = (np.cumsum(present > 0) - 1)[sources]  # source number -> its place in used
+    width, batch = len(used), np.arange(n) // size
+    counts = np.bincount(batch * width + code, minlength=len(starts) * width).reshape(len(starts), width)
+    major = counts.argmax(axis=1)
+    outside = code != major[batch]
+    minor, inside = np.flatnonzero(outside), np.flatnonzero(~outside)
+    stand_in = inside[np.searchsorted(inside, starts)][batch[minor]]  # every batch has a major sample
+    others = minor if width == 2 else minor[np.argsort(batch[minor] * width + code[minor], kind="stable")]
+    rest = counts.copy()
+    rest[np.arange(len(starts)), major] = 0
+    bounds = np.concatenate([[0], np.cumsum(rest.ravel())]).tolist()
+    groups = [(g // width, g % width, bounds[g], bounds[g + 1]) for g in np.flatnonzero(rest.ravel()).tolist()]
+    numbers, present_in = used.tolist(), [()] * len(starts)
+    for b, c in zip(*(axis.tolist() for axis in np.nonzero(counts))):
+        present_in[b] += (numbers[c],)
+    return _Layout(numbers, major.tolist(), present_in, minor, stand_in, others, groups)
 
 
 class _Window:
@@ -240,122 +299,169 @@ class _Window:
         self.size, self.rng, self.variables = size, rng, variables
         self.sources: dict[int, Any] = {}  # number -> MappedShard, or a C-ordered copy of a member
         self.shards: dict[int, Any] = {}  # number -> the MappedShard whose bytes the source holds
+        self._bases: dict[int, int] = {}  # number -> address of the source's first byte
         self._ids: dict[int, int] = {}  # id(owner) -> number
         self._next = 0
         self._views: dict[tuple[int, int], np.ndarray] = {}  # (source, row bytes) -> row view
-        self.specs: dict[str, tuple[np.dtype, tuple]] = {}  # variables in member order
-        self.pieces: list[tuple[np.ndarray, dict[str, _Lying]]] = []  # per group: global indices, where vars lie
+        self.specs: dict[str, np.dtype] = {}  # variables in member order -> one sample's (sub)array dtype
+        self.groups: list[tuple[int, np.ndarray, dict[str, tuple[int, int, int]]]] = []  # added since the last emit
+        self.tail: tuple[np.ndarray, dict[str, _Lying]] | None = None  # global indices, where vars lie
         self.held = 0
 
     def add(self, mapped: Any, first: int, views: dict[str, np.ndarray], rows: np.ndarray) -> None:
-        """Add the samples ``rows`` (local, kept) of a member group whose blocks are ``views``."""
-        lying = {}
+        """Add the samples ``rows`` (local, kept) of a member group whose blocks are ``views``: per
+        variable, its source and the byte offset and stride of its rows there (arrays are built
+        for the whole window at :meth:`emit`)."""
+        where, shard = {}, None
         for var, view in views.items():
             if self.variables is not None and var not in self.variables:
                 continue
-            self.specs.setdefault(var, (view.dtype, view.shape[1:]))
-            owner = mapped
-            if not view.flags.c_contiguous:  # a Fortran-ordered member: copied once, a source of its own
+            if var not in self.specs:
+                self.specs[var] = np.dtype((view.dtype, view.shape[1:]))
+            if view.flags.c_contiguous:
+                source = shard = self._source(mapped, mapped) if shard is None else shard
+            else:  # a Fortran-ordered member: copied once, a source of its own
                 mapped.check()  # the copy reads the mapping: never from a changed or cut file
-                view = owner = np.ascontiguousarray(view)
-            source = self._source(owner, mapped)
-            start = view.ctypes.data - self._base(source)
-            step = view.strides[0] if len(view) > 1 else 0
-            lying[var] = _Lying(start + rows * step, np.full(len(rows), source, dtype=np.int64))
-        self.pieces.append((first + rows, lying))
+                view = np.ascontiguousarray(view)
+                source = self._source(view, mapped)
+            where[var] = (source, view.ctypes.data - self._bases[source], view.strides[0] if len(view) > 1 else 0)
+        self.groups.append((first, rows, where))
         self.held += len(rows)
 
     def emit(self, final: bool) -> Iterator[dict[str, torch.Tensor]]:
-        """Batches of the window in permuted (or stored) order; keep the tail unless ``final``."""
+        """Batches of the window in permuted (or stored) order; keep the tail unless ``final``.
+
+        Where each batch's rows lie is worked out for the whole window at once (:meth:`_plans`),
+        so a batch costs its gathers and its shard checks, not per-batch bookkeeping.
+        """
         n = self.held
         if n == 0:
             return
-        index = np.concatenate([indices for indices, _ in self.pieces])
-        lying = {var: _Lying.join([where[var] for _, where in self.pieces]) for var in self.specs}
-        self.pieces.clear()
+        index, lying = self._pool()
         order = self.rng.permutation(n) if self.rng is not None else np.arange(n)
         stop = n if final else (n // self.size) * self.size  # a short batch only at the very end
-        used = {var: np.unique(where.sources).tolist() for var, where in lying.items()}
-        batch_lying = {var: where[order] for var, where in lying.items()}  # batch k: [k*size, (k+1)*size)
-        for begin in range(0, stop, self.size):
-            batch = slice(begin, begin + self.size)
-            yield self._batch(index[order[batch]], {var: where[batch] for var, where in batch_lying.items()}, used)
+        index, lying = index[order], _select(lying, order)  # batch k: [k*size, (k+1)*size)
+        plans, shards = self._plans(_select(lying, slice(None, stop)))
+        for k, begin in enumerate(range(0, stop, self.size)):
+            yield self._batch(index[begin:begin + self.size], {var: plan[k] for var, plan in plans.items()}, shards[k])
         self.held = n - stop
-        if self.held:
-            self.pieces.append((index[order[stop:]], {var: where[stop:] for var, where in batch_lying.items()}))
+        self.tail = (index[stop:], _select(lying, slice(stop, None))) if self.held else None
         self._forget()
 
-    def _batch(self, index: np.ndarray, lying: dict[str, _Lying], used: dict[str, list[int]]
-               ) -> dict[str, torch.Tensor]:
-        """One batch: each variable's rows gathered from where they lie, between two checks of
-        the shards they lie in (see the class docstring)."""
-        parts = {var: _split(where.sources, used[var]) for var, where in lying.items()}
-        shards = list({id(shard): shard for var_parts in parts.values()
-                       for shard in (self.shards[source] for source, _ in var_parts)}.values())
+    def _pool(self) -> tuple[np.ndarray, dict[str, _Lying]]:
+        """The held samples in pool order, the tail then the groups' kept rows: their global
+        indices and where each variable's rows lie."""
+        groups, self.groups = self.groups, []
+        counts = [len(rows) for _, rows, _ in groups]
+        rows = np.concatenate([rows for _, rows, _ in groups] + [np.zeros(0, np.int64)])
+        index = np.repeat(np.asarray([first for first, _, _ in groups], dtype=np.int64), counts) + rows
+        head, there = self.tail if self.tail is not None else (None, {})
+        lying, shared = {}, {}  # shared: (the tail's sources, the groups' sources) -> one array for every var
+        for var in self.specs:
+            start, step, numbers = (np.repeat(np.asarray([where[var][k] for _, _, where in groups], dtype=np.int64),
+                                              counts) for k in (1, 2, 0))
+            offsets = start + rows * step
+            key = (id(there[var].sources) if var in there else None, tuple(where[var][0] for _, _, where in groups))
+            if key not in shared:
+                shared[key] = numbers if var not in there else np.concatenate([there[var].sources, numbers])
+            lying[var] = _Lying(offsets if var not in there else np.concatenate([there[var].offsets, offsets]),
+                                shared[key])
+        return (index if head is None else np.concatenate([head, index])), lying
+
+    def _plans(self, lying: dict[str, _Lying]) -> tuple[dict[str, list[_Take]], list[tuple[Any, ...]]]:
+        """Per variable the :class:`_Take` of each batch, and per batch the mapped shards all its
+        bytes come from (each once). Variables lying in the same sources (all of them, unless
+        some members were copied) share one :func:`_layout`."""
+        layouts: dict[int, _Layout] = {}  # id(sources) -> its layout
+        plans = {}
+        for var, where in lying.items():
+            if id(where.sources) not in layouts:
+                layouts[id(where.sources)] = _layout(where.sources, self.size)
+            plans[var] = self._takes(var, where.offsets, layouts[id(where.sources)])
+        known: dict[tuple[int, ...], tuple[Any, ...]] = {}  # source numbers -> their shards
+        shards = []
+        every = [layout.present for layout in layouts.values()]
+        for numbers in every[0] if len(every) == 1 else (sum(batch, ()) for batch in zip(*every)):
+            if numbers not in known:
+                known[numbers] = tuple({id(self.shards[n]): self.shards[n] for n in numbers}.values())
+            shards.append(known[numbers])
+        return plans, shards
+
+    def _takes(self, var: str, offsets: np.ndarray, layout: _Layout) -> list[_Take]:
+        """How each batch gathers ``var`` (rows at byte ``offsets``). A batch whose samples lie in
+        several sources is gathered whole from its major source (the others' positions pointed
+        at one of its rows), then only the other sources' rows are written over: one copy of the
+        batch and one of its minority, instead of a gather per source into a temporary and a
+        scatter of each (two copies of everything)."""
+        row, size = self.specs[var].itemsize, self.size
+        views = [self._rows(source, row) for source in layout.used]
+        starts = range(0, len(offsets), size)
+        if layout.minor is None:
+            return [_Take(views[0], offsets[begin:begin + size], ()) for begin in starts]
+        fixed = offsets.copy()
+        fixed[layout.minor] = offsets[layout.stand_in]
+        local, moved = layout.others % size, offsets[layout.others]
+        fixes: list[list[tuple]] = [[] for _ in starts]
+        for b, c, lo, hi in layout.groups:
+            fixes[b].append((views[c], local[lo:hi], moved[lo:hi]))
+        return [_Take(views[layout.major[b]], fixed[begin:begin + size], tuple(fixes[b]))
+                for b, begin in enumerate(starts)]
+
+    def _batch(self, index: np.ndarray, takes: dict[str, _Take], shards: tuple[Any, ...]) -> dict[str, torch.Tensor]:
+        """One batch: each variable's rows gathered as its :class:`_Take` says, between two checks
+        of the ``shards`` they lie in (see the class docstring)."""
         for shard in shards:
             shard.check()
-        batch = {var: torch.from_numpy(self._gather(var, where.offsets, parts[var])) for var, where in lying.items()}
+        batch = {var: torch.from_numpy(self._gather(var, take)) for var, take in takes.items()}
         batch["index"] = torch.from_numpy(index)
         for shard in shards:
             shard.check()
         return batch
 
+    def _gather(self, var: str, take: _Take) -> np.ndarray:
+        """Rows of ``var`` as ``take`` says: one fancy index of the major source, then the others' rows."""
+        if take.rows is None:  # rows of zero bytes
+            return np.empty((len(take.offsets), *self.specs[var].shape), self.specs[var].base)
+        rows = take.rows[take.offsets]
+        for source_rows, positions, offsets in take.fixes:
+            rows[positions] = source_rows[offsets]
+        return rows.view(self.specs[var])  # [n] opaque rows -> [n, *sample shape]
+
     def _forget(self) -> None:
         """Drop the sources no held sample lies in (a remote shard's copy is then freed)."""
-        held = {int(i) for _, lying in self.pieces for where in lying.values() for i in np.unique(where.sources)}
+        held = set() if self.tail is None else {
+            int(i) for where in self.tail[1].values() for i in np.unique(where.sources)}
         for number in set(self.sources) - held:
             owner = self.sources.pop(number)
             self.shards.pop(number)
+            self._bases.pop(number)
             self._ids.pop(id(owner), None)
             self._views = {key: view for key, view in self._views.items() if key[0] != number}
-
-    def _gather(self, var: str, offsets: np.ndarray, parts: list[tuple]) -> np.ndarray:
-        """Rows of ``var`` at byte ``offsets``: one fancy index per source in ``parts`` (see :func:`_split`)."""
-        dtype, shape = self.specs[var]
-        row = dtype.itemsize * int(np.prod(shape, dtype=np.int64))
-        if row == 0:
-            return np.empty((len(offsets), *shape), dtype)
-        if parts[0][1] is None:
-            rows = self._rows(parts[0][0], row)[offsets]
-        else:
-            rows = np.empty(len(offsets), dtype=np.dtype((np.void, row)))
-            for source, where in parts:
-                rows[where] = self._rows(source, row)[offsets[where]]
-        return rows.view(dtype).reshape((len(offsets), *shape))
 
     def _source(self, owner: Any, shard: Any) -> int:
         """The number of a mapped shard or array in :attr:`sources` (added on first use, with the
         shard its bytes come from)."""
         key = id(owner)
         if key not in self._ids or self.sources.get(self._ids[key]) is not owner:
-            self._ids[key], self._next = self._next, self._next + 1
-            self.sources[self._ids[key]], self.shards[self._ids[key]] = owner, shard
+            number = self._ids[key] = self._next
+            self._next += 1
+            self.sources[number], self.shards[number] = owner, shard
+            flat = self._flat(number)
+            self._bases[number] = flat.ctypes.data if flat.size else 0
         return self._ids[key]
 
     def _flat(self, source: int) -> np.ndarray:
         owner = self.sources[source]
         return np.frombuffer(owner.buffer if not isinstance(owner, np.ndarray) else owner, dtype=np.uint8)
 
-    def _base(self, source: int) -> int:
-        flat = self._flat(source)
-        return flat.ctypes.data if flat.size else 0
-
-    def _rows(self, source: int, row: int) -> np.ndarray:
-        """A read-only view of a source whose element ``k`` is its bytes ``k..k+row`` (one opaque row)."""
+    def _rows(self, source: int, row: int) -> np.ndarray | None:
+        """A read-only view of a source whose element ``k`` is its bytes ``k..k+row`` (one opaque
+        row); None for rows of zero bytes."""
+        if row == 0:
+            return None
         key = (source, row)
         if key not in self._views:
             flat = self._flat(source)
             self._views[key] = np.ndarray((max(flat.size - row + 1, 0),), dtype=np.dtype((np.void, row)),
                                           buffer=flat, strides=(1,))
         return self._views[key]
-
-
-def _split(lying: np.ndarray, used: list[int]) -> list[tuple[int, np.ndarray | None]]:
-    """(source, batch positions) of each source a batch's samples lie in; [(source, None)] for one."""
-    if len(used) > 1:
-        here = [(source, np.flatnonzero(lying == source)) for source in used]
-        here = [(source, where) for source, where in here if where.size]
-        if len(here) > 1:
-            return here
-        used = [here[0][0]]
-    return [(used[0], None)]

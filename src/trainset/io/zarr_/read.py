@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +16,8 @@ if TYPE_CHECKING:  # annotations only: xarray is imported by whole(), the one me
     import xarray as xr
 
 from trainset.errors import TrainsetError
-from trainset.io.base import PartInfo, Reader, Splits, VariableInfo, gather_chunks, scratch_buffer
+from trainset.io.base import PartInfo, Reader, Splits, VariableInfo
+from trainset.io.zarr_.raw import RawArray, group_rows
 from trainset.io.zarr_.store import (
     COORDS,
     MANIFEST,
@@ -36,31 +36,9 @@ from trainset.versions import KEY, check_version
 
 
 RAW_CODECS = (BytesCodec(endian="little"),)
-"""The one codec chain whose chunk files :meth:`ZarrReader.take` decodes itself (trainset's
+"""The one codec chain whose chunk files :meth:`ZarrReader.take` reads itself (trainset's
 ``compression: none``): the file is the chunk's little-endian array bytes. Every other chain
 (compressors, other endianness, sharding) goes through zarr-python."""
-
-
-def read_chunk_file(file: Path, raw: np.ndarray) -> bool:
-    """Fill ``raw`` (bytes) with a chunk file that is a regular file (not a link) of exactly that
-    size; False otherwise, so zarr-python's path reads it or says what is wrong."""
-    try:
-        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError:
-        return False
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size != raw.size:
-            return False
-        view, done = memoryview(raw), 0
-        while done < raw.size:
-            got = os.readv(fd, [view[done:]])
-            if got <= 0:
-                return False
-            done += got
-        return True
-    finally:
-        os.close(fd)
 
 
 class ZarrReader(Reader):
@@ -80,10 +58,11 @@ class ZarrReader(Reader):
         self._parts: list[PartInfo] | None = None
         self._pid: int | None = None
         self._arrays: dict[str, zarr.Array] = {}
+        self._raws: dict[tuple[str, str], RawArray | None] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle without open handles, so each worker process opens its own."""
-        return {**self.__dict__, "_pid": None, "_arrays": {}}
+        return {**self.__dict__, "_pid": None, "_arrays": {}, "_raws": {}}
 
     def _file(self, *names: str) -> Any:
         """A file of the store: a Path, or a URL for a remote store."""
@@ -196,7 +175,7 @@ class ZarrReader(Reader):
     def array(self, world: str, name: str, coord: bool = False) -> zarr.Array:
         """The zarr array of one variable (or coordinate), opened once per process."""
         if self._pid != os.getpid():
-            self._arrays, self._pid = {}, os.getpid()
+            self._arrays, self._raws, self._pid = {}, {}, os.getpid()
         key = f"{world}/{COORDS}/{name}" if coord else f"{world}/{name}"
         if key not in self._arrays:
             self.manifest  # the store's links are refused before any of its files is read
@@ -222,45 +201,50 @@ class ZarrReader(Reader):
         return {name: self._rows(info.name, name, local, info.variables[name]) for name in names}
 
     def take(self, part: int, rows: np.ndarray, variables: list[str] | None = None) -> dict[str, np.ndarray]:
-        """Rows in the order given; uncompressed local chunks gathered in one pass (:meth:`_take_raw`)."""
+        """Rows in the order given; uncompressed local chunks read straight into the batch (:mod:`.raw`)."""
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
         infos = self.parts
-        if (self.remote or not 0 <= part < len(infos) or not rows.size or rows.min() < 0
-                or rows.max() >= infos[part].size):
+        if not 0 <= part < len(infos) or not rows.size or rows.min() < 0 or rows.max() >= infos[part].size:
             return super().take(part, rows, variables)  # read() names any problem
-        info = infos[part]
-        names = list(info.variables) if variables is None else list(variables)
-        out = {}
-        for name in names:
-            got = self._take_raw(info.name, name, rows, info.variables[name]) if name in info.variables else None
-            if got is None:
-                return super().take(part, rows, variables)
-            out[name] = got
-        return out
+        return self.take_valid(part, rows, variables)
 
-    def _take_raw(self, world: str, name: str, rows: np.ndarray, info: VariableInfo) -> np.ndarray | None:
-        """Rows of a variable stored with :data:`RAW_CODECS` on trainset's chunk grid: each touched chunk
-        file read once into a scratch buffer and the rows gathered from it; None when the array is
-        not such an array, the rows are sparse, or a chunk file is missing, a link or of the wrong size."""
+    def take_valid(self, part: int, rows: np.ndarray, variables: list[str] | None = None) -> dict[str, np.ndarray]:
+        """:meth:`take` of rows known to be in range (int64, 1-D, not empty), as a loader's own
+        sampler draws them: the same arrays, without the range check."""
+        info = self.parts[part]
+        if not rows.size:
+            return super().take(part, rows, variables)
+        names = list(info.variables) if variables is None else variables
+        groups = group_rows(rows, self.block_size)  # once for all variables: they share the chunk grid
+        out: dict[str, np.ndarray | None] = {}
+        for name in names:
+            raw = self._raw(info.name, name, info.variables.get(name))
+            out[name] = raw.take(groups, rows.size) if raw is not None else None
+        rest = [name for name, got in out.items() if got is None]
+        if rest:  # compressed, remote, damaged or unknown: zarr-python reads them or names the problem
+            out.update(super().take(part, rows, rest))
+        return out  # type: ignore[return-value]
+
+    def _raw(self, world: str, name: str, info: VariableInfo | None) -> RawArray | None:
+        """The variable's :class:`RawArray` when it is stored with :data:`RAW_CODECS` on trainset's
+        chunk grid in a local store (decided once per process); else None (zarr-python reads it)."""
+        if self._pid != os.getpid():
+            self._arrays, self._raws, self._pid = {}, {}, os.getpid()
+        key = (world, name)
+        if key not in self._raws:
+            self._raws[key] = None if self.remote or info is None else self._raw_array(world, name, info)
+        return self._raws[key]
+
+    def _raw_array(self, world: str, name: str, info: VariableInfo) -> RawArray | None:
         array, chunk = self.array(world, name), self.block_size  # array(): the store's link and name checks
         meta = array.metadata
         if (getattr(meta, "codecs", None) != RAW_CODECS or array.dtype != info.dtype
+                or info.dtype.newbyteorder("<") != info.dtype or info.dtype.hasobject
                 or getattr(meta.chunk_grid, "chunk_shape", None) != (chunk, *info.shape)
                 or not isinstance(meta.chunk_key_encoding, DefaultChunkKeyEncoding)
                 or meta.chunk_key_encoding.separator != "/"):
             return None
-        which = rows // chunk
-        touched = np.unique(which)
-        if touched.size * chunk > 2 * rows.size:
-            return None  # sparse rows: whole chunks would read mostly unwanted samples
-        out = np.empty((rows.size, *info.shape), dtype=info.dtype)
-        zeros = (0,) * len(info.shape)
-
-        def read_chunk(c: int, raw: np.ndarray) -> bool:
-            return read_chunk_file(chunk_file(self.path / world / name, (c, *zeros)), raw)
-
-        done = gather_chunks(read_chunk, rows, which, touched, scratch_buffer((chunk, *info.shape), info.dtype), out)
-        return out if done else None
+        return RawArray(str(self.path / world / name / "c"), chunk, info.dtype, tuple(info.shape))
 
     def _rows(self, world: str, name: str, local: np.ndarray, info: VariableInfo) -> np.ndarray:
         array, chunk = self.array(world, name), self.block_size
