@@ -11,27 +11,10 @@ import os
 from typing import Any
 
 import numpy as np
-import xarray as xr
 
-from trainset.arrays import (
-    ARRAY_NAME,
-    DIMS,
-    training_attrs,
-    training_block,
-    training_coords,
-)
 from trainset.collection import Collection
 from trainset.errors import TrainsetError
-from trainset.io.netcdf import ArraySpec, write_netcdf_blocks
-from trainset.mixing.config import MIX_DEFAULTS
-from trainset.mixing.store import (
-    iter_frame_values,
-    read_fill_scales,
-    read_frame_table,
-    read_frames_provenance,
-)
 from trainset.provenance import file_sha256, provenance
-from trainset.seasons import SeasonAxis
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +34,15 @@ def write_mix_netcdf(
     memory holds the per-sample coordinates and one block, whatever the number of frames.
     ``options`` are the mix's ``format_options.netcdf`` (``chunk``, ``compression``).
     """
+    # here, not at module level: the jobs that split, convert or gather a dataset skip pandas and xarray
+    import xarray as xr
+
+    from trainset.arrays import ARRAY_NAME, DIMS, training_attrs, training_block, training_coords
+    from trainset.io.netcdf import ArraySpec, write_netcdf_blocks
+    from trainset.mixing.config import MIX_DEFAULTS
+    from trainset.mixing.store import iter_frame_values, read_fill_scales, read_frame_table, read_frames_provenance
+    from trainset.seasons import SeasonAxis
+
     axis = SeasonAxis.from_config(season_axis)
     frames = read_frame_table(frames_path, axis.weeks, axis.places)
     upstream = read_frames_provenance(frames_path)
@@ -85,17 +77,26 @@ def split_dataset(source: str | os.PathLike, output: str | os.PathLike, splits_c
     ``group`` and ``time`` splits read the per-sample coordinate named by ``splits_cfg["by"]``
     (for flu mixes ``group``, the origin without its copy number, keeps every copy of a curve in
     one split).
-    """
-    from trainset.io.base import guess_format
 
-    with guess_format(source).open(source) as (collection, _):
+    ``random`` and ``explicit`` splits need the sample count only: it is read from the
+    dataset's metadata (for NetCDF through h5py), without opening its variables through xarray.
+    """
+    from trainset.domains.registry import DOMAINS
+    from trainset.io.base import guess_format
+    from trainset.splits import with_defaults
+
+    fmt = guess_format(source)
+    method = with_defaults(splits_cfg)["method"] if splits_cfg else None
+    if method in ("random", "explicit") and not any(method in domain.splits for domain in DOMAINS.values()):
+        return _write_made(len(fmt.reader(source)), None, source, output, with_defaults(splits_cfg), seed)
+    with fmt.open(source) as (collection, _):
         return _split(collection, source, output, splits_cfg, seed)
 
 
 def _split(collection: Collection, source, output, splits_cfg: dict[str, Any], seed: int) -> dict:
     """The body of :func:`split_dataset` (reads per-sample coordinates only)."""
     from trainset.domains.registry import domain_split, source_splits_default
-    from trainset.splits import make_splits, with_defaults, write_splits
+    from trainset.splits import with_defaults, write_splits
 
     splits_cfg = with_defaults(source_splits_default(collection, splits_cfg))
     method, by = splits_cfg["method"], splits_cfg["by"]
@@ -110,8 +111,16 @@ def _split(collection: Collection, source, output, splits_cfg: dict[str, Any], s
         if assigned is not None:
             return _write_assigned(assigned, output, splits_cfg, seed, source)
         labels = _per_sample(collection, by, source)
-    splits = make_splits(len(collection), splits_cfg,
-                         seed, groups=labels if method == "group" else None, times=labels if method == "time" else None)
+    return _write_made(len(collection), labels, source, output, splits_cfg, seed)
+
+
+def _write_made(n: int, labels: Any, source, output, splits_cfg: dict[str, Any], seed: int) -> dict:
+    """Make the splits of ``n`` samples (``labels``: per-sample groups or times, or None) and write them."""
+    from trainset.splits import make_splits, write_splits
+
+    method, by = splits_cfg["method"], splits_cfg["by"]
+    splits = make_splits(n, splits_cfg, seed, groups=labels if method == "group" else None,
+                         times=labels if method == "time" else None)
     write_splits(splits, output, method=method, by=by if labels is not None else None, seed=seed,
                  sizes={name: int(ix.size) for name, ix in splits.items()})
     logger.info("splits of %s: %s", source, {name: int(ix.size) for name, ix in splits.items()})

@@ -59,16 +59,16 @@ def test_validating_an_hdf5_copy_imports_only_its_adapter(stored):
 
 
 def test_validating_and_reading_the_netcdf_copy_imports_no_other_adapter(stored):
-    """What ``validate_dataset``, ``fit_scalers`` and ``make_splits`` do with the canonical copy:
-    check it, read its metadata (through xarray) and rows (through h5py); no Zarr, WebDataset,
-    torch or plotting."""
+    """What ``validate_dataset`` and ``fit_scalers`` do with the canonical copy: check it, read
+    its metadata and rows through h5py (:mod:`trainset.io.netcdf_plain`); no xarray, pandas,
+    netCDF-C, Zarr, WebDataset, torch or plotting."""
     code = (f"{script_imports('validate_dataset')}\n"
             "from trainset.io.netcdf import NetCDFReader\n"
             f"result = validate_dataset({str(stored['netcdf'])!r}, format='netcdf')['valid']\n"
             f"NetCDFReader({str(stored['netcdf'])!r}).read(0, [0, 1])")
     found = imported_by(code)
     assert found["result"] is True
-    assert set(found["modules"]) == {"xarray", "pandas", "netCDF4", "trainset.io.netcdf", "trainset.io.hdf5"}
+    assert set(found["modules"]) == {"trainset.io.netcdf", "trainset.io.hdf5"}
 
 
 def test_a_variant_copy_imports_only_its_formats_adapter():
@@ -161,3 +161,46 @@ def test_an_unknown_format_is_named_without_importing_any_adapter():
     assert found["modules"] == []
     assert "'hdf6'" in found["result"][0] and "'zarr'" in found["result"][0]
     assert "'hdf5_presplit'" in found["result"][1]
+
+
+def test_a_random_split_of_the_netcdf_copy_imports_no_xarray(stored, tmp_path):
+    """What a ``make_splits`` job with method ``random`` runs: the sample count comes from the
+    metadata (h5py), and the splits equal those of the whole collection opened through xarray."""
+    out = tmp_path / "splits.json"
+    code = (f"{script_imports('make_splits')}\n"
+            f"s = split_dataset({str(stored['netcdf'])!r}, {str(out)!r}, {{'method': 'random'}}, 3)\n"
+            "result = {k: v.tolist() for k, v in s.items()}")
+    found = imported_by(code)
+    assert found["modules"] == ["trainset.io.netcdf", "trainset.io.hdf5"]
+    from trainset.datasets import _split
+    from trainset.io.base import get_format
+
+    with get_format("netcdf").open(stored["netcdf"]) as (collection, _):
+        opened = _split(collection, stored["netcdf"], tmp_path / "opened.json", {"method": "random"}, 3)
+    assert found["result"] == {k: v.tolist() for k, v in opened.items()}
+    assert out.read_bytes() == (tmp_path / "opened.json").read_bytes()
+
+
+def test_fitting_transform_scalers_on_the_netcdf_copy_imports_no_xarray_or_sklearn(stored, tmp_path):
+    """What a ``fit_scalers`` job with a flu transform (``zscore``) runs; scikit-learn is imported
+    only by its ``standard``, ``minmax`` and ``robust`` scalers."""
+    code = (f"{script_imports('fit_scalers')}\n"
+            f"s = fit_dataset_scalers({str(stored['netcdf'])!r}, {str(tmp_path / 's.json')!r}, "
+            "{'data': {'kind': 'zscore', 'feature_axis': -1}})\nresult = sorted(s.statistics)")
+    found = imported_by(code)
+    assert found["result"] == ["data"]
+    assert found["modules"] == ["trainset.io.netcdf", "trainset.io.hdf5"]
+
+
+def test_ingesting_a_domain_imports_no_xarray(tmp_path):
+    """What an ``ingest_domain`` job runs: the demo tables need pandas, not xarray (the
+    framing functions import it), nor any other domain's module."""
+    code = (f"{script_imports('ingest_domain')}\n"
+            "import sys\n"
+            "cfg = {'domain': 'sequences', 'recipe': 'pulses', 'samples': 8, 'length': 24, 'features': None, "
+            "'params': {}}\n"
+            f"result = [sorted(ingest_domain(cfg, 0, {str(tmp_path / 'tables')!r})['rows']), "
+            "'trainset.domains.flights' in sys.modules, 'trainset.domains.macro' in sys.modules]")
+    found = imported_by(code)
+    assert found["result"] == [["inputs", "labels"], False, False]
+    assert "xarray" not in found["modules"] and "torch" not in found["modules"]

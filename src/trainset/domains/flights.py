@@ -46,15 +46,18 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from trainset.collection import Collection
 from trainset.errors import TrainsetError
 from trainset.rng import named_rng
 from trainset.splits import Splits, make_splits
+
+if TYPE_CHECKING:  # annotations only: the framing function imports xarray, so ingesting tables skips it
+    import xarray as xr
 
 logger = logging.getLogger(__name__)
 
@@ -304,6 +307,8 @@ def frame_flights(table: pd.DataFrame, name: str, attrs: dict | None = None) -> 
         features[:, j] = date_features[column]
     thresholds = np.asarray(THRESHOLDS, dtype=np.int64)
     targets = (score[order][:, None] > thresholds[None, :]).astype(np.float32)
+    import xarray as xr
+
     dataset = xr.Dataset(
         {"features": (("sample", "feature"), features), "site": (("sample",), site),
          "targets": (("sample", "threshold"), targets), "date": (("sample",), day_number)},

@@ -30,21 +30,18 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
-import pandas as pd
 
 from trainset.collection import Collection
-from trainset.domains.flights import frame_flights, make_flight_table
-from trainset.domains.macro import extrapolation_splits, frame_worlds, scale_statistics, simulate_worlds
-from trainset.domains.seed_hdf5 import read_seed_file
-from trainset.domains.sequences import RECIPES, frame_sequences, make_sequence_tables
 from trainset.errors import TrainsetError
 from trainset.splits import METHODS, SEED001_FRACTIONS, Splits, check_splits
-from trainset.table.io import read_raw_table
 
-Tables = dict[str, pd.DataFrame | None]
+if TYPE_CHECKING:  # annotations only: each hook imports its domain's module (pandas, xarray) when it runs,
+    import pandas as pd  # so a job that splits, validates or gathers one domain's dataset imports no other's
+
+Tables = dict[str, "pd.DataFrame | None"]
 """Long tables by file stem (None for an optional table that is absent)."""
 
 
@@ -52,6 +49,8 @@ def read_user_tables(domain: Domain, files: Mapping[str, Any], settings: Mapping
                      ) -> tuple[Tables, Any]:
     """The user's long tables of ``domain`` (and ``metadata``, a JSON file, when given); the
     dataset's ``settings`` are not needed to read tables."""
+    from trainset.table.io import read_raw_table
+
     missing = [stem for stem in domain.tables if stem not in files and stem not in domain.optional]
     if missing:
         raise TrainsetError(f"datasets: files needs {missing} for domain {domain.name}. Fix: add their paths")
@@ -96,6 +95,8 @@ class Domain:
 
 
 def _sequences_demo(cfg: dict[str, Any], seed: int) -> tuple[Tables, Any]:
+    from trainset.domains.sequences import make_sequence_tables
+
     inputs, labels = make_sequence_tables(cfg["recipe"], int(cfg["samples"]), seed, length=int(cfg["length"]),
                                           features=cfg["features"], **cfg["params"])
     return {"inputs": inputs, "labels": labels}, {"recipe": cfg["recipe"]}
@@ -110,10 +111,14 @@ def _sequences_read(domain: Domain, files: Mapping[str, Any], settings: Mapping[
         raise TrainsetError(f"datasets: files {{hdf5: ...}} is a whole dataset (data, labels and splits), so files "
                             f"{others} would not be read. Fix: give either hdf5 or the long tables "
                             f"{list(domain.tables)}, not both")
+    from trainset.domains.seed_hdf5 import read_seed_file
+
     return read_seed_file(files["hdf5"], settings.get("task"))
 
 
 def _sequences_frame(tables: Tables, cfg: dict[str, Any], attrs: dict[str, Any], summary: dict) -> Collection:
+    from trainset.domains.sequences import RECIPES, frame_sequences
+
     metadata = summary.get("metadata") or {}
     if metadata.get("source") == "hdf5":  # the task was settled (given or inferred) when the file was read
         task, attrs = metadata["task"], {**attrs, "recipe": "hdf5"}
@@ -139,19 +144,27 @@ def _sequences_stored(collection: Collection, seed: int, splits_cfg: dict[str, A
 
 
 def _flights_demo(cfg: dict[str, Any], seed: int) -> tuple[Tables, Any]:
+    from trainset.domains.flights import make_flight_table
+
     return {"sitedays": make_flight_table(int(cfg["sites"]), int(cfg["years"]), seed, str(cfg["start"]))}, {}
 
 
 def _flights_frame(tables: Tables, cfg: dict[str, Any], attrs: dict[str, Any], summary: dict) -> Collection:
+    from trainset.domains.flights import frame_flights
+
     return frame_flights(tables["sitedays"], attrs["name"], attrs)
 
 
 def _macro_demo(cfg: dict[str, Any], seed: int) -> tuple[Tables, Any]:
+    from trainset.domains.macro import simulate_worlds
+
     theta, irfs, metadata = simulate_worlds(dict(cfg["worlds"]), seed, horizon=int(cfg["horizon"]))
     return {"theta": theta, "irfs": irfs}, metadata
 
 
 def _macro_frame(tables: Tables, cfg: dict[str, Any], attrs: dict[str, Any], summary: dict) -> Collection:
+    from trainset.domains.macro import frame_worlds
+
     collection = frame_worlds(tables["theta"], tables["irfs"], summary.get("metadata"),
                               trajectories=tables.get("trajectories"), shocks=tables.get("shocks"))
     collection.attrs.update(attrs, task="irf", seed=summary["provenance"]["seed"])
@@ -159,11 +172,15 @@ def _macro_frame(tables: Tables, cfg: dict[str, Any], attrs: dict[str, Any], sum
 
 
 def _macro_extrapolation(collection: Collection, seed: int, splits_cfg: dict[str, Any]) -> Splits:
+    from trainset.domains.macro import extrapolation_splits
+
     return extrapolation_splits(collection, seed, fractions=splits_cfg.get("fractions"))
 
 
 def _macro_attrs(collection: Collection, splits: Splits | None) -> dict[str, Any]:
     """Per-world scale statistics of ``train``: worlds' IRFs differ in size, so models normalise per world."""
+    from trainset.domains.macro import scale_statistics
+
     if splits and "train" in splits:
         return {"scale_statistics": scale_statistics(collection, splits["train"])}
     return {}

@@ -44,17 +44,19 @@ from __future__ import annotations
 
 import inspect
 import logging
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from trainset.collection import Collection
 from trainset.errors import TrainsetError
 from trainset.rng import named_rng
 from trainset.tasks import TASKS as REGISTRY
 from trainset.tasks import sequence_tasks
+
+if TYPE_CHECKING:  # annotations only: the framing function imports xarray, so ingesting tables skips it
+    import xarray as xr
 
 logger = logging.getLogger(__name__)
 
@@ -358,6 +360,8 @@ def frame_sequences(inputs: pd.DataFrame, labels: pd.DataFrame | None, task: str
             out_attrs["target_seq_len"] = int(values.shape[1])
     if splits is not None:
         coords["stored_split"] = ("sample", _stored_split(splits, samples))
+    import xarray as xr
+
     dataset = xr.Dataset(variables, coords=coords)
     logger.info("framed %s (%s): %s", name, task, dict(dataset.sizes))
     return Collection.single(dataset, name=name, attrs={**out_attrs, **attrs})

@@ -33,6 +33,7 @@ from trainset.io.base import Format, PartInfo, Reader, Splits, VariableInfo, reg
 from trainset.io.hdf5.mapped import LazyMapping
 from trainset.io.hdf5.read import read_rows, take_chunks
 from trainset.io.hdf5.refs import open_contained, outside_references_of, refuse_outside_file
+from trainset.io.netcdf_plain import plain_metadata
 from trainset.provenance import atomic_path, canonical_json
 from trainset.splits import check_splits
 from trainset.versions import VERSION_ATTR, check_version, current
@@ -309,11 +310,30 @@ class NetCDFReader(Reader):
 def _read_metadata(path: Path) -> dict:
     """Parts, variables, attrs, splits and chunk size, without reading data.
 
-    Everything is read through one ``open_datatree`` handle: opening the same file several
-    times at once through netCDF4 (root and groups) crashed the process on some files.
+    A plain file (every file trainset writes) is described through h5py
+    (:mod:`trainset.io.netcdf_plain`): the same facts without importing xarray and pandas,
+    which cost a validation or scaler job more than its work. Any other file is read through
+    one ``open_datatree`` handle: opening the same file several times at once through netCDF4
+    (root and groups) crashed the process on some files.
     """
+    plain = plain_metadata(path, SPLITS_GROUP)
+    if plain is not None:
+        return _plain_metadata_of(plain, path)
     with _open_tree(path) as tree:
         return _metadata_of(tree, path)
+
+
+def _plain_metadata_of(plain: dict, path: Path) -> dict:
+    """:func:`_metadata_of` of what :func:`~trainset.io.netcdf_plain.plain_metadata` read."""
+    try:
+        _check_version(plain["root"], path)
+        collection_attrs = json.loads(plain["root"].get("trainset_attrs", "{}"))
+    except ValueError as error:
+        raise TrainsetError(f"{path}: not a readable NetCDF dataset ({error}). Fix: rewrite it with trainset") from error
+    n = sum(p.size for p in plain["parts"])
+    stored = plain["stored"]
+    splits = None if stored is None else check_splits(stored, n, f"{path}: group {SPLITS_GROUP}")
+    return {"parts": plain["parts"], "attrs": collection_attrs, "splits": splits, "chunk": plain["chunk"]}
 
 
 def _open_tree(path: Path) -> xr.DataTree:

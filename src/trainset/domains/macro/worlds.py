@@ -39,11 +39,10 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from trainset.collection import SAMPLE, Collection
 from trainset.domains.macro.base import HORIZON, World
@@ -53,6 +52,9 @@ from trainset.domains.macro.var import VarUsWorld, VarWorld
 from trainset.errors import TrainsetError
 from trainset.rng import named_rng
 from trainset.splits import DEFAULT_FRACTIONS, Splits, check_splits
+
+if TYPE_CHECKING:  # annotations only: the framing function imports xarray, so ingesting tables skips it
+    import xarray as xr
 
 logger = logging.getLogger(__name__)
 
@@ -287,6 +289,8 @@ def frame_worlds(theta: pd.DataFrame, irfs: pd.DataFrame, metadata: dict[str, An
         Missing columns, NaN, duplicated or missing cells, unknown labels, or worlds/samples
         present in one table and not the other.
     """
+    import xarray as xr
+
     _check_table(theta, THETA_COLUMNS, "theta")
     _check_table(irfs, IRF_COLUMNS, "irfs")
     series = {"trajectories": trajectories, "shocks": shocks}  # the loop below reuses the name shocks
