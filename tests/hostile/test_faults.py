@@ -248,7 +248,7 @@ def test_a_reused_pid_does_not_keep_a_lock(tmp_path):
 
 def test_the_default_profile_reruns_incomplete_jobs_and_snakemake_applies_it(tmp_path):
     profile = yaml.safe_load((REPO / "profiles/default/config.yaml").read_text())
-    assert profile == {"rerun-incomplete": True}
+    assert profile == {"rerun-incomplete": True, "scheduler": "greedy"}
     result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
                              str(tmp_path), "--configfile", str(REPO / "config/test/config.yaml"), "--cores", "1",
                              "-n", "results/tables/tiny.parquet"], capture_output=True, text=True, cwd=tmp_path)

@@ -184,13 +184,31 @@ def test_editing_a_stage_module_reruns_that_stage_and_downstream(run):
     assert planned_jobs(snakemake(snakefile, workdir, config, "-n")) == {}
 
 
-def test_byte_identical_across_runs_hash_seeds_and_cores(run, tmp_path):
-    snakefile, workdir, config = run
-    other = tmp_path / "again"
+@pytest.fixture(scope="module")
+def single_core_run(run, tmp_path_factory):
+    """The tiny config again on one core, with another hash seed: (workdir, Snakemake's log)."""
+    snakefile, _, config = run
+    other = tmp_path_factory.mktemp("again")
     result = snakemake(snakefile, other, config, "--cores", "1", env={"PYTHONHASHSEED": "4242"})
     assert result.returncode == 0, result.stderr[-3000:]
+    return other, result.stdout + result.stderr
+
+
+def test_byte_identical_across_runs_hash_seeds_and_cores(run, single_core_run):
+    workdir, other = run[1], single_core_run[0]
     for output in OUTPUTS:
         assert tree_bytes(workdir / output) == tree_bytes(other / output), output
+
+
+def test_the_heaviest_run_is_started_first(single_core_run):
+    """Priorities (workflow/rules/common.smk): on one core the generative run's data, training and
+    evaluation go before the other runs' jobs and before every leaf (validation, plots)."""
+    started = re.findall(r"^Job \d+: (.+)$", single_core_run[1], re.M)
+    first = {what: min(i for i, message in enumerate(started) if message.startswith(what))
+             for what in ("Training run", "Evaluating run", "Validating the stored", "Plotting")}
+    assert started[first["Training run"]] == "Training run t_diffusion"
+    assert started[first["Evaluating run"]] == "Evaluating run t_diffusion"
+    assert first["Evaluating run"] < min(first["Validating the stored"], first["Plotting"])
 
 
 def test_every_format_yields_the_same_samples_and_splits(run):

@@ -517,6 +517,52 @@ def draws_frames(run):
     return config["runs"][run]["dataset"] in config["mixes"]
 
 
+# Scheduling. Snakemake cannot know how long a job takes, so with cores short it may leave the
+# longest chain (a run's data, then its training and evaluation) for last and finish on one core.
+# Priorities start that chain first: jobs a run waits on outrank leaves no run waits on
+# (validation, plots, copies no run reads, search tables), and the data of the heaviest run
+# outranks the rest. Priorities order ready jobs only; what runs, and its bytes, are unchanged.
+def run_weight(run):
+    """A run's rough share of the work: a run that draws frames (a diffusion model, trained
+    through its denoising steps and then sampled for its report) takes several times as long
+    as the others."""
+    return 3 if draws_frames(run) else 1
+
+
+def run_format(run):
+    """The stored copy a run trains and is evaluated on."""
+    from trainset.train.config import TrainingConfig
+
+    return config["runs"][run].get("format", TrainingConfig.format)
+
+
+def data_priority(name, fmt=None):
+    """Priority of a job building dataset ``name`` (copy ``fmt``; None: any copy): above every
+    run's own jobs when a run reads it, by the heaviest such run; 0 when no run does."""
+    weights = [
+        run_weight(run)
+        for run, cfg in config.get("runs", {}).items()
+        if cfg["dataset"] == name and fmt in (None, run_format(run))
+    ]
+    return 2 + max(weights) if weights else 0
+
+
+def table_priority(table):
+    """Priority of ingesting a table: that of the most urgent mix built from it."""
+    mixes = [mix for mix, cfg in config.get("mixes", {}).items() if cfg["table"] == table]
+    return max((data_priority(mix) for mix in mixes), default=0)
+
+
+def run_priority(run):
+    """Priority of a run's tuning, training and evaluation jobs (below its data's)."""
+    return 1 + run_weight(run)
+
+
+def copy_priority(copy_name):
+    """A priority function for the jobs writing stored copy ``copy_name`` of a dataset."""
+    return lambda wildcards: data_priority(wildcards.name, copy_name)
+
+
 def sampling_setting(key):
     """A params function: ``evaluation.<key>`` for a run that draws frames, None for the others,
     so changing it reruns only the generative runs' evaluations."""

@@ -15,6 +15,7 @@ rule write_netcdf:
         "results/logs/write_netcdf/{mix}.log",
     benchmark:
         "results/benchmarks/write_netcdf/{mix}.tsv"
+    priority: lambda wildcards: data_priority(wildcards.mix)
     conda:
         "../envs/trainset.yaml"
     threads: 1
@@ -42,6 +43,7 @@ rule make_splits:
         "results/logs/make_splits/{name}.log",
     benchmark:
         "results/benchmarks/make_splits/{name}.tsv"
+    priority: lambda wildcards: data_priority(wildcards.name)
     conda:
         "../envs/trainset.yaml"
     threads: 1
@@ -70,6 +72,7 @@ rule write_dataset_job:
     wildcard_constraints:
         parallel_format=alternatives(sorted((n for n, c in STORED_COPIES.items() if c.parallel), key=len, reverse=True)),
         job=r"\d+",
+    priority: lambda wildcards: data_priority(wildcards.name, wildcards.parallel_format)
     conda:
         "../envs/trainset.yaml"
     threads: 1
@@ -103,6 +106,7 @@ for stored_copy in (c for c in STORED_COPIES.values() if c.parallel):
             f"results/logs/write_{stored_copy.name}/{{name}}.log",
         benchmark:
             f"results/benchmarks/write_{stored_copy.name}/{{name}}.tsv"
+        priority: copy_priority(stored_copy.name)
         conda:
             "../envs/trainset.yaml"
         threads: 1

@@ -12,6 +12,7 @@ rule ingest_domain:
         "results/logs/ingest_domain/{dataset}.log",
     benchmark:
         "results/benchmarks/ingest_domain/{dataset}.tsv"
+    priority: lambda wildcards: data_priority(wildcards.dataset)
     conda:
         "../envs/trainset.yaml"
     threads: 1
@@ -37,6 +38,7 @@ rule frame_dataset:
         "results/logs/frame_dataset/{dataset}.log",
     benchmark:
         "results/benchmarks/frame_dataset/{dataset}.tsv"
+    priority: lambda wildcards: data_priority(wildcards.dataset)
     conda:
         "../envs/trainset.yaml"
     threads: 1

@@ -18,6 +18,7 @@ rule evaluate_model:
         "results/logs/evaluate_model/{run}.log",
     benchmark:
         "results/benchmarks/evaluate_model/{run}.tsv"
+    priority: lambda wildcards: run_priority(wildcards.run)
     conda:
         "../envs/trainset.yaml"
     threads: 1

@@ -11,6 +11,7 @@ rule build_frames:
         "results/logs/build_frames/{mix}.log",
     benchmark:
         "results/benchmarks/build_frames/{mix}.tsv"
+    priority: lambda wildcards: data_priority(wildcards.mix)
     conda:
         "../envs/trainset.yaml"
     threads: 1

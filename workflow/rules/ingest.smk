@@ -11,6 +11,7 @@ rule ingest_table:
         "results/logs/ingest_table/{table}.log",
     benchmark:
         "results/benchmarks/ingest_table/{table}.tsv"
+    priority: lambda wildcards: table_priority(wildcards.table)
     conda:
         "../envs/trainset.yaml"
     threads: 1

@@ -11,6 +11,7 @@ rule fit_scalers:
         "results/logs/fit_scalers/{name}.log",
     benchmark:
         "results/benchmarks/fit_scalers/{name}.tsv"
+    priority: lambda wildcards: data_priority(wildcards.name)
     conda:
         "../envs/trainset.yaml"
     threads: 1
@@ -36,9 +37,12 @@ rule tune_io:
         "results/logs/tune_io/{run}.log",
     benchmark:
         "results/benchmarks/tune_io/{run}.tsv"
+    priority: lambda wildcards: run_priority(wildcards.run)
     conda:
         "../envs/trainset.yaml"
-    threads: 2
+    # The cores its training job will reserve, not more: Snakemake keeps no core free for a
+    # waiting job, so a two-core tuner on two cores waited for the rest of the workflow to end.
+    threads: run_threads
     resources:
         mem_mb=mem_mb,
         runtime=20,
@@ -65,6 +69,7 @@ rule find_lr:
         "results/logs/find_lr/{run}.log",
     benchmark:
         "results/benchmarks/find_lr/{run}.tsv"
+    priority: lambda wildcards: run_priority(wildcards.run)
     conda:
         "../envs/trainset.yaml"
     threads: run_threads
@@ -98,6 +103,7 @@ rule train_model:
         metrics="results/models/{run}/metrics.csv",
     benchmark:
         "results/benchmarks/train_model/{run}.tsv"
+    priority: lambda wildcards: run_priority(wildcards.run)
     conda:
         "../envs/trainset.yaml"
     threads: run_threads
@@ -128,6 +134,7 @@ rule train_trial:
         metrics="results/search/{search}/{trial}/metrics.csv",
     benchmark:
         "results/benchmarks/train_trial/{search}_{trial}.tsv"
+    priority: lambda wildcards: run_priority(config["searches"][wildcards.search]["run"])
     conda:
         "../envs/trainset.yaml"
     threads: 1
