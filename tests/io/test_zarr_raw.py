@@ -9,6 +9,7 @@ goes through zarr-python, which reads it or raises :class:`TrainsetError`.
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 
@@ -183,3 +184,102 @@ def test_reads_are_cut_at_the_buffer_limit(stored, monkeypatch, reads, no_fallba
     rows = ROWS["one chunk shuffled"]
     _assert_batch(FMT.reader(path).take(0, rows), data, rows, "16 buffers per call")
     assert reads["calls"] == [16] * (CHUNK // 16) + [1]
+
+
+def _raising_alarm(seconds: int):
+    """Fail the test (instead of hanging it) when a call blocks longer than ``seconds``."""
+    import signal
+
+    def fail(signum, frame):
+        pytest.fail("blocked: a FIFO's open waited for a writer")
+
+    previous = signal.signal(signal.SIGALRM, fail)
+    signal.alarm(seconds)
+    return lambda: (signal.alarm(0), signal.signal(signal.SIGALRM, previous))
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_fifo_in_place_of_a_chunk_falls_back_and_is_named(tmp_path):
+    data = _collection()
+    path = tmp_path / "TS_d.zarr"
+    FMT.write(data, path, None, chunk=CHUNK)
+    reader = FMT.reader(path)
+    rows = ROWS["one chunk shuffled"]
+    _assert_batch(reader.take(0, rows), data, rows, "before")
+    chunk = _chunk(path, "y", 2)
+    chunk.unlink()
+    os.mkfifo(chunk)  # no writer: a blocking open would wait forever
+    restore = _raising_alarm(10)
+    try:
+        with pytest.raises(TrainsetError, match="all/y/c/2"):
+            reader.take(0, rows)
+    finally:
+        restore()
+
+
+def test_io_error_in_the_fast_path_falls_back_to_zarr(stored, monkeypatch):
+    data, path = stored
+    reader = FMT.reader(path)
+    general = ZarrReader.read
+    fell_back = []
+
+    def eio(fd, buffers, offset):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(raw, "_read_at", eio)
+    monkeypatch.setattr(ZarrReader, "read", lambda self, *a, **k: fell_back.append(a[-1]) or general(self, *a, **k))
+    rows = ROWS["two chunks"]
+    _assert_batch(reader.take(0, rows), data, rows, "EIO")  # zarr-python reads it (or would name the file)
+    assert sorted(fell_back) == [["x", "y"]]
+
+
+def test_take_valid_checks_the_range(stored):
+    data, path = stored
+    reader = FMT.reader(path)
+    with pytest.raises(TrainsetError, match="rows must be"):  # in the last chunk's file, past the end
+        reader.take_valid(0, np.array([N + 5], np.int64))
+    with pytest.raises(TrainsetError, match="rows must be"):
+        reader.take_valid(0, np.array([-1], np.int64))
+    assert reader.take_valid(0, np.zeros(0, np.int64))["x"].shape == (0, 8, 32)
+    rows = ROWS["sparse"]
+    _assert_batch(reader.take_valid(0, rows.astype(np.int64)), data, rows, "take_valid")
+
+
+def test_zero_width_variable_reads_empty_rows(tmp_path):
+    values = np.zeros((N, 0), np.float32)
+    data = Collection.single(xr.Dataset({"e": (("sample", "k"), values),
+                                         "y": (("sample",), np.arange(N))}), attrs={"task": "t"})
+    path = tmp_path / "TS_e.zarr"
+    FMT.write(data, path, None, chunk=CHUNK)
+    reader = FMT.reader(path)
+    for label, rows in ROWS.items():
+        got = reader.take(0, rows)
+        assert got["e"].shape == (rows.size, 0) and got["e"].dtype == np.float32, label
+        np.testing.assert_array_equal(got["y"], rows, err_msg=label)
+    assert isinstance(reader._raws[("all", "e")], raw.RawArray)  # taken by the fast path: no file to read
+    assert reader.read(0, np.arange(5, 300, 7), ["e"])["e"].shape == (43, 0)  # the sorted read too
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_group_rows_matches_scanning_each_chunk(seed):
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, 40 * CHUNK, size=int(rng.integers(2, 600)))
+    groups = raw.group_rows(rows, CHUNK)
+    which = rows // CHUNK
+    assert [g.chunk for g in groups] == sorted(set(which.tolist()))
+    for group in groups:
+        positions = np.flatnonzero(which == group.chunk)  # ascending: batch order within the chunk
+        np.testing.assert_array_equal(group.positions, positions)
+        np.testing.assert_array_equal(group.local, rows[positions] - group.chunk * CHUNK)
+        assert (group.low, group.high) == (group.local.min(), group.local.max() + 1)
+
+
+def test_plans_compare_by_identity(stored):
+    _, path = stored
+    reader = FMT.reader(path)
+    reader.take(0, ROWS["two chunks"])
+    one = reader._raws[("all", "x")]
+    other = raw.RawArray(one.folder, one.chunk, one.dtype, one.shape)
+    assert one == one and one != other  # ndarray fields must not take part in ==
+    a, b = raw.group_rows(ROWS["two chunks"], CHUNK)
+    assert a != b and a == a

@@ -95,3 +95,29 @@ def test_every_shard_a_batch_reads_is_checked_before_and_after_its_gather(tmp_pa
         assert files <= set(before) and files <= set(after)
         checked.clear()
         gathered.clear()
+
+
+@pytest.mark.parametrize("options", [
+    {"shuffle": True, "shuffle_buffer": 16, "batch_size": 8},
+    {"shuffle": False, "batch_size": 9},
+])
+def test_no_variables_yields_index_only_batches(tmp_path, options):
+    path = mixed_store(tmp_path)
+    every = list(WdsDataset(path, seed=3, **options))
+    none = list(WdsDataset(path, seed=3, variables=[], **options))
+    assert none and [sorted(batch) for batch in none] == [["index"]] * len(every)
+    for got, want in zip(none, every):  # the same samples in the same order as when variables are read
+        assert got["index"].tolist() == want["index"].tolist()
+
+
+def test_layout_does_not_depend_on_how_large_source_numbers_are():
+    # numbers only grow within a window (each Fortran-ordered member copy is a new source): the
+    # layout must be sized by the sources used, not by the largest number
+    small = np.array([1, 0, 1, 1, 2, 0, 2, 2, 1])
+    layout = wds._layout(small, 4)
+    big = wds._layout(np.array([0, 10**12, 2**62])[small], 4)
+    assert big.used == [0, 10**12, 2**62]
+    assert (big.major, big.groups) == (layout.major, layout.groups)
+    assert big.present == [tuple(big.used[i] for i in batch) for batch in layout.present]
+    for name in ("minor", "stand_in", "others"):
+        np.testing.assert_array_equal(getattr(big, name), getattr(layout, name))

@@ -174,20 +174,30 @@ def gather_chunks(read_chunk: Callable[[int, np.ndarray], bool], rows: np.ndarra
     """Fill ``out[i]`` with row ``rows[i]`` (chunk ``which[i]``) from whole chunks of ``len(buf)`` rows.
 
     ``read_chunk(c, raw)`` fills ``buf``, seen as its raw bytes ``raw``, with chunk ``c`` and says
-    whether it could; the rows of each touched chunk are then gathered straight into ``out``, so
-    a batch costs one read and one copy per chunk. Shared by HDF5's direct chunk reads and Zarr's
-    raw chunk files; False (``out`` partly filled) when a chunk could not be read.
+    whether it could; the rows of each touched chunk are then gathered straight into ``out``
+    (:func:`gather_rows`), so a batch costs one read and one copy per chunk. HDF5's direct chunk
+    reads use it; False (``out`` partly filled) when a chunk could not be read.
     """
     chunk, raw = buf.shape[0], buf.reshape(-1).view(np.uint8)
     for c in touched.tolist():
         if not read_chunk(c, raw):
             return False
         if touched.size == 1:
-            np.take(buf, rows - c * chunk, axis=0, out=out, mode="clip")  # in range; "raise" would buffer out
+            gather_rows(buf, rows - c * chunk, out)
         else:
             sel = which == c
-            out[sel] = buf[rows[sel] - c * chunk]
+            gather_rows(buf, rows[sel] - c * chunk, out, sel)
     return True
+
+
+def gather_rows(block: np.ndarray, local: np.ndarray, out: np.ndarray, where: np.ndarray | None = None) -> None:
+    """``out[where] = block[local]``: rows ``local`` (in range) of a chunk read into ``block``, to
+    their places in a batch. ``where`` None: they are the whole batch, in order, gathered with
+    no temporary. Shared by HDF5's direct chunk reads and Zarr's raw chunk spans."""
+    if where is None:
+        np.take(block, local, axis=0, out=out, mode="clip")  # in range; "raise" would buffer out
+    else:
+        out[where] = block[local]
 
 
 def scratch_buffer(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:

@@ -258,11 +258,10 @@ def _layout(sources: np.ndarray, size: int) -> _Layout:
     worked out for the whole window with a few vectorised passes instead of per batch."""
     n = len(sources)
     starts = np.arange(0, n, size)
-    present = np.bincount(sources)
-    used = np.flatnonzero(present)
+    used, code = np.unique(sources, return_inverse=True)  # code: each sample's source as its place in used
     if len(used) <= 1:
         return _Layout(used.tolist(), [0] * len(starts), [tuple(used.tolist())] * len(starts), None, None, None, [])
-    code = (np.cumsum(present > 0) - 1)[sources]  # source number -> its place in used
+    code = code.reshape(-1)
     width, batch = len(used), np.arange(n) // size
     counts = np.bincount(batch * width + code, minlength=len(starts) * width).reshape(len(starts), width)
     major = counts.argmax(axis=1)
@@ -312,14 +311,16 @@ class _Window:
         """Add the samples ``rows`` (local, kept) of a member group whose blocks are ``views``: per
         variable, its source and the byte offset and stride of its rows there (arrays are built
         for the whole window at :meth:`emit`)."""
-        where, shard = {}, None
+        where, mapped_source = {}, None  # the mapping's source number, once a C-ordered member needs it
         for var, view in views.items():
             if self.variables is not None and var not in self.variables:
                 continue
             if var not in self.specs:
                 self.specs[var] = np.dtype((view.dtype, view.shape[1:]))
             if view.flags.c_contiguous:
-                source = shard = self._source(mapped, mapped) if shard is None else shard
+                if mapped_source is None:
+                    mapped_source = self._source(mapped, mapped)
+                source = mapped_source
             else:  # a Fortran-ordered member: copied once, a source of its own
                 mapped.check()  # the copy reads the mapping: never from a changed or cut file
                 view = np.ascontiguousarray(view)
@@ -341,7 +342,7 @@ class _Window:
         order = self.rng.permutation(n) if self.rng is not None else np.arange(n)
         stop = n if final else (n // self.size) * self.size  # a short batch only at the very end
         index, lying = index[order], _select(lying, order)  # batch k: [k*size, (k+1)*size)
-        plans, shards = self._plans(_select(lying, slice(None, stop)))
+        plans, shards = self._plans(_select(lying, slice(None, stop)), -(-stop // self.size))
         for k, begin in enumerate(range(0, stop, self.size)):
             yield self._batch(index[begin:begin + self.size], {var: plan[k] for var, plan in plans.items()}, shards[k])
         self.held = n - stop
@@ -368,10 +369,11 @@ class _Window:
                                 shared[key])
         return (index if head is None else np.concatenate([head, index])), lying
 
-    def _plans(self, lying: dict[str, _Lying]) -> tuple[dict[str, list[_Take]], list[tuple[Any, ...]]]:
-        """Per variable the :class:`_Take` of each batch, and per batch the mapped shards all its
-        bytes come from (each once). Variables lying in the same sources (all of them, unless
-        some members were copied) share one :func:`_layout`."""
+    def _plans(self, lying: dict[str, _Lying], batches: int) -> tuple[dict[str, list[_Take]], list[tuple[Any, ...]]]:
+        """Per variable the :class:`_Take` of each of the ``batches`` batches, and per batch the
+        mapped shards all its bytes come from (each once; none when no variable is read, the
+        batches then hold ``index`` alone). Variables lying in the same sources (all of them,
+        unless some members were copied) share one :func:`_layout`."""
         layouts: dict[int, _Layout] = {}  # id(sources) -> its layout
         plans = {}
         for var, where in lying.items():
@@ -380,7 +382,7 @@ class _Window:
             plans[var] = self._takes(var, where.offsets, layouts[id(where.sources)])
         known: dict[tuple[int, ...], tuple[Any, ...]] = {}  # source numbers -> their shards
         shards = []
-        every = [layout.present for layout in layouts.values()]
+        every = [layout.present for layout in layouts.values()] or [[()] * batches]
         for numbers in every[0] if len(every) == 1 else (sum(batch, ()) for batch in zip(*every)):
             if numbers not in known:
                 known[numbers] = tuple({id(self.shards[n]): self.shards[n] for n in numbers}.values())

@@ -298,8 +298,7 @@ class MappedShard:
         # kept open: check() fstat-s the mapped inode (mmap's own duplicate descriptor is not reachable)
         self._handle = open(file, "rb")
         weakref.finalize(self, self._handle.close)
-        self._fd = self._handle.fileno()  # open as long as this object lives (check() runs twice per batch)
-        self.stat = _stat_key(os.fstat(self._fd))
+        self.stat = _stat_key(os.fstat(self._handle.fileno()))
         if verified is not None and (*self.stat, self.sha256) not in verified:
             self._handle.close()
             raise TrainsetError(f"{name}: shard changed between its sha256 check and its mapping. {REWRITE}")
@@ -333,7 +332,7 @@ class MappedShard:
 
     def check(self) -> None:
         """Refuse to use the mapped bytes once the file changed (size, mtime or ctime moved)."""
-        if self.watch and _stat_key(os.fstat(self._fd)) != self.stat:
+        if self.watch and _stat_key(os.fstat(self._handle.fileno())) != self.stat:
             raise TrainsetError(f"{self.name}: shard changed while it was being read (its bytes are no longer "
                                 f"the verified ones); do not rewrite a dataset while it is read. {REWRITE}")
 

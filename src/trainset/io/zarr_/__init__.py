@@ -30,9 +30,10 @@ the manifest date is the day only (``SOURCE_DATE_EPOCH`` honoured), so two write
 collection are byte-identical file by file.
 
 Reading: :class:`ZarrReader` groups the requested rows by chunk and reads each touched chunk
-once with one slice (zarr costs ~1 ms per call, so per-sample reads are never done). A
-loader's shuffled batches of an uncompressed local store skip zarr-python: each touched chunk
-file is read once, its rows straight into their places in the batch (:mod:`.raw`).
+once with one slice (zarr costs ~1 ms per call, so per-sample reads are never done). Every
+``take`` (rows in any order, as a loader's shuffled batches ask) of an uncompressed local store
+skips zarr-python: each touched chunk file is read once, its rows straight into their places in
+the batch (:mod:`.raw`).
 """
 
 from __future__ import annotations

@@ -15,10 +15,14 @@ gathered from it, fewer Python objects than one buffer per row. A row wanted twi
 and copied. Reading never maps a file (a file cut while mapped would kill the process with SIGBUS).
 
 What is read here: only what :meth:`ZarrReader._raw` accepts (the one raw codec chain, trainset's
-chunk grid, ``/``-separated default chunk keys, the manifest's dtype). A chunk file is opened with
-``O_NOFOLLOW`` and must be a regular file of exactly the chunk's size (store-wide links are refused
-when the store is opened); any other case, a short read included, gives None and the caller reads
-through zarr-python, which reads or names the problem.
+chunk grid, ``/``-separated default chunk keys, the manifest's dtype; rows of zero bytes need no
+file). A chunk file is opened with ``O_NOFOLLOW | O_NONBLOCK`` and must be a regular file of exactly
+the chunk's size; any other case (a FIFO or device, which ``O_NONBLOCK`` keeps from blocking the
+open, a link as the file itself, an I/O error, a short read) gives None and the caller reads through
+zarr-python, which reads or names the problem. Links: every link inside the store is refused when
+the store is opened, and ``O_NOFOLLOW`` refuses the chunk file itself being one later; a link to a
+folder made inside the store after it was opened (``c/3 -> elsewhere``) is followed, here as by
+zarr-python.
 """
 
 from __future__ import annotations
@@ -26,11 +30,10 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
-from trainset.io.base import scratch_buffer
+from trainset.io.base import gather_rows, scratch_buffer
 
 SCATTER_MIN_ROW_BYTES = 512
 """Rows at least this long are read straight into the batch (one buffer each); shorter rows (a
@@ -44,10 +47,11 @@ except (AttributeError, ValueError, OSError):
     IOV_MAX = 16
 READ_MAX = 1 << 30
 """Bytes per ``preadv`` call at most (Linux returns at most ~2 GiB per call; a shorter read falls back)."""
-_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+"""``O_NONBLOCK``: opening a FIFO for reading would otherwise wait for a writer (no effect on regular files)."""
 
 
-@dataclass
+@dataclass(eq=False)
 class ChunkRows:
     """The rows of a batch that lie in one chunk, and where they go in the batch: the same for every
     variable of a part (all share the chunk grid), so a batch groups its rows once."""
@@ -62,7 +66,7 @@ class ChunkRows:
     """``local.min()``: reads start at this row."""
     high: int
     """``local.max() + 1``."""
-    _dest: np.ndarray | None = field(default=None, repr=False)
+    _dest: np.ndarray | None = field(default=None, init=False, repr=False)
 
     @property
     def dest(self) -> np.ndarray:
@@ -86,15 +90,16 @@ def group_rows(rows: np.ndarray, chunk: int) -> list[ChunkRows]:
         c = first // chunk
         return [ChunkRows(c, rows - c * chunk, np.arange(rows.size), first - c * chunk, last + 1 - c * chunk)]
     which = rows // chunk
+    order = np.argsort(which, kind="stable")  # by chunk, batch order kept within each
     groups = []
-    for c in np.unique(which).tolist():
-        positions = np.flatnonzero(which == c)
+    for positions in np.split(order, np.flatnonzero(np.diff(which[order])) + 1):
+        c = int(which[positions[0]])
         local = rows[positions] - c * chunk
         groups.append(ChunkRows(c, local, positions, int(local.min()), int(local.max()) + 1))
     return groups
 
 
-@dataclass
+@dataclass(eq=False)
 class RawArray:
     """One raw zarr array on trainset's chunk grid: where its chunk files are and how rows lie in them.
 
@@ -133,7 +138,8 @@ class RawArray:
         return out
 
     def _chunk(self, rows: ChunkRows, out: np.ndarray) -> bool:
-        """The rows of one chunk into their places in ``out``."""
+        """The rows of one chunk into their places in ``out``; False on any problem, an I/O error
+        included (zarr-python then reads the chunk, or raises an error naming its file)."""
         try:
             fd = os.open(f"{self.folder}/{rows.chunk}{self._suffix}", _FLAGS)
         except OSError:
@@ -145,6 +151,8 @@ class RawArray:
             if self.row_bytes < SCATTER_MIN_ROW_BYTES:
                 return self._span(fd, rows, out)
             return self._scatter(fd, rows, out)
+        except OSError:
+            return False
         finally:
             os.close(fd)
 
@@ -153,10 +161,8 @@ class RawArray:
         buf = scratch_buffer((self.chunk, *self.shape), self.dtype)[:rows.high - rows.low]
         if not _read(fd, [buf.reshape(-1).view(np.uint8).data], rows.low * self.row_bytes):
             return False
-        if rows.positions.size == out.shape[0]:  # the only group: its places are 0..n-1 in order
-            np.take(buf, rows.local - rows.low, axis=0, out=out, mode="clip")  # in range; "raise" would buffer out
-        else:
-            out[rows.positions] = buf[rows.local - rows.low]
+        whole = rows.positions.size == out.shape[0]  # the only group: its places are 0..n-1 in order
+        gather_rows(buf, rows.local - rows.low, out, None if whole else rows.positions)
         return True
 
     def _scatter(self, fd: int, rows: ChunkRows, out: np.ndarray) -> bool:
@@ -205,7 +211,8 @@ def _read(fd: int, buffers: list, offset: int, size: int | None = None) -> bool:
     """Fill ``buffers`` in turn with the file's bytes from ``offset``; False on a short read.
 
     ``size``: every buffer's length (rows), else each is measured. At most :data:`IOV_MAX` buffers
-    and about :data:`READ_MAX` bytes per call.
+    per call; rows of ``size`` bytes are also cut at about :data:`READ_MAX` bytes per call. Measured
+    buffers (one span) are not cut: one over ~2 GiB reads short on Linux, and the caller falls back.
     """
     lengths = None if size is not None else [len(b) for b in buffers]
     per_call = IOV_MAX if size is None else max(1, min(IOV_MAX, READ_MAX // max(size, 1)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -202,18 +203,17 @@ class ZarrReader(Reader):
 
     def take(self, part: int, rows: np.ndarray, variables: list[str] | None = None) -> dict[str, np.ndarray]:
         """Rows in the order given; uncompressed local chunks read straight into the batch (:mod:`.raw`)."""
-        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
-        infos = self.parts
-        if not 0 <= part < len(infos) or not rows.size or rows.min() < 0 or rows.max() >= infos[part].size:
-            return super().take(part, rows, variables)  # read() names any problem
-        return self.take_valid(part, rows, variables)
+        return self.take_valid(part, np.asarray(rows, dtype=np.int64).reshape(-1), variables)
 
     def take_valid(self, part: int, rows: np.ndarray, variables: list[str] | None = None) -> dict[str, np.ndarray]:
-        """:meth:`take` of rows known to be in range (int64, 1-D, not empty), as a loader's own
-        sampler draws them: the same arrays, without the range check."""
-        info = self.parts[part]
-        if not rows.size:
+        """:meth:`take` of ``rows`` already int64 and 1-D, as a loader's own sampler draws them: the
+        same arrays, without the conversion. The range is still checked (a row past the end of the
+        last chunk would read its padding): no rows, an unknown part or a row out of range go
+        through :meth:`Reader.take`, whose :meth:`read` names the problem."""
+        infos = self.parts
+        if not 0 <= part < len(infos) or not rows.size or rows.min() < 0 or rows.max() >= infos[part].size:
             return super().take(part, rows, variables)
+        info = infos[part]
         names = list(info.variables) if variables is None else variables
         groups = group_rows(rows, self.block_size)  # once for all variables: they share the chunk grid
         out: dict[str, np.ndarray | None] = {}
@@ -237,6 +237,8 @@ class ZarrReader(Reader):
 
     def _raw_array(self, world: str, name: str, info: VariableInfo) -> RawArray | None:
         array, chunk = self.array(world, name), self.block_size  # array(): the store's link and name checks
+        if not info.dtype.itemsize * math.prod(info.shape):  # rows of zero bytes: no file to read (zarr writes none)
+            return RawArray(str(self.path / world / name / "c"), chunk, info.dtype, tuple(info.shape))
         meta = array.metadata
         if (getattr(meta, "codecs", None) != RAW_CODECS or array.dtype != info.dtype
                 or info.dtype.newbyteorder("<") != info.dtype or info.dtype.hasobject
@@ -249,6 +251,8 @@ class ZarrReader(Reader):
     def _rows(self, world: str, name: str, local: np.ndarray, info: VariableInfo) -> np.ndarray:
         array, chunk = self.array(world, name), self.block_size
         out = np.empty((local.size, *info.shape), dtype=info.dtype)
+        if not out.size:  # no rows, or rows of zero bytes: nothing to read (zarr writes no chunk file for those)
+            return out
         which = local // chunk
         cuts = np.flatnonzero(np.diff(which)) + 1
         for start, stop in zip(np.r_[0, cuts], np.r_[cuts, local.size]):
