@@ -42,6 +42,8 @@ rule tune_io:
         "../envs/trainset.yaml"
     # The cores its training job will reserve, not more: Snakemake keeps no core free for a
     # waiting job, so a two-core tuner on two cores waited for the rest of the workflow to end.
+    # Its loader workers then share those cores (and the machine's load), as training's will:
+    # the figures in io.json are of the machine as the workflow uses it.
     threads: run_threads
     resources:
         mem_mb=mem_mb,
