@@ -325,15 +325,24 @@ def _read_metadata(path: Path) -> dict:
 
 def _plain_metadata_of(plain: dict, path: Path) -> dict:
     """:func:`_metadata_of` of what :func:`~trainset.io.netcdf_plain.plain_metadata` read."""
+    return _assemble(plain["root"], plain["parts"], plain["stored"], plain["chunk"], path)
+
+
+def _assemble(root_attrs: dict[str, Any], parts: list[PartInfo], stored: dict[str, np.ndarray] | None,
+              chunk: int | None, path: Path) -> dict:
+    """The metadata dict from what either path (h5py or xarray) read: one place checks the version,
+    decodes the collection attrs and checks the splits, so the two paths cannot drift apart.
+    ``chunk``: the file's samples per chunk, None when no variable is chunked."""
     try:
-        _check_version(plain["root"], path)
-        collection_attrs = json.loads(plain["root"].get("trainset_attrs", "{}"))
+        _check_version(root_attrs, path)
+        collection_attrs = json.loads(root_attrs.get("trainset_attrs", "{}"))
     except ValueError as error:
         raise TrainsetError(f"{path}: not a readable NetCDF dataset ({error}). Fix: rewrite it with trainset") from error
-    n = sum(p.size for p in plain["parts"])
-    stored = plain["stored"]
+    # the one split checker (no silent cast: a float or bool split is refused, not truncated)
+    n = sum(p.size for p in parts)
     splits = None if stored is None else check_splits(stored, n, f"{path}: group {SPLITS_GROUP}")
-    return {"parts": plain["parts"], "attrs": collection_attrs, "splits": splits, "chunk": plain["chunk"]}
+    return {"parts": parts, "attrs": collection_attrs, "splits": splits,
+            "chunk": OPTIONS["chunk"] if chunk is None else chunk}
 
 
 def _open_tree(path: Path) -> xr.DataTree:
@@ -364,12 +373,11 @@ def _check_version(attrs: dict[str, Any], path: str | os.PathLike) -> None:
 
 def _metadata_of(tree: xr.DataTree, path: Path) -> dict:
     """:func:`_read_metadata` of an open tree."""
+    attrs = dict(tree.attrs)
     try:
-        attrs = dict(tree.attrs)
-        _check_version(attrs, path)
+        _check_version(attrs, path)  # before the parts too: a file of another version is named as such
         names = json.loads(attrs.get("trainset_parts", '["all"]'))
-        collection_attrs = json.loads(attrs.get("trainset_attrs", "{}"))
-        parts, chunk = [], 256
+        parts, chunk = [], None
         for name in names:
             part = tree[name].to_dataset() if len(names) > 1 else tree.to_dataset()
             parts.append(_part_info(name, part, path))
@@ -380,10 +388,7 @@ def _metadata_of(tree: xr.DataTree, path: Path) -> dict:
             stored = {str(k): group[k].values for k in group.data_vars}
     except (OSError, ValueError, KeyError) as error:
         raise TrainsetError(f"{path}: not a readable NetCDF dataset ({error}). Fix: rewrite it with trainset") from error
-    # the one split checker (no silent cast: a float or bool split is refused, not truncated)
-    n = sum(p.size for p in parts)
-    splits = None if stored is None else check_splits(stored, n, f"{path}: group {SPLITS_GROUP}")
-    return {"parts": parts, "attrs": collection_attrs, "splits": splits, "chunk": chunk}
+    return _assemble(attrs, parts, stored, chunk, path)
 
 
 def _part_info(name: str, part: xr.Dataset, path: Path) -> PartInfo:
@@ -396,7 +401,7 @@ def _part_info(name: str, part: xr.Dataset, path: Path) -> PartInfo:
     return PartInfo(name, int(part.sizes.get(SAMPLE, 0)), variables)
 
 
-def _chunk_of(part: xr.Dataset, default: int) -> int:
+def _chunk_of(part: xr.Dataset, default: int | None) -> int | None:
     for array in part.data_vars.values():
         sizes = array.encoding.get("chunksizes")
         if sizes:

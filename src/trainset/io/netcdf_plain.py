@@ -8,8 +8,11 @@ so these facts are read here from its HDF5 structure as xarray would decode them
 Only files whose every variable read here xarray would pass through unchanged take this path:
 plain int/uint/float data and splits, no CF encoding attributes (``scale_factor``, ``units``,
 an integer ``_FillValue``, ...), the ``_NCProperties`` that netCDF-C writes, dimension scales
-attached as netCDF-C attaches them. For anything else :func:`plain_metadata` returns None and
-the caller reads the file through xarray, whose answers (and error messages) are the reference.
+attached as netCDF-C attaches them, a creation-order index (netCDF-C's variable order), no
+unlimited dimension in a part (netCDF-C gives it the largest extent of its variables, xarray pads
+the others to it) and no ``_nc4_non_coord_`` variable (netCDF-C renames it). For anything else,
+or on any unexpected error, :func:`plain_metadata` returns None and the caller reads the file
+through xarray, whose answers (and error messages) are the reference: a fallback costs time only.
 """
 
 from __future__ import annotations
@@ -22,11 +25,13 @@ import h5py
 import numpy as np
 
 from trainset.collection import SAMPLE
+from trainset.errors import TrainsetError
 from trainset.io.base import PartInfo, VariableInfo
 from trainset.io.hdf5.refs import open_contained
+from trainset.io.hdf5.scales import NOT_A_VARIABLE
 
-PHONY = b"This is a netCDF dimension but not a netCDF variable"
-"""The ``NAME`` of a dimension scale netCDF-C creates for a dimension without a variable."""
+NON_COORD = "_nc4_non_coord_"
+"""netCDF-C's link-name prefix for a variable named like a dimension it is not the coordinate of."""
 DECODED = frozenset({"scale_factor", "add_offset", "_Unsigned", "dtype", "calendar", "units", "missing_value",
                      "valid_range", "valid_min", "valid_max", "flag_values", "compress", "bounds"})
 """Attributes on which xarray's CF decoding may change a variable's values or dtype."""
@@ -36,16 +41,21 @@ def plain_metadata(path: str | os.PathLike, splits_group: str) -> dict | None:
     """``{"root": root attributes, "parts": [PartInfo], "chunk", "stored": {split: indices} | None}``
     of the NetCDF-4 file at ``path``, or None where xarray must read it (see the module docstring).
 
-    Outside references are refused first (:func:`open_contained`), as before netCDF-C opens a file.
+    Outside references are refused first (:func:`open_contained`), as before netCDF-C opens a file;
+    the xarray path scans for them again on a fallback (cheap, and it keeps that path self-contained).
     """
     try:
         handle = open_contained(path)
-    except (OSError, ValueError):
-        return None  # missing or not HDF5: the xarray path says what is wrong
+    except TrainsetError:
+        raise  # refused: it points outside itself
+    except Exception:  # noqa: BLE001 - missing, not HDF5, ...: the xarray path says what is wrong
+        return None
     with handle:
         try:
             return _metadata(handle, splits_group)
-        except (OSError, ValueError, KeyError, TypeError):
+        except TrainsetError:
+            raise
+        except Exception:  # noqa: BLE001 - a structure not foreseen here: xarray, the reference, reads it
             return None
 
 
@@ -55,9 +65,11 @@ def _metadata(f: h5py.File, splits_group: str) -> dict | None:
     root = {key: _attr(f.attrs[key]) for key in f.attrs if not key.startswith("_")}
     names = json.loads(root.get("trainset_parts", '["all"]'))
     groups = [f[name] if len(names) > 1 else f for name in names]
-    parts, chunk = [], 256
+    if _unlimited(f):  # the root's dimensions are the parts' too
+        return None
+    parts, chunk = [], None  # None: no chunked variable, the caller's default
     for name, group in zip(names, groups):
-        if not isinstance(group, h5py.Group):
+        if not isinstance(group, h5py.Group) or _unlimited(group):
             return None
         found = _data_variables(group)
         if not found:
@@ -71,7 +83,7 @@ def _metadata(f: h5py.File, splits_group: str) -> dict | None:
     stored = None
     if splits_group in f and isinstance(f[splits_group], h5py.Group):
         found = _data_variables(f[splits_group], first_dim=None)
-        if found is None:
+        if found is None or _unlimited(f[splits_group], empty_ok=True):
             return None
         stored = {str(k): ds[()] for k, ds in found.items()}
     return {"root": root, "parts": parts, "chunk": chunk, "stored": stored}
@@ -79,12 +91,20 @@ def _metadata(f: h5py.File, splits_group: str) -> dict | None:
 
 def _data_variables(group: h5py.Group, first_dim: str | None = SAMPLE) -> dict[str, h5py.Dataset] | None:
     """The group's data variables (not coordinates) in netCDF order, each plain and, with
-    ``first_dim``, sample-first; None when one is not."""
-    datasets = {name: obj for name, obj in _in_creation_order(group) if isinstance(obj, h5py.Dataset)}
+    ``first_dim``, sample-first; None when one is not, or the group is not plain."""
+    members = _in_creation_order(group)
+    if members is None or any(name.startswith(NON_COORD) for name, _ in members):
+        return None  # netCDF-C lists by name, or renames the variable: xarray's view differs
+    datasets = {name: obj for name, obj in members if isinstance(obj, h5py.Dataset)}
     coords = set(str(_attr(group.attrs.get("coordinates", ""))).split())
     for name, ds in datasets.items():
-        if _attr(ds.attrs.get("NAME", b"")) == PHONY.decode() or ds.attrs.get("CLASS") is not None:
-            coords.add(name)  # a dimension (phony) or a dimension coordinate
+        phony = str(_attr(ds.attrs.get("NAME", ""))).startswith(NOT_A_VARIABLE)
+        if h5py.h5ds.is_scale(ds.id):  # a dimension: phony, or with its coordinate variable
+            if ds.ndim != 1:
+                return None
+            coords.add(name)
+        elif phony:
+            return None  # a dimension's name on a variable: not how netCDF-C writes one
         coords.update(str(_attr(ds.attrs.get("coordinates", ""))).split())
     out = {}
     for name, ds in datasets.items():
@@ -96,11 +116,25 @@ def _data_variables(group: h5py.Group, first_dim: str | None = SAMPLE) -> dict[s
     return out
 
 
-def _in_creation_order(group: h5py.Group) -> list[tuple[str, Any]]:
-    """The group's members in link creation order: netCDF-C's (and so xarray's) variable order."""
+def _in_creation_order(group: h5py.Group) -> list[tuple[str, Any]] | None:
+    """The group's members in link creation order: netCDF-C's (and so xarray's) variable order;
+    None where the group has no creation-order index (netCDF-C then lists by name)."""
+    # h5g.open: a File's own create plist is the file's, which does not say how its root group orders links
+    order = h5py.h5g.open(group.id, b".").get_create_plist().get_link_creation_order()
+    if not order & h5py.h5p.CRT_ORDER_INDEXED:
+        return None
     names: list[str] = []
     group.id.links.iterate(lambda name: names.append(name.decode("utf-8")), idx_type=h5py.h5.INDEX_CRT_ORDER)
     return [(name, group.get(name)) for name in names]
+
+
+def _unlimited(group: h5py.Group, empty_ok: bool = False) -> bool:
+    """Whether a dataset of the group has an unlimited dimension: netCDF-C gives such a dimension
+    the largest extent of the variables using it and xarray pads every one to it, so a dataset's
+    own extent is not what xarray shows. ``empty_ok``: empty ones are fine (an empty split is
+    written so): a dimension all of whose datasets are empty has length 0 for xarray too."""
+    return any(None in obj.maxshape and not (empty_ok and obj.size == 0)
+               for obj in group.values() if isinstance(obj, h5py.Dataset))
 
 
 def _plain(ds: h5py.Dataset) -> bool:
