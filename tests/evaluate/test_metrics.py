@@ -222,6 +222,32 @@ def test_threshold_single_class_gives_nan_auc():
     assert per["positives"][3] == 0
 
 
+def test_auc_and_roc_points_are_sklearns_bit_for_bit():
+    """The ROC curve and AUC are computed in numpy (scikit-learn's input checks cost more than the
+    sort): they must equal ``roc_auc_score`` and ``roc_curve`` exactly, not approximately, so the
+    reports' numbers and figures do not move; ties (rounded and float32 scores) included."""
+    from sklearn.metrics import roc_curve
+
+    from trainset.evaluate.threshold_metrics import _auc, roc_points
+
+    rng = np.random.default_rng(11)
+    for trial in range(300):
+        n = int(rng.integers(2, 2000))
+        y = (rng.random(n) < rng.uniform(0.02, 0.98)).astype(np.float64)
+        y[:2] = [0.0, 1.0]  # both classes
+        p = rng.random(n)
+        if trial % 3 == 1:
+            p = np.round(p, int(rng.integers(1, 3)))  # many tied scores
+        elif trial % 3 == 2:
+            p = np.clip(0.3 * y + 0.7 * p, 0, 1).astype(np.float32).astype(np.float64)
+        assert _auc(y, p) == roc_auc_score(y, p), trial
+        fpr, tpr, _ = roc_curve(y, p, drop_intermediate=True)
+        assert roc_points(y, p) == (fpr.tolist(), tpr.tolist()), trial
+    assert roc_points(np.zeros(5), rng.random(5)) is None
+    with pytest.raises(ValueError, match="0 or 1"):
+        roc_points(np.array([0.0, 2.0]), np.array([0.1, 0.2]))
+
+
 def test_monotonicity_by_hand():
     probs = np.array([[0.9, 0.8, 0.85],   # pair (1, 2) rises: 1 violation
                       [0.5, 0.5, 0.5],    # equal is allowed

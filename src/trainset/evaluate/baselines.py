@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from trainset.evaluate._common import as_array, expand_mask, masked_mean
+
+if TYPE_CHECKING:  # scikit-learn is imported where a model is fitted: mean and climatology need none
+    from sklearn.pipeline import Pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +88,10 @@ def linear_baseline(train_x: Any, train_y: Any, alpha: float = 1.0) -> LinearBas
     y = as_array(train_y, np.float64)
     if len(x) != len(y):
         raise ValueError(f"train_x has {len(x)} samples but train_y has {len(y)}")
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     model = make_pipeline(StandardScaler(), Ridge(alpha=alpha))
     model.fit(x.reshape(len(x), -1), y.reshape(len(y), -1))
     return LinearBaseline(model=model, target_shape=tuple(y.shape[1:]))
@@ -192,6 +196,10 @@ def _subsample(n: int, max_rows: int | None, seed: int) -> np.ndarray:
 
 
 def _logistic(max_iter: int, c: float) -> Pipeline:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=max_iter))
 
 

@@ -20,7 +20,6 @@ import logging
 from typing import Any
 
 import numpy as np
-from scipy.stats import ks_2samp, wasserstein_distance
 
 from trainset.evaluate._common import as_array, floats, summary
 
@@ -84,6 +83,8 @@ def _by_week(national: np.ndarray) -> dict[str, list]:
 
 
 def _compare(gen: np.ndarray, held: np.ndarray) -> dict[str, Any]:
+    from scipy.stats import ks_2samp, wasserstein_distance  # here: only frame reports pay for scipy.stats
+
     ks = ks_2samp(gen, held)
     return {"generated": summary(gen), "held_out": summary(held),
             "ks_statistic": float(ks.statistic), "ks_pvalue": float(ks.pvalue),
@@ -120,6 +121,8 @@ def frame_distribution_metrics(generated: Any, held_out: Any,
     if g.shape[1:] != h.shape[1:]:
         raise ValueError(f"generated {g.shape[1:]} and held-out {h.shape[1:]} frames must have the "
                          "same weeks x places")
+    from scipy.stats import wasserstein_distance
+
     g_nat, h_nat = g.sum(axis=2), h.sum(axis=2)
     logger.debug("comparing %d generated with %d held-out frames", len(g), len(h))
     return {

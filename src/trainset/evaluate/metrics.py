@@ -16,6 +16,11 @@ Conventions
 
 This module also re-exports the threshold, IRF, frame and baseline functions, so
 ``from trainset.evaluate.metrics import irf_metrics, threshold_metrics, ...`` works.
+
+scikit-learn and scipy.stats are imported inside the functions that call them, never at module
+level: an evaluation job is a fresh process, importing scikit-learn takes ~0.8 s (with the
+scipy.stats and pandas it pulls in), and a frames report calls none of it
+(tests/evaluate/test_eval_imports.py).
 """
 
 from __future__ import annotations
@@ -25,7 +30,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import confusion_matrix, f1_score, log_loss
 
 from trainset.evaluate._common import (NAN, as_array, check_same_shape, expand_mask, floats,
                                        masked_mean, names_for)
@@ -180,6 +184,8 @@ def classification_metrics(logits_or_probs: Any, labels: Any, num_classes: int,
         columns predicted), and for labels with ``ndim >= 2`` ``per_step``
         ``{accuracy: [T], count: [T]}`` along axis 1. With nothing counted the metrics are NaN.
     """
+    from sklearn.metrics import confusion_matrix, f1_score, log_loss  # here: a frames report needs none
+
     scores = as_array(logits_or_probs, np.float64)
     y_all = as_array(labels)
     c = int(num_classes)

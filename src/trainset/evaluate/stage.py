@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from trainset.errors import TrainsetError
-from trainset.evaluate.load import load_split
+from trainset.evaluate.load import load_splits
 from trainset.provenance import code_version, creation_date, file_sha256, json_sha256, jsonable, write_json
 from trainset.tasks import TASKS, TaskSpec
 from trainset.versions import KEY, check_version, stamp
@@ -62,8 +62,8 @@ def evaluate_run(run: dict[str, Any], folder: str | os.PathLike, dataset_path: s
                                                              sample_steps)
     else:
         predictions = predict(model, cfg, dataset_path, split, scalers, info)
-        train = load_split(dataset_path, cfg.training.train_split, cfg.data.worlds)
-        test = load_split(dataset_path, split, cfg.data.worlds)
+        read = load_splits(dataset_path, [cfg.training.train_split, split], cfg.data.worlds)  # one pass
+        train, test = read[cfg.training.train_split], read[split]
         if not np.array_equal(predictions.extra["index"], test["index"]):
             raise TrainsetError(f"{dataset_path}: predictions of split {split!r} are not in the split's order. "
                                 "Fix: report this as a bug; baselines would be scored against the wrong rows")

@@ -258,6 +258,16 @@ def irf_splits(model: Any, cfg: Any, dataset_path, scalers: Any, info: dict, tra
     return {"nrmse_by_split": by_split}, table
 
 
+def _grid_coords(dataset_path) -> dict[str, Any]:
+    """The season weeks and places of the first part (the US grid's axes), read without its frames:
+    :meth:`~trainset.io.base.Format.open` reads lazily where the format can (NetCDF)."""
+    from trainset.io.base import guess_format
+
+    with guess_format(dataset_path).open(dataset_path) as (collection, _):
+        part = next(iter(collection.parts.values()))
+        return {"season_week": part["season_week"].values, "place": part["place"].values, "feature": ["value"]}
+
+
 def generated_frames(model: Any, cfg: Any, dataset_path, split: str, scalers: Any, n: int,
                      steps: int) -> tuple[dict, list]:
     """Frames drawn from a generative model (``n`` frames, ``steps`` denoising steps; the
@@ -267,7 +277,6 @@ def generated_frames(model: Any, cfg: Any, dataset_path, split: str, scalers: An
     import torch
     import xarray as xr
 
-    from trainset.io.base import guess_format
     from trainset.plots.us_grid import plot_us_grid
 
     held = load_split(dataset_path, split)["frames"]
@@ -278,9 +287,7 @@ def generated_frames(model: Any, cfg: Any, dataset_path, split: str, scalers: An
     generated = np.clip(sample[:, :, :weeks, :places], 0, None)
     result = m.frame_distribution_metrics(generated[:, 0], held[:, 0])
     held_peaks, generated_peaks = m.national_peaks(held[:, 0]), m.national_peaks(generated[:, 0])
-    collection, _ = guess_format(dataset_path).load(dataset_path)
-    part = next(iter(collection.parts.values()))
-    coords = {"season_week": part["season_week"].values, "place": part["place"].values, "feature": ["value"]}
+    coords = _grid_coords(dataset_path)
     pngs = []
     titles = {"generated": "Generated frames (drawn from the model)", "held-out": f"Held-out frames ({split!r} split)"}
     with tempfile.TemporaryDirectory() as tmp:
