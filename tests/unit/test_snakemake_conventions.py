@@ -6,6 +6,8 @@ config/README.md generated from the schema, the workflow catalog file. `snakemak
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -190,3 +192,21 @@ def test_a_validation_job_gets_ten_minutes_per_copy_it_checks():
                                                     "datasets": {"B": {}}})
     assert space["validation_runtime"](SimpleNamespace(name="A")) == 40  # netcdf, hdf5, zarr, webdataset
     assert space["validation_runtime"](SimpleNamespace(name="B")) == 10  # the canonical copy alone
+
+
+def test_a_finished_rule_leaves_its_objects_out_of_the_exit_collection(tmp_path):
+    """run_rule freezes the heap once main returns (the last collection of a job that imported
+    torch walks every object for ~1 s); a failed rule still exits 1 with its message. In a
+    subprocess, whose freeze count starts at 0."""
+    probe = ("import gc, sys, types\n"
+             "from trainset.workflow import run_rule\n"
+             "job = types.SimpleNamespace(log=[sys.argv[1]])\n"
+             "run_rule(lambda s: print('before', gc.get_freeze_count()), job)\n"
+             "print('after', gc.get_freeze_count() > 0)\n"
+             "from trainset.errors import TrainsetError\n"
+             "def bad(s): raise TrainsetError('x.csv: column y missing. Fix: add it')\n"
+             "run_rule(bad, job)\n")
+    done = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "rule.log")], capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.split() == ["before", "0", "after", "True"]
+    assert "x.csv: column y missing" in (tmp_path / "rule.log").read_text()
