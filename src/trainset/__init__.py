@@ -4,13 +4,7 @@ The library behind the trainset Snakemake workflow. Every rule script in ``src/s
 thin wrapper around functions of this package, so each stage can also be called from Python.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("trainset")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0+unknown"
-
+from trainset._version import __version__
 from trainset.errors import TrainsetError
 
 __all__ = ["TrainsetError", "__version__", "open_dataset"]

@@ -244,3 +244,11 @@ def test_run_passes_everything_else_to_snakemake(tmp_path):
                              str(tmp_path), "--configfile", str(config)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "train_model" in result.stdout
+
+
+def test_the_package_version_is_the_installed_distributions():
+    """``trainset.__version__`` is a constant (no metadata scan per rule job); pyproject.toml
+    reads it, so the installed distribution says the same."""
+    from importlib.metadata import version
+
+    assert __version__ == version("trainset")
