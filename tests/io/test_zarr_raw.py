@@ -155,14 +155,20 @@ def _chunk(path, var: str, c: int):
     return path / "all" / var / "c" / str(c) / "0" / "0" if var == "x" else path / "all" / var / "c" / str(c)
 
 
-@pytest.mark.parametrize("damage", ["link", "truncated", "missing"])
-def test_damaged_chunk_after_opening_is_refused(tmp_path, reads, damage):
+def _opened_store(tmp_path):
+    """A fresh store of its own (the test damages it), its reader, and rows that read once already."""
     data = _collection()
     path = tmp_path / "TS_d.zarr"
     FMT.write(data, path, None, chunk=CHUNK)
     reader = FMT.reader(path)
     rows = ROWS["one chunk shuffled"]
     _assert_batch(reader.take(0, rows), data, rows, "before")
+    return data, path, reader, rows
+
+
+@pytest.mark.parametrize("damage", ["link", "truncated", "missing"])
+def test_damaged_chunk_after_opening_is_refused(tmp_path, reads, damage):
+    data, path, reader, rows = _opened_store(tmp_path)
     chunk = _chunk(path, "x", 2)
     if damage == "link":
         outside = tmp_path / "outside"
@@ -200,12 +206,7 @@ def _raising_alarm(seconds: int):
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
 def test_fifo_in_place_of_a_chunk_falls_back_and_is_named(tmp_path):
-    data = _collection()
-    path = tmp_path / "TS_d.zarr"
-    FMT.write(data, path, None, chunk=CHUNK)
-    reader = FMT.reader(path)
-    rows = ROWS["one chunk shuffled"]
-    _assert_batch(reader.take(0, rows), data, rows, "before")
+    data, path, reader, rows = _opened_store(tmp_path)
     chunk = _chunk(path, "y", 2)
     chunk.unlink()
     os.mkfifo(chunk)  # no writer: a blocking open would wait forever

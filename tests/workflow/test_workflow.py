@@ -340,38 +340,34 @@ def test_wrong_config_key_is_refused_with_its_name(tmp_path):
     assert "Failed validating" not in output  # one line, not Snakemake's dump of the schema (trainset.config_errors)
 
 
-def test_mix_arithmetic_is_refused_at_start_up(tmp_path):
-    """Proportions over 1 are refused before any job runs, naming the mix and the numbers."""
-    config = tmp_path / "over.yaml"
-    config.write_text(yaml.safe_dump({"mixes": {"MIX_70S30M": {"families": {"fluview": {"proportion": 0.8}}}}}))
+def refused_at_start_up(tmp_path: Path, user_config: dict) -> str:
+    """Snakemake's output for a dry run of ``user_config``, checked to have failed before any
+    job wrote anything."""
+    config = tmp_path / "user.yaml"
+    config.write_text(yaml.safe_dump(user_config))
     result = snakemake(REPO / "Snakefile", tmp_path / "work", config, "-n")
     assert result.returncode != 0
-    output = result.stderr + result.stdout
-    assert "mixes.MIX_70S30M: proportions" in output and "sum to 1.43, more than 1" in output
     assert not (tmp_path / "work/results").exists()
+    return result.stderr + result.stdout
+
+
+def test_mix_arithmetic_is_refused_at_start_up(tmp_path):
+    """Proportions over 1 are refused before any job runs, naming the mix and the numbers."""
+    output = refused_at_start_up(tmp_path, {"mixes": {"MIX_70S30M": {"families": {"fluview": {"proportion": 0.8}}}}})
+    assert "mixes.MIX_70S30M: proportions" in output and "sum to 1.43, more than 1" in output
 
 
 def test_past_family_without_past_seasons_is_refused_at_start_up(tmp_path):
     """plots.past_family with plots.past_seasons 0 (no overlay) would be ignored: refused, naming both."""
-    config = tmp_path / "family.yaml"
-    config.write_text(yaml.safe_dump({"plots": {"past_family": "fluview"}}))
-    result = snakemake(REPO / "Snakefile", tmp_path / "work", config, "-n")
-    assert result.returncode != 0
-    output = result.stderr + result.stdout
+    output = refused_at_start_up(tmp_path, {"plots": {"past_family": "fluview"}})
     assert "plots.past_family: 'fluview' is set but plots.past_seasons is 0" in output
-    assert not (tmp_path / "work/results").exists()
 
 
 def test_sample_steps_above_a_diffusion_runs_steps_are_refused_at_start_up(tmp_path):
     """evaluate_model would refuse them only after training: the run and the fix are named first."""
-    config = tmp_path / "steps.yaml"
-    config.write_text(yaml.safe_dump({"runs": {"flu_diffusion": {"model": {"params": {"steps": 8}}}}}))
-    result = snakemake(REPO / "Snakefile", tmp_path / "work", config, "-n")
-    assert result.returncode != 0
-    output = result.stderr + result.stdout
+    output = refused_at_start_up(tmp_path, {"runs": {"flu_diffusion": {"model": {"params": {"steps": 8}}}}})
     assert ("runs.flu_diffusion.model.params.steps: 8 diffusion steps, fewer than evaluation.sample_steps (25)"
             in output) and "Fix: set evaluation.sample_steps to at most 8" in output
-    assert not (tmp_path / "work/results").exists()
 
 
 def test_changing_sample_steps_reruns_only_the_generative_evaluation(run, tmp_path):
